@@ -1,0 +1,442 @@
+"""PMCT data model (SQLAlchemy 2.0, typed). Alembic migrations in migrations/ create it.
+
+Promises enforced by the database itself:
+- a trader fill is stored once: unique (trader_id, fill_key), where fill_key covers tx hash,
+  token, side, size, price, type and an occurrence count for byte-identical rows;
+- one copy order per (trader fill, follow);
+- a venue order hash appears once (copy_orders.order_hash unique);
+- copy order statuses come from one Enum (`CopyStatus`), written only by copy_fsm.transition().
+Secrets are stored only as Fernet tokens (encrypted_private_key, encrypted_api_creds).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db import DecimalType, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a stable constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings (VARCHAR + CHECK) so adding a value needs no ALTER TYPE.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=24,
+                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+class Tier(str, enum.Enum):
+    """Subscription tiers from the copy-trading plan."""
+
+    FREE = "free"
+    PRO = "pro"
+    ELITE = "elite"
+    WHALE = "whale"
+
+
+class FollowerStatus(str, enum.Enum):
+    """Whether a follower's copies run."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+class FollowStatus(str, enum.Enum):
+    """Whether a follow relationship queues copies."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REMOVED = "removed"
+
+
+class CopyStatus(str, enum.Enum):
+    """A copy order's life (see copy_fsm for the allowed moves)."""
+
+    QUEUED = "QUEUED"
+    CLAIMED = "CLAIMED"
+    SIGNED = "SIGNED"
+    LIVE = "LIVE"
+    PARTIAL = "PARTIAL"
+    CANCELING = "CANCELING"
+    FILLED = "FILLED"
+    REJECTED = "REJECTED"
+    IN_DOUBT = "IN_DOUBT"
+    NOT_PLACED = "NOT_PLACED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    SKIPPED = "SKIPPED"
+
+
+class PositionEventKind(str, enum.Enum):
+    """Trader position changes detected between two snapshots."""
+
+    NEW_POSITION = "NEW_POSITION"
+    SIZE_INCREASE = "SIZE_INCREASE"
+    SIZE_DECREASE = "SIZE_DECREASE"
+    POSITION_CLOSED = "POSITION_CLOSED"
+
+
+class Follower(Base):
+    """A person whose wallet copies traders; keys only as Fernet tokens."""
+
+    __tablename__ = "followers"
+    __table_args__ = (CheckConstraint("signature_type BETWEEN 0 AND 3", name="signature_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    signer_address: Mapped[str] = mapped_column(String(42), unique=True)
+    funder_address: Mapped[str] = mapped_column(String(42), unique=True)
+    signature_type: Mapped[int] = mapped_column(SmallInteger)
+    encrypted_private_key: Mapped[str] = mapped_column(Text)
+    encrypted_api_creds: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[Tier] = mapped_column(_enum(Tier, "tier"), default=Tier.PRO)
+    status: Mapped[FollowerStatus] = mapped_column(
+        _enum(FollowerStatus, "follower_status"), default=FollowerStatus.ACTIVE
+    )
+    paper_balance: Mapped[Decimal | None] = mapped_column(DecimalType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    follows: Mapped[list[Follow]] = relationship(back_populates="follower")
+
+
+class Trader(Base):
+    """A followed trader, keyed by profile (proxy) wallet, lowercase; carries the poll cursor."""
+
+    __tablename__ = "traders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wallet: Mapped[str] = mapped_column(String(42), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    cursor_ts: Mapped[int | None] = mapped_column(BigInteger)  # last fill block time seen (epoch s)
+    seeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    follows: Mapped[list[Follow]] = relationship(back_populates="trader")
+
+
+class Follow(Base):
+    """Follower F copies trader T at copy_pct %, at most max_usd_per_trade per copy."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        UniqueConstraint("follower_id", "trader_id", name="uq_follows_follower_trader"),
+        CheckConstraint("copy_pct > 0 AND copy_pct <= 100", name="copy_pct_range"),
+        CheckConstraint("max_usd_per_trade > 0", name="max_usd_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"), index=True)
+    trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"), index=True)
+    copy_pct: Mapped[Decimal] = mapped_column(DecimalType())
+    max_usd_per_trade: Mapped[Decimal] = mapped_column(DecimalType())
+    max_slippage: Mapped[Decimal | None] = mapped_column(DecimalType())
+    daily_usd_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    market_exposure_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    price_min: Mapped[Decimal | None] = mapped_column(DecimalType())
+    price_max: Mapped[Decimal | None] = mapped_column(DecimalType())
+    status: Mapped[FollowStatus] = mapped_column(
+        _enum(FollowStatus, "follow_status"), default=FollowStatus.ACTIVE
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    follower: Mapped[Follower] = relationship(back_populates="follows")
+    trader: Mapped[Trader] = relationship(back_populates="follows")
+
+    @property
+    def active(self) -> bool:
+        """True when this follow queues copies (the follower's own status is checked apart)."""
+        return self.status == FollowStatus.ACTIVE
+
+
+class TraderFill(Base):
+    """One Data API activity row of a followed trader, stored once."""
+
+    __tablename__ = "trader_fills"
+    __table_args__ = (
+        UniqueConstraint("trader_id", "fill_key", name="uq_trader_fills_identity"),
+        Index("ix_trader_fills_trader_time", "trader_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"))
+    fill_key: Mapped[str] = mapped_column(String(64))  # sha256 of the identity tuple + occurrence
+    occurrence: Mapped[int] = mapped_column(Integer, default=0)
+    activity_type: Mapped[str] = mapped_column(String(24))
+    transaction_hash: Mapped[str] = mapped_column(String(66))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    token_id: Mapped[str] = mapped_column(String(80))
+    side: Mapped[str | None] = mapped_column(String(4))
+    size: Mapped[Decimal] = mapped_column(DecimalType())
+    price: Mapped[Decimal] = mapped_column(DecimalType())
+    usdc_size: Mapped[Decimal | None] = mapped_column(DecimalType())
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    outcome_index: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    slug: Mapped[str] = mapped_column(String(300), default="")
+    event_slug: Mapped[str] = mapped_column(String(300), default="")
+    is_combo: Mapped[bool] = mapped_column(Boolean, default=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CopyOrder(Base):
+    """The copy of one trader fill for one follow; at most one live venue order at a time."""
+
+    __tablename__ = "copy_orders"
+    __table_args__ = (
+        UniqueConstraint("trader_fill_id", "follow_id", name="uq_copy_orders_fill_follow"),
+        Index("ix_copy_orders_status", "status"),
+        Index("ix_copy_orders_follower_status", "follower_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
+    trader_fill_id: Mapped[int] = mapped_column(ForeignKey("trader_fills.id"))
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
+    side: Mapped[str] = mapped_column(String(4))
+    token_id: Mapped[str] = mapped_column(String(80))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    trader_price: Mapped[Decimal] = mapped_column(DecimalType())
+    status: Mapped[CopyStatus] = mapped_column(_enum(CopyStatus, "copy_status"))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    reason_detail: Mapped[str | None] = mapped_column(Text)
+    intended_size: Mapped[Decimal | None] = mapped_column(DecimalType())
+    intended_price: Mapped[Decimal | None] = mapped_column(DecimalType())
+    order_type: Mapped[str | None] = mapped_column(String(4))
+    signed_payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    order_hash: Mapped[str | None] = mapped_column(String(66), unique=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(66))
+    filled_size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    avg_fill_price: Mapped[Decimal | None] = mapped_column(DecimalType())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    follow: Mapped[Follow] = relationship()
+    trader_fill: Mapped[TraderFill] = relationship()
+    events: Mapped[list[CopyOrderEvent]] = relationship(
+        back_populates="copy_order", order_by="CopyOrderEvent.id"
+    )
+
+
+class CopyOrderEvent(Base):
+    """One state change of a copy order, written in the same transaction as the change."""
+
+    __tablename__ = "copy_order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    copy_order_id: Mapped[int] = mapped_column(ForeignKey("copy_orders.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    order_hash: Mapped[str | None] = mapped_column(String(66), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    copy_order: Mapped[CopyOrder] = relationship(back_populates="events")
+
+
+class FollowerFill(Base):
+    """A fill of one of the follower's venue (or paper) orders."""
+
+    __tablename__ = "follower_fills"
+    __table_args__ = (
+        UniqueConstraint("trade_id", "order_hash", name="uq_follower_fills_trade_order"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    copy_order_id: Mapped[int] = mapped_column(ForeignKey("copy_orders.id"), index=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"), index=True)
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
+    trade_id: Mapped[str] = mapped_column(String(80))
+    order_hash: Mapped[str] = mapped_column(String(66))
+    token_id: Mapped[str] = mapped_column(String(80))
+    side: Mapped[str] = mapped_column(String(4))
+    size: Mapped[Decimal] = mapped_column(DecimalType())
+    price: Mapped[Decimal] = mapped_column(DecimalType())
+    fee: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    trade_status: Mapped[str] = mapped_column(String(32))
+    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+    realized_pnl: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    filled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FollowerPosition(Base):
+    """What a follower holds in one token through one follow (paper and live kept apart)."""
+
+    __tablename__ = "follower_positions"
+    __table_args__ = (
+        UniqueConstraint("follow_id", "token_id", "paper", name="uq_follower_positions_key"),
+        CheckConstraint("size >= 0", name="size_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"), index=True)
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
+    token_id: Mapped[str] = mapped_column(String(80))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    avg_cost: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    realized_pnl: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    fees_paid: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class TraderPositionSnapshot(Base):
+    """A followed trader's holding in one token at one snapshot time."""
+
+    __tablename__ = "trader_position_snapshots"
+    __table_args__ = (Index("ix_trader_snapshots_trader_time", "trader_id", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"))
+    token_id: Mapped[str] = mapped_column(String(80))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    size: Mapped[Decimal] = mapped_column(DecimalType())
+    avg_price: Mapped[Decimal | None] = mapped_column(DecimalType())
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TraderPositionEvent(Base):
+    """NEW_POSITION / SIZE_INCREASE / SIZE_DECREASE / POSITION_CLOSED between two snapshots."""
+
+    __tablename__ = "trader_position_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"), index=True)
+    token_id: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[PositionEventKind] = mapped_column(_enum(PositionEventKind, "position_event_kind"))
+    old_size: Mapped[Decimal] = mapped_column(DecimalType())
+    new_size: Mapped[Decimal] = mapped_column(DecimalType())
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Market(Base):
+    """Cached market parameters (condition id → tick, min size, neg-risk, version, ...)."""
+
+    __tablename__ = "markets"
+
+    condition_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    question: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[str] = mapped_column(String(2))
+    tick_size: Mapped[Decimal] = mapped_column(DecimalType())
+    min_size: Mapped[Decimal] = mapped_column(DecimalType())
+    neg_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    accepting_orders: Mapped[bool] = mapped_column(Boolean, default=True)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fee_rate: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    fee_exponent: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(1))
+    fee_takers_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    tokens: Mapped[list[MarketTokenRow]] = relationship(
+        back_populates="market", order_by="MarketTokenRow.outcome_index"
+    )
+
+
+class MarketTokenRow(Base):
+    """One outcome of a cached market: token id (or position id) → label and index."""
+
+    __tablename__ = "market_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    condition_id: Mapped[str] = mapped_column(ForeignKey("markets.condition_id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    outcome_index: Mapped[int] = mapped_column(Integer)
+
+    market: Mapped[Market] = relationship(back_populates="tokens")
+
+
+class DaemonHeartbeat(Base):
+    """Last sign of life of a daemon process (watcher shard, executor)."""
+
+    __tablename__ = "daemon_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_cycle_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_cycle_ms: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ShardLease(Base):
+    """Which watcher process owns shard i of N, until when."""
+
+    __tablename__ = "shard_leases"
+
+    shard: Mapped[str] = mapped_column(String(16), primary_key=True)  # "i/N"
+    owner: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SystemFlag(Base):
+    """Deployment-wide switches, e.g. the global kill switch."""
+
+    __tablename__ = "system_flags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def init_db(database_url: str | None = None) -> None:
+    """Create or upgrade the schema to the latest migration (idempotent)."""
+    from migrate import upgrade_to_head
+
+    upgrade_to_head(database_url)
