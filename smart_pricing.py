@@ -1,0 +1,247 @@
+"""Smart pricing: the limit price of a copy order as a function of its age and the live book.
+
+Pure functions of values (no I/O, no clock). The schedule (seed plan, "Smart Pricing"):
+
+| age      | BUY price (SELL is the mirror image)                                     |
+|----------|---------------------------------------------------------------------------|
+| 0–6 h    | the trader's price                                                        |
+| 6–12 h   | trader + f × (mid − trader); f by spread class: tight 10 %, normal 15 %,   |
+|          | wide 20 % (patient when the book is tight, aggressive when it is wide)    |
+| 12–24 h  | the mid                                                                    |
+| 24–36 h  | the best opposite price (best ask for a BUY, best bid for a SELL): the   |
+|          | order is marketable "at that price or better"                            |
+| ≥ 36 h   | market conversion: a FAK order whose protective limit is the slippage    |
+|          | limit, so it takes whatever the book offers up to that price             |
+
+Invariants (property tests in tests/test_smart_pricing.py):
+- every price is on the tick grid and inside [tick, 1 − tick]; snapping is in the safe
+  direction (BUY floors, SELL ceils);
+- no price ever crosses the per-follow slippage limit: BUY ≤ trader × (1 + s),
+  SELL ≥ trader × (1 − s) (default s = DEFAULT_MAX_SLIPPAGE = 5 %); a target beyond it is
+  clamped to it;
+- before 6 h a price is never worse than the trader's (BUY ≤ trader, SELL ≥ trader);
+- for a fixed book the schedule only ever gets more aggressive with age: each stage's price is
+  the most aggressive of its own target and every earlier stage's target (a BUY never goes
+  below the trader's price because the mid happens to be lower). A stage whose reference the
+  book cannot give (no mid, no opposite side) leaves the price where the earlier stages put it.
+- never chase: at the market stage, when the opposite side is empty or entirely beyond the
+  slippage limit the decision is WAIT (keep any live order, ask again later); from
+  GIVE_UP_AFTER (72 h) on it is SKIP (cancel the copy, reason recorded).
+When no grid price satisfies the rules (e.g. the tick changed under a price near 0 or 1) the
+decision is WAIT with reason `no_valid_price` (SKIP from GIVE_UP_AFTER on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, localcontext
+from enum import StrEnum
+from typing import Literal
+
+from pm_types import OrderBook, OrderType, Side
+from ticks import ceil_to_tick, floor_to_tick, is_valid_tick
+
+SpreadClass = Literal["tight", "normal", "wide"]
+
+TIGHT_BELOW = Decimal("0.005")  # relative spread (spread / mid) under 0.5 % is tight
+WIDE_ABOVE = Decimal("0.02")  # over 2 % is wide; in between (inclusive) is normal
+TOWARD_MID_FRACTION: dict[SpreadClass, Decimal] = {
+    "tight": Decimal("0.10"),
+    "normal": Decimal("0.15"),
+    "wide": Decimal("0.20"),
+}
+DEFAULT_MAX_SLIPPAGE = Decimal("0.05")  # 5 % of the trader's price
+
+TOWARD_MID_AFTER = timedelta(hours=6)
+MID_AFTER = timedelta(hours=12)
+BEST_OPPOSITE_AFTER = timedelta(hours=24)
+MARKET_AFTER = timedelta(hours=36)
+GIVE_UP_AFTER = timedelta(hours=72)  # market stage still not executable → skip the copy
+
+MARKET_ORDER_TYPE = OrderType.FAK  # fill what the book offers within the limit, cancel the rest
+LIMIT_ORDER_TYPE = OrderType.GTC
+
+_ONE = Decimal(1)
+
+
+class PriceAction(StrEnum):
+    """What the executor should do with a copy order."""
+
+    LIMIT = "limit"  # (re)place a resting limit order at `price`
+    MARKET = "market"  # place a FAK order with protective limit `price`
+    WAIT = "wait"  # place or change nothing now; ask again later
+    SKIP = "skip"  # give up on this copy (cancel any live order); `reason` says why
+
+
+class Stage(StrEnum):
+    """The step of the schedule a decision comes from."""
+
+    TRADER = "trader"
+    TOWARD_MID = "toward_mid"
+    MID = "mid"
+    BEST_OPPOSITE = "best_opposite"
+    MARKET = "market"
+
+
+class PriceReason(StrEnum):
+    """Why a decision is not the plain scheduled price."""
+
+    NONE = ""
+    CLAMPED_TO_SLIPPAGE_LIMIT = "clamped_to_slippage_limit"
+    BEYOND_SLIPPAGE_LIMIT = "beyond_slippage_limit"
+    NO_LIQUIDITY = "no_liquidity"
+    NO_VALID_PRICE = "no_valid_price"
+    INVALID_TRADER_PRICE = "invalid_trader_price"
+
+
+@dataclass(frozen=True)
+class PriceDecision:
+    """A pricing decision: an action, its price and order type, and where it came from."""
+
+    action: PriceAction
+    price: Decimal | None  # LIMIT: the limit price; MARKET: the protective limit
+    order_type: OrderType | None
+    stage: Stage
+    spread: SpreadClass
+    reason: PriceReason = PriceReason.NONE
+
+
+def spread_class(book: OrderBook) -> SpreadClass:
+    """Classify the book's relative spread (spread / mid); a one-sided book counts as wide."""
+    spread, mid = book.spread, book.mid
+    if spread is None or mid is None or mid <= 0:
+        return "wide"
+    relative = spread / mid
+    if relative < TIGHT_BELOW:
+        return "tight"
+    if relative > WIDE_ABOVE:
+        return "wide"
+    return "normal"
+
+
+def stage_for(elapsed: timedelta) -> Stage:
+    """The schedule stage for an order of this age (a negative age counts as 0)."""
+    if elapsed >= MARKET_AFTER:
+        return Stage.MARKET
+    if elapsed >= BEST_OPPOSITE_AFTER:
+        return Stage.BEST_OPPOSITE
+    if elapsed >= MID_AFTER:
+        return Stage.MID
+    if elapsed >= TOWARD_MID_AFTER:
+        return Stage.TOWARD_MID
+    return Stage.TRADER
+
+
+def snap(side: Side, price: Decimal, tick: Decimal) -> Decimal:
+    """Snap to the grid in the safe direction: a BUY floors, a SELL ceils."""
+    return floor_to_tick(price, tick) if side is Side.BUY else ceil_to_tick(price, tick)
+
+
+def slippage_limit(side: Side, trader_price: Decimal, tick: Decimal,
+                   max_slippage: Decimal = DEFAULT_MAX_SLIPPAGE) -> Decimal:
+    """The worst grid price allowed: BUY highest ≤ trader×(1+s), SELL lowest ≥ trader×(1−s)."""
+    if side is Side.BUY:
+        return floor_to_tick(trader_price * (_ONE + max_slippage), tick)
+    return ceil_to_tick(trader_price * (_ONE - max_slippage), tick)
+
+
+def _more_aggressive(side: Side, a: Decimal, b: Decimal) -> Decimal:
+    return max(a, b) if side is Side.BUY else min(a, b)
+
+
+def _within(side: Side, price: Decimal, bound: Decimal) -> bool:
+    """True if `price` is no worse for us than `bound` (BUY ≤ bound, SELL ≥ bound)."""
+    return price <= bound if side is Side.BUY else price >= bound
+
+
+def _opposite_best(side: Side, book: OrderBook) -> Decimal | None:
+    return book.best_ask if side is Side.BUY else book.best_bid
+
+
+def price_copy(
+    side: Side,
+    trader_price: Decimal,
+    book: OrderBook,
+    tick: Decimal,
+    elapsed: timedelta,
+    max_slippage: Decimal = DEFAULT_MAX_SLIPPAGE,
+) -> PriceDecision:
+    """Price a copy order of this age against this book, following the schedule above."""
+    if not is_valid_tick(tick):
+        raise ValueError(f"{tick} is not a Polymarket tick size")
+    if not (Decimal(0) <= max_slippage < _ONE):
+        raise ValueError(f"max_slippage must be in [0, 1), got {max_slippage}")
+    elapsed = max(elapsed, timedelta(0))
+    stage = stage_for(elapsed)
+    spread = spread_class(book)
+
+    def decide(action: PriceAction, price: Decimal | None = None,
+               reason: PriceReason = PriceReason.NONE) -> PriceDecision:
+        order_type = {PriceAction.LIMIT: LIMIT_ORDER_TYPE,
+                      PriceAction.MARKET: MARKET_ORDER_TYPE}.get(action)
+        return PriceDecision(action, price, order_type, stage, spread, reason)
+
+    def stuck(reason: PriceReason) -> PriceDecision:
+        return decide(PriceAction.SKIP if elapsed >= GIVE_UP_AFTER else PriceAction.WAIT,
+                      reason=reason)
+
+    if not (Decimal(0) < trader_price < _ONE):
+        return decide(PriceAction.SKIP, reason=PriceReason.INVALID_TRADER_PRICE)
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        low, high = tick, _ONE - tick
+        limit = slippage_limit(side, trader_price, tick, max_slippage)
+        limit = min(limit, high) if side is Side.BUY else max(limit, low)
+        if not (low <= limit <= high):
+            return stuck(PriceReason.NO_VALID_PRICE)
+
+        if stage is Stage.MARKET:
+            best = _opposite_best(side, book)
+            if best is None:
+                return stuck(PriceReason.NO_LIQUIDITY)
+            if not _within(side, best, limit):
+                return stuck(PriceReason.BEYOND_SLIPPAGE_LIMIT)
+            return decide(PriceAction.MARKET, limit)
+
+        target = _scheduled_target(side, trader_price, book, tick, stage, spread)
+        reason = PriceReason.NONE
+        if not _within(side, target, limit):
+            target, reason = limit, PriceReason.CLAMPED_TO_SLIPPAGE_LIMIT
+        target = min(max(target, low), high)
+        if stage is Stage.TRADER and not _within(side, target, trader_price):
+            return stuck(PriceReason.NO_VALID_PRICE)
+        if not _within(side, target, limit):
+            return stuck(PriceReason.NO_VALID_PRICE)
+        return decide(PriceAction.LIMIT, target, reason)
+
+
+def _scheduled_target(side: Side, trader_price: Decimal, book: OrderBook, tick: Decimal,
+                      stage: Stage, spread: SpreadClass) -> Decimal:
+    """The most aggressive of the trader's price and each reached stage's grid target."""
+    price = snap(side, trader_price, tick)
+    mid = book.mid
+    if stage in (Stage.TOWARD_MID, Stage.MID, Stage.BEST_OPPOSITE) and mid is not None:
+        step = trader_price + TOWARD_MID_FRACTION[spread] * (mid - trader_price)
+        price = _more_aggressive(side, price, snap(side, step, tick))
+    if stage in (Stage.MID, Stage.BEST_OPPOSITE) and mid is not None:
+        price = _more_aggressive(side, price, snap(side, mid, tick))
+    if stage is Stage.BEST_OPPOSITE:
+        best = _opposite_best(side, book)
+        if best is not None:
+            price = _more_aggressive(side, price, snap(side, best, tick))
+    return price
+
+
+def reprice_due(live_price: Decimal | None, decision: PriceDecision) -> bool:
+    """True when a live order at `live_price` must be replaced to follow `decision`.
+
+    LIMIT: when there is no live order or its price differs; MARKET: always (a conversion);
+    WAIT: never; SKIP: never (the caller cancels instead of replacing).
+    """
+    if decision.action is PriceAction.MARKET:
+        return True
+    if decision.action is PriceAction.LIMIT:
+        return live_price is None or decision.price != live_price
+    return False
