@@ -30,7 +30,8 @@ class UserInputError(Exception):
 def _fail(message: str, code: int) -> NoReturn:
     from crypto import mask_secrets
 
-    click.echo(f"error: {mask_secrets(message)}", err=True)
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    click.echo(f"error: {mask_secrets(first)}", err=True)
     sys.exit(code)
 
 
@@ -77,6 +78,10 @@ def _handle_exception(exc: Exception) -> NoReturn:
     if isinstance(exc, (OperationalError, ProgrammingError)):
         _fail("database error: is the database reachable and migrated (`admin init-db`)? "
               f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})", 1)
+    from sqlalchemy.exc import IntegrityError
+
+    if isinstance(exc, IntegrityError):
+        _fail("the database refused the change (a constraint failed); nothing was written", 1)
     _fail(f"unexpected failure: {type(exc).__name__}: {exc}", 1)
 
 

@@ -96,8 +96,20 @@ def is_sqlite_url(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def driver_url(url: str) -> str:
+    """`url` with the psycopg2 driver made explicit for plain postgresql:// URLs.
+
+    SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; PMCT ships psycopg2-binary.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas PMCT relies on (SQLite: WAL, foreign keys, busy timeout)."""
+    url = driver_url(url)
     if is_sqlite_url(url):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 

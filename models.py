@@ -158,8 +158,8 @@ class Follow(Base):
     __tablename__ = "follows"
     __table_args__ = (
         UniqueConstraint("follower_id", "trader_id", name="uq_follows_follower_trader"),
-        CheckConstraint("copy_pct > 0 AND copy_pct <= 100", name="copy_pct_range"),
-        CheckConstraint("max_usd_per_trade > 0", name="max_usd_positive"),
+        CheckConstraint("CAST(copy_pct AS NUMERIC) > 0 AND CAST(copy_pct AS NUMERIC) <= 100", name="copy_pct_range"),
+        CheckConstraint("CAST(max_usd_per_trade AS NUMERIC) > 0", name="max_usd_positive"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -317,7 +317,7 @@ class FollowerPosition(Base):
     __tablename__ = "follower_positions"
     __table_args__ = (
         UniqueConstraint("follow_id", "token_id", "paper", name="uq_follower_positions_key"),
-        CheckConstraint("size >= 0", name="size_not_negative"),
+        CheckConstraint("CAST(size AS NUMERIC) >= 0", name="size_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import make_engine, make_sessionmaker
+from db import driver_url, make_engine, make_sessionmaker
 from migrate import upgrade_to_head
 
 PG_ADMIN_URL = os.environ.get("PMCT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -28,7 +28,7 @@ def _in_ci() -> bool:
 def create_pg_database(prefix: str = "pmct_test") -> str:
     """Create a new empty PostgreSQL database; return its URL."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(driver_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -40,7 +40,7 @@ def create_pg_database(prefix: str = "pmct_test") -> str:
 def drop_pg_database(url: str) -> None:
     """Drop a database created by create_pg_database."""
     name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(driver_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -51,7 +51,7 @@ def drop_pg_database(url: str) -> None:
 def pg_available() -> str | None:
     """None when PostgreSQL answers, else the reason it does not."""
     try:
-        eng = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        eng = create_engine(driver_url(PG_ADMIN_URL), connect_args={"connect_timeout": 3})
         with eng.connect() as conn:
             conn.execute(text("SELECT 1"))
         eng.dispose()
