@@ -7,9 +7,11 @@ once; tables are truncated after each test. Under CI=true an unreachable server 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -100,20 +102,30 @@ def pg_url() -> Iterator[str]:
         drop_pg_database(url)
 
 
-def _truncate_all(engine: Engine) -> None:
+def _empty_all(engine: Engine) -> None:
+    """Delete every row (faster than TRUNCATE for the few rows a test writes)."""
     from models import Base
 
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test instead of migrating again."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
     """A migrated database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'pmct.db'}"
-        upgrade_to_head(url)
+        target = tmp_path / "pmct.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        url = f"sqlite:///{target}"
         engine = make_engine(url)
         try:
             yield Database(url, engine, make_sessionmaker(engine))
@@ -125,5 +137,5 @@ def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         try:
             yield Database(url, engine, make_sessionmaker(engine))
         finally:
-            _truncate_all(engine)
+            _empty_all(engine)
             engine.dispose()

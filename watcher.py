@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""watcher: polls followed traders' fills on the Data API, stores each once, queues the copies.
+
+`python watcher.py` runs until SIGTERM/SIGINT; `--once` runs one cycle and exits (0, or 1 on
+failure); `--shard i/N` polls only the traders whose stable address hash falls in shard i, under
+a lease row so two processes never poll one shard. A trader's cursor (last fill time seen)
+advances in the same transaction as the fills and their copy orders, so a crash or SIGTERM at
+any point loses nothing: the next cycle re-polls from the cursor minus an overlap window, and
+the fill identity makes the re-poll insert nothing twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import ConfigError, Settings, load_settings
+from daemon import CycleStats, SystemdNotifier, install_signal_handlers, record_heartbeat, run_loop
+from db import make_engine, make_sessionmaker, session_scope, utcnow
+from fill_store import store_fills
+from market_store import known_tokens, upsert_market
+from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
+from positions_watch import Holding, record_snapshot
+
+log = logging.getLogger("pmct.watcher")
+CACHE_BUST_SECONDS = 86400
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard i of n (0-based); `0/1` is everything."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Parse `i/N` (0 ≤ i < N); ValueError with a clear message otherwise."""
+        try:
+            i_text, n_text = text.split("/")
+            index, count = int(i_text), int(n_text)
+        except ValueError:
+            raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"--shard {text}: need 0 <= i < N")
+        return cls(index, count)
+
+    @property
+    def name(self) -> str:
+        """`i/N`."""
+        return f"{self.index}/{self.count}"
+
+    def owns(self, wallet: str) -> bool:
+        """True if this shard polls `wallet` (stable hash of the lowercase address)."""
+        if self.count == 1:
+            return True
+        digest = hashlib.sha256(wallet.lower().encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+@dataclass
+class WatcherContext:
+    """Everything one watcher process needs."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    client: Any  # polymarket_client.PolymarketClient
+    shard: Shard = field(default_factory=Shard)
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    clock: Callable[[], datetime] = utcnow
+    concurrency: int = 16
+    page_limit: int = 500
+    max_pages: int = 20
+
+    @property
+    def lease_ttl(self) -> timedelta:
+        """How long a shard lease lives without renewal."""
+        return timedelta(seconds=max(30.0, 3 * self.settings.watcher_poll_interval + 10))
+
+
+@dataclass(frozen=True)
+class TraderToPoll:
+    """A trader row's fields needed for one poll."""
+
+    id: int
+    wallet: str
+    cursor_ts: int | None
+    first_follow_start: datetime
+    last_snapshot_at: datetime | None
+
+
+def acquire_lease(factory: sessionmaker[Session], shard: Shard, owner: str, now: datetime,
+                  ttl: timedelta) -> bool:
+    """Take or renew the lease of `shard`; False when another live process holds it."""
+    try:
+        with session_scope(factory) as s:
+            row = s.get(ShardLease, shard.name, with_for_update=True)
+            if row is None:
+                s.add(ShardLease(shard=shard.name, owner=owner, expires_at=now + ttl, acquired_at=now))
+                s.flush()
+                return True
+            if row.owner != owner and row.expires_at > now:
+                return False
+            if row.owner != owner:
+                log.warning("taking over shard %s from %s (lease expired %s)", shard.name,
+                            row.owner, row.expires_at.isoformat())
+                row.acquired_at = now
+            row.owner, row.expires_at = owner, now + ttl
+            return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(factory: sessionmaker[Session], shard: Shard, owner: str) -> None:
+    """Give the shard lease back (only if we hold it)."""
+    with session_scope(factory) as s:
+        s.execute(delete(ShardLease).where(ShardLease.shard == shard.name, ShardLease.owner == owner))
+
+
+def traders_to_poll(session: Session, shard: Shard) -> list[TraderToPoll]:
+    """Traders with at least one active follow of an active follower, in this shard."""
+    from sqlalchemy import func
+
+    rows = session.execute(
+        select(Trader.id, Trader.wallet, Trader.cursor_ts, func.min(Follow.started_at),
+               Trader.last_snapshot_at)
+        .join(Follow, Follow.trader_id == Trader.id)
+        .join(Follower, Follower.id == Follow.follower_id)
+        .where(Follow.status == FollowStatus.ACTIVE, Follower.status == FollowerStatus.ACTIVE)
+        .group_by(Trader.id, Trader.wallet, Trader.cursor_ts, Trader.last_snapshot_at)
+        .order_by(Trader.id)
+    ).all()
+    out = []
+    for tid, wallet, cursor_ts, first_start, snap_at in rows:
+        if shard.owns(wallet):
+            if first_start.tzinfo is None:  # SQLite MIN() bypasses the column type
+                first_start = datetime.fromisoformat(str(first_start)).replace(tzinfo=UTC)
+            out.append(TraderToPoll(tid, wallet, cursor_ts, first_start, snap_at))
+    return out
+
+
+@dataclass
+class PollResult:
+    """What polling one trader did."""
+
+    fetched: int = 0
+    new_fills: int = 0
+    queued: int = 0
+    skipped: int = 0
+    rejected_rows: int = 0
+    failed: bool = False
+    new_markets: set[tuple[str, str]] = field(default_factory=set)
+
+
+async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
+    """Fetch one trader's activity since its cursor and store it (one transaction)."""
+    from pm_parse import DEFAULT_ACTIVITY_TYPES, ActivityQuery
+
+    overlap = ctx.settings.watcher_overlap_seconds
+    seed = int(trader.first_follow_start.timestamp())
+    cursor = trader.cursor_ts if trader.cursor_ts is not None else seed
+    now = ctx.clock()
+    query = ActivityQuery(user=trader.wallet, types=DEFAULT_ACTIVITY_TYPES,
+                          start=max(0, cursor - overlap), end=int(now.timestamp()) + CACHE_BUST_SECONDS,
+                          limit=ctx.page_limit, sort_direction="ASC")
+    page = await ctx.client.fetch_activity(query, max_pages=ctx.max_pages)
+    rows = [r for r in page.items if r.proxy_wallet.lower() == trader.wallet]
+    result = PollResult(fetched=len(rows), rejected_rows=len(page.rejected))
+    if page.rejected:
+        log.warning("trader %s: %d activity row(s) could not be parsed and were ignored",
+                    trader.wallet, len(page.rejected))
+    if page.next_cursor is not None:
+        log.warning("trader %s: more than %d rows since the cursor; the rest comes next cycle",
+                    trader.wallet, len(rows))
+    seen_at = ctx.clock()
+    with session_scope(ctx.factory) as s:
+        stored = store_fills(s, trader.id, rows, now=seen_at,
+                             max_copy_delay=timedelta(seconds=ctx.settings.max_copy_delay))
+        row = s.get(Trader, trader.id)
+        assert row is not None
+        newest = max((int(r.timestamp.timestamp()) for r in rows), default=cursor)
+        row.cursor_ts = max(cursor, newest)
+        if trader.cursor_ts is None:
+            row.seeded_at = seen_at
+        row.last_polled_at = seen_at
+    result.new_fills, result.queued, result.skipped = stored.new_fills, stored.queued, stored.skipped
+    if stored.new_fills:
+        result.new_markets = {(r.condition_id, r.token_id) for r in rows
+                              if r.type == "TRADE" and not r.is_combo and r.token_id}
+    return result
+
+
+async def snapshot_trader(ctx: WatcherContext, trader: TraderToPoll) -> int:
+    """Snapshot one trader's positions; returns the number of change events."""
+    page = await ctx.client.fetch_positions(trader.wallet)
+    if page.next_cursor is not None:  # a partial snapshot would invent POSITION_CLOSED events
+        log.warning("trader %s: too many positions for one snapshot; skipped", trader.wallet)
+        return 0
+    holdings = [Holding(p.token_id, p.condition_id, p.current_size, p.avg_price)
+                for p in page.items]
+    now = ctx.clock()
+    with session_scope(ctx.factory) as s:
+        events = record_snapshot(s, trader.id, holdings, now)
+        row = s.get(Trader, trader.id)
+        assert row is not None
+        row.last_snapshot_at = now
+    return len(events)
+
+
+async def cache_markets(ctx: WatcherContext, pairs: set[tuple[str, str]]) -> int:
+    """Fetch and store market info for tokens not cached yet; returns how many were added."""
+    with session_scope(ctx.factory) as s:
+        have = known_tokens(s, {t for _, t in pairs})
+    todo = {c for c, t in pairs if t not in have}
+    added = 0
+    for condition_id in sorted(todo):
+        try:
+            info = await ctx.client.get_market_info(condition_id)
+        except Exception as exc:  # noqa: BLE001 - the executor fetches it again if needed
+            log.warning("market %s: could not fetch its parameters: %s", condition_id, exc)
+            continue
+        with session_scope(ctx.factory) as s:
+            upsert_market(s, info, ctx.clock())
+        added += 1
+    return added
+
+
+async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
+    """One full poll: every trader of this shard, then due snapshots, then new markets."""
+    stats = CycleStats()
+    if not acquire_lease(ctx.factory, ctx.shard, ctx.owner, ctx.clock(), ctx.lease_ttl):
+        log.warning("shard %s is held by another live watcher; not polling", ctx.shard.name)
+        stats.counts["lease_held_elsewhere"] = 1
+        return stats
+    with session_scope(ctx.factory) as s:
+        traders = traders_to_poll(s, ctx.shard)
+    sem = asyncio.Semaphore(ctx.concurrency)
+
+    async def guarded(t: TraderToPoll) -> PollResult | None:
+        async with sem:
+            if stop.is_set():
+                return None
+            try:
+                return await poll_trader(ctx, t)
+            except Exception as exc:  # noqa: BLE001 - one trader must not stop the others
+                log.warning("trader %s: poll failed: %s", t.wallet, exc)
+                return PollResult(failed=True)
+
+    results = [r for r in await asyncio.gather(*(guarded(t) for t in traders)) if r is not None]
+    counts = stats.counts
+    counts["traders"] = len(traders)
+    counts["polled"] = len(results)
+    counts["errors"] = sum(1 for r in results if r.failed)
+    counts["fetched"] = sum(r.fetched for r in results)
+    counts["new_fills"] = sum(r.new_fills for r in results)
+    counts["queued"] = sum(r.queued for r in results)
+    counts["skipped"] = sum(r.skipped for r in results)
+    if stop.is_set():
+        return stats
+    due = [t for t in traders if t.last_snapshot_at is None or
+           ctx.clock() - t.last_snapshot_at >= timedelta(seconds=ctx.settings.position_snapshot_interval)]
+    events = 0
+    for t in due:
+        if stop.is_set():
+            break
+        try:
+            events += await snapshot_trader(ctx, t)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("trader %s: position snapshot failed: %s", t.wallet, exc)
+    counts["snapshots"], counts["position_events"] = len(due), events
+    pairs: set[tuple[str, str]] = set().union(*(r.new_markets for r in results)) if results else set()
+    if pairs and not stop.is_set():
+        counts["new_markets"] = await cache_markets(ctx, pairs)
+    return stats
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="watcher.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
+    parser.add_argument("--shard", default="0/1", help="poll only shard i of N (default 0/1)")
+    return parser.parse_args(argv)
+
+
+async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> int:
+    from migrate import current_revision, head_revision
+    from polymarket_client import PolymarketClient
+
+    if current_revision(settings.database_url) != head_revision():
+        print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
+        return 1
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    client = PolymarketClient.from_settings(settings)
+    ctx = WatcherContext(settings=settings, factory=factory, client=client, shard=shard)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    name = "watcher" if shard.count == 1 else f"watcher-{shard.name}"
+    started = utcnow()
+    log.info("watcher starting: shard %s, settings %s", shard.name, settings.redacted())
+
+    async def cycle(ev: asyncio.Event) -> CycleStats:
+        return await watch_cycle(ctx, ev)
+
+    try:
+        return await run_loop(
+            name, cycle, interval=settings.watcher_poll_interval, stop=stop,
+            notifier=SystemdNotifier(), once=args.once,
+            on_cycle=lambda st: record_heartbeat(factory, name, st, started),
+        )
+    finally:
+        release_lease(factory, shard, ctx.owner)
+        await client.aclose()
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    args = _parse_args(argv)
+    try:
+        settings = load_settings()
+        shard = Shard.parse(args.shard)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from logsetup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(_amain(args, settings, shard))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
