@@ -1,4 +1,4 @@
-"""Build and sign CLOB V2 orders offline, and serialise the exact POST /order body (API.md §5.1–5.2).
+"""Build and sign CLOB V2 orders offline and serialise the exact POST /order body (§5.1–5.2).
 
 Invariants:
 - `SignedOrder.order_hash` is the EIP-712 digest of the Order struct under the exchange domain,
@@ -31,9 +31,8 @@ from typing import Any
 
 from eth_hash.auto import keccak
 from eth_keys.datatypes import Signature
-from eth_utils import to_checksum_address
 
-from clob_auth import SigningKey
+from clob_auth import SigningKey, checksum_address
 from pm_types import MarketVersion, OrderType, Side, SignatureType
 
 ZERO_BYTES32 = "0x" + "00" * 32
@@ -143,7 +142,7 @@ class SignedOrder:
     order_hash: str
 
     def to_json(self) -> dict[str, Any]:
-        """The `order` object of the POST /order body (wire types: salt and signatureType numbers)."""
+        """The `order` object of the POST /order body (salt and signatureType are JSON numbers)."""
         return {
             "builder": self.builder,
             "expiration": str(self.expiration),
@@ -294,7 +293,7 @@ def _address(value: str, name: str) -> str:
         raise OrderSigningError(f"{name} must be a 0x-prefixed 20-byte hex address")
     if int(value, 16) == 0:
         raise OrderSigningError(f"{name} must not be the zero address")
-    return to_checksum_address(value)
+    return checksum_address(value)
 
 
 def _bytes32(value: str, name: str) -> str:
@@ -373,7 +372,8 @@ def sign_order(
     expiration = _uint(req.expiration, "expiration")
     if exchange.domain_version not in ("2", "3"):
         raise OrderSigningError(f"unsupported exchange domain version {exchange.domain_version!r}")
-    _address(exchange.address, "exchange address")
+    if not _ADDRESS_RE.match(exchange.address):
+        raise OrderSigningError("exchange address must be a 0x-prefixed 20-byte hex address")
 
     key = SigningKey(private_key)
     _check_wallet(sig_type, maker, signer, key.address)
@@ -464,7 +464,7 @@ def signed_order_from_json(
 def post_order_body(
     order: SignedOrder, owner: str, order_type: OrderType, post_only: bool = False
 ) -> bytes:
-    """Exact compact JSON for POST /order, keys in the order of fixtures/clob_post_order_request.json.
+    """Exact compact JSON for POST /order, keys ordered as in fixtures/clob_post_order_request.json.
 
     `owner` is the L2 API key (uuid). `postOnly` appears only when true (GTC/GTD only); GTD
     needs a non-zero expiration and the other types need expiration 0.

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clob_auth
 from pm_types import ApiCreds
@@ -110,7 +116,7 @@ def test_l2_api_md_worked_examples(method: str, path: str, body: str | None, exp
 
 
 def test_l2_headers_shape_and_signature() -> None:
-    """l2_headers: checksummed EOA, key, passphrase, ts string, signature over METHOD upper-cased."""
+    """l2_headers: checksummed EOA, key, passphrase, ts string, HMAC over the upper-cased METHOD."""
     creds = ApiCreds(api_key="k-uuid", secret=SECRET_0_31, passphrase="pp")
     h = clob_auth.l2_headers(creds, HARDHAT_ADDR.lower(), "delete", "/order",
                              DELETE_BODY.encode(), 1795253614)
@@ -161,3 +167,52 @@ def test_signing_key_repr_hides_key() -> None:
     assert HARDHAT_KEY[2:] not in repr(key) and HARDHAT_ADDR in repr(key)
     with pytest.raises(TypeError):
         pickle.dumps(key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=20, max_size=20), upper=st.booleans())
+def test_checksum_address_matches_eth_utils(raw: bytes, upper: bool) -> None:
+    """checksum_address is EIP-55, whatever the input case."""
+    text = "0x" + (raw.hex().upper() if upper else raw.hex())
+    assert clob_auth.checksum_address(text) == to_checksum_address(text)
+
+
+@pytest.mark.parametrize("bad", ["0x123", "f39Fd6e51aad88F6F4ce6aB8827279cffFb92266ab",
+                                 "0x" + "g" * 40])
+def test_checksum_address_rejects_malformed(bad: str) -> None:
+    """Malformed addresses raise ValueError."""
+    with pytest.raises(ValueError):
+        clob_auth.checksum_address(bad)
+
+
+def test_pure_python_backend_path_gives_same_results() -> None:
+    """With ECC_BACKEND_CLASS=NativeECCBackend the eth_keys path reproduces the same vectors."""
+    code = (
+        "import clob_auth, json\n"
+        "from order_signing import Exchange, OrderRequest, sign_order\n"
+        "from pm_types import Side, SignatureType\n"
+        "assert clob_auth.ecc_backend_name() == 'NativeECCBackend'\n"
+        f"h = clob_auth.l1_headers({HARDHAT_KEY!r}, 137, 1795253614)\n"
+        f"req = OrderRequest({HARDHAT_ADDR!r}, {HARDHAT_ADDR!r}, '7', 7033800, 12340000,"
+        " Side.BUY, SignatureType.EOA, salt=935062534457, timestamp_ms=1795253614004)\n"
+        f"o = sign_order(req, {HARDHAT_KEY!r}, "
+        "Exchange('0xE111180000d2663C0091e4f400237545B87B996B', '2'), 137)\n"
+        "print(json.dumps([h['POLY_SIGNATURE'], clob_auth.address_of("
+        f"{HARDHAT_KEY!r}), o.signature]))\n"
+    )
+    env = {**os.environ, "ECC_BACKEND_CLASS": "eth_keys.backends.NativeECCBackend"}
+    out = subprocess.run(  # noqa: S603 (fixed argv: this interpreter and our own code)
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    sig, addr, order_sig = json.loads(out.stdout.strip().splitlines()[-1])
+    assert addr == HARDHAT_ADDR
+    assert sig == clob_auth.l1_headers(HARDHAT_KEY, 137, 1795253614)["POLY_SIGNATURE"]
+    from order_signing import Exchange, OrderRequest, sign_order
+    from pm_types import Side, SignatureType
+
+    req = OrderRequest(HARDHAT_ADDR, HARDHAT_ADDR, "7", 7033800, 12340000, Side.BUY,
+                       SignatureType.EOA, salt=935062534457, timestamp_ms=1795253614004)
+    assert order_sig == sign_order(
+        req, HARDHAT_KEY, Exchange("0xE111180000d2663C0091e4f400237545B87B996B", "2"), 137
+    ).signature

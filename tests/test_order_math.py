@@ -1,4 +1,4 @@
-"""order_math: §5.3 amounts reproduce every vector and hold their rounding invariants for all inputs.
+"""order_math: §5.3 amounts match every vector and keep their rounding invariants on all inputs.
 
 Properties proved by hypothesis (for every tick in the table, on-grid prices in [tick, 1 − tick],
 sizes/dollars from 0.01 to 10^7 with up to 6 decimals):
@@ -58,7 +58,8 @@ def tick_and_price(draw):
     return tick, draw(st.integers(1, steps - 1)) * tick
 
 
-quantities = st.builds(lambda n, e: Decimal(n).scaleb(-e), st.integers(1, 10**13), st.integers(0, 6))
+quantities = st.builds(lambda n, e: Decimal(n).scaleb(-e), st.integers(1, 10**13),
+                       st.integers(0, 6))
 quantities = quantities.filter(lambda q: Decimal("0.01") <= q <= 10**7)
 
 

@@ -166,7 +166,7 @@ def test_type3_wrapper_reconstructs_order_hash(vec: dict) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["produced_by"][:40])
 def test_sdk_samples_parse_and_recover(sample: dict) -> None:
-    """Both SDKs' sample bodies (incl. polymarket-client's domain-3 sample) verify against our hashes."""
+    """Both SDKs' sample bodies (incl. a domain-3 one) verify against our hashes and signatures."""
     wire = sample["post_order_body"]["order"]
     name = sample["expected_exchange"]
     exchange = _exchange_named(name, 137)
@@ -229,7 +229,7 @@ _MAKERS = {SignatureType.EOA: EOA, SignatureType.POLY_PROXY: WALLETS["POLY_PROXY
 )
 def test_matches_sdk_builder(sig_type, version, neg_risk, chain_id, side, salt, ts, token,
                              maker_amount, taker_amount, builder) -> None:
-    """For random orders (all types, domains 2 and 3, both chains) signature and hash equal the SDK's."""
+    """Random orders (all types, domains 2 and 3, both chains): same signature and hash as SDK."""
     maker = _MAKERS[sig_type]
     signer = maker if sig_type is SignatureType.POLY_1271 else EOA
     req = OrderRequest(maker=maker, signer=signer, token_id=str(token), maker_amount=maker_amount,
@@ -281,7 +281,8 @@ def test_exchange_for() -> None:
         (dict(signature_type=SignatureType.POLY_PROXY), "proxy/safe"),
         (dict(signature_type=SignatureType.POLY_GNOSIS_SAFE, maker=WALLETS["GNOSIS_SAFE"],
               signer=WALLETS["POLY_PROXY"]), "not the address of the signing key"),
-        (dict(signer="0x" + "11" * 20, maker="0x" + "11" * 20), "not the address of the signing key"),
+        (dict(signer="0x" + "11" * 20, maker="0x" + "11" * 20),
+         "not the address of the signing key"),
         (dict(maker_amount=0), "maker_amount"),
         (dict(taker_amount=-1), "taker_amount"),
         (dict(token_id="0x12"), "token_id"),
@@ -369,7 +370,7 @@ def test_fresh_salt_and_timestamp_filled_in() -> None:
 
 
 def test_timestamps_strictly_increase_per_signer() -> None:
-    """Per signer: strictly increasing even if the clock stalls or steps back; signers independent."""
+    """Per signer: strictly increasing even if the clock stalls or steps back; signers separate."""
     now = [5_000]
     src = TimestampSource(clock=lambda: now[0])
     seq = [src.next(EOA) for _ in range(3)]
