@@ -23,8 +23,11 @@ UNRESOLVED = frozenset({S.SIGNED, S.IN_DOUBT})
 ALLOWED: dict[S, frozenset[S]] = {
     S.QUEUED: frozenset({S.CLAIMED, S.SKIPPED, S.CANCELED}),
     S.CLAIMED: frozenset({S.QUEUED, S.SIGNED, S.SKIPPED, S.CANCELED}),
-    S.SIGNED: frozenset({S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.IN_DOUBT, S.NOT_PLACED}),
-    S.IN_DOUBT: frozenset({S.IN_DOUBT, S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.NOT_PLACED}),
+    # SIGNED/IN_DOUBT -> CANCELED: reconciliation found the order already dead at the venue
+    S.SIGNED: frozenset({S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.IN_DOUBT, S.NOT_PLACED,
+                         S.CANCELED}),
+    S.IN_DOUBT: frozenset({S.IN_DOUBT, S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.NOT_PLACED,
+                           S.CANCELED}),
     S.LIVE: frozenset({S.PARTIAL, S.FILLED, S.CANCELING, S.CANCELED, S.EXPIRED}),
     S.PARTIAL: frozenset({S.PARTIAL, S.FILLED, S.CANCELING, S.CANCELED, S.EXPIRED}),
     # CANCELING -> SIGNED is a reprice: the cancel is confirmed and the remainder re-signed

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""executor: claims queued copy orders, sizes, prices, signs and submits them exactly once;
+reconciles unresolved orders; manages open ones (reprice, cancel, 36 h market conversion).
+
+`python executor.py` runs until SIGTERM/SIGINT (checked only between safe steps); `--once`
+runs one cycle (reconcile + claim/submit everything claimable + manage open orders) and exits.
+`EXECUTION_MODE=paper` (the default) never posts an order: fills are simulated against the
+live book. On PostgreSQL the executor LISTENs for the watcher's NOTIFY and wakes at once;
+`EXECUTOR_POLL_INTERVAL` is the fallback (and the only way on SQLite, where one executor runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import select as select_mod
+import socket
+import sys
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from config import ConfigError, Settings, load_settings
+from copy_submit import ExecutorContext, process_claimed
+from daemon import CycleStats, SystemdNotifier, install_signal_handlers, record_heartbeat, run_loop
+from db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
+from fill_store import NOTIFY_CHANNEL
+from order_work import claim_batch, manage_open_orders, reconcile_unresolved, release_expired_claims
+
+log = logging.getLogger("pmct.executor")
+CLAIM_BATCH = 50
+
+
+class CycleClock:
+    """Decides when the slower passes (open-order management) are due."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last: float | None = None
+
+    def due(self, now: float | None = None) -> bool:
+        """True at the first call and then once per `interval` seconds."""
+        now = time.monotonic() if now is None else now
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: CycleClock,
+                         *, force_manage: bool = False) -> CycleStats:
+    """Reconcile, then claim and submit everything claimable, then manage open orders if due."""
+    stats = CycleStats()
+    c = stats.counts
+    ctx.balance_cache.clear()
+    c["lease_released"] = release_expired_claims(ctx)
+    c["reconciled"] = await reconcile_unresolved(ctx)
+    submitted: dict[str, int] = {}
+    while not stop.is_set():
+        ids = claim_batch(ctx, CLAIM_BATCH)
+        if not ids:
+            break
+        for n, co_id in enumerate(ids):
+            if stop.is_set():  # give the rest back: nothing of them has been signed
+                _release_all(ctx, ids[n:])
+                break
+            try:
+                label = await process_claimed(ctx, co_id)
+            except Exception:
+                log.exception("copy %s: processing failed; it will be reconciled or retried", co_id)
+                label = "error"
+            key = label.split(":")[0].lower()
+            submitted[key] = submitted.get(key, 0) + 1
+    c.update({f"copies_{k}": v for k, v in submitted.items()})
+    if not stop.is_set() and (force_manage or manage_clock.due()):
+        for k, v in (await manage_open_orders(ctx)).items():
+            c[f"orders_{k}"] = v
+    return stats
+
+
+def _release_all(ctx: ExecutorContext, ids: list[int]) -> None:
+    from copy_fsm import transition
+    from models import CopyOrder, CopyStatus
+
+    with session_scope(ctx.factory) as s:
+        for co_id in ids:
+            co = s.get(CopyOrder, co_id, with_for_update=True)
+            if co is not None and co.status == CopyStatus.CLAIMED and co.lease_owner == ctx.owner:
+                co.lease_owner = co.lease_expires_at = None
+                transition(s, co, CopyStatus.QUEUED, "release", detail={"why": "shutdown"})
+
+
+class PgWaker:
+    """LISTEN on the watcher's channel; `wait` returns early when a NOTIFY arrives."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg2
+
+        from db import driver_url
+
+        dsn = driver_url(url).replace("postgresql+psycopg2://", "postgresql://")
+        self.conn = psycopg2.connect(dsn)
+        self.conn.set_session(autocommit=True)
+        with self.conn.cursor() as cur:
+            cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    async def wait(self, timeout: float, stop: asyncio.Event) -> bool:
+        """Sleep up to `timeout` s; True when woken by a NOTIFY."""
+        loop = asyncio.get_running_loop()
+        woke = asyncio.Event()
+        fd = self.conn.fileno()
+        loop.add_reader(fd, woke.set)
+        stopper = asyncio.ensure_future(stop.wait())
+        waiter = asyncio.ensure_future(woke.wait())
+        try:
+            self._drain()
+            if self.conn.notifies:
+                self.conn.notifies.clear()
+                return True
+            await asyncio.wait({stopper, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            self._drain()
+            got = bool(self.conn.notifies)
+            self.conn.notifies.clear()
+            return got
+        finally:
+            loop.remove_reader(fd)
+            for t in (stopper, waiter):
+                t.cancel()
+
+    def _drain(self) -> None:
+        if select_mod.select([self.conn], [], [], 0)[0]:
+            self.conn.poll()
+
+    def close(self) -> None:
+        """Close the LISTEN connection."""
+        self.conn.close()
+
+
+def warn_if_second_sqlite_executor(factory: Any, name: str, settings: Settings) -> None:
+    """SQLite supports one executor: say so when another one seems alive."""
+    from models import DaemonHeartbeat
+
+    with session_scope(factory) as s:
+        hb = s.get(DaemonHeartbeat, name)
+        if hb is None or hb.last_cycle_at is None:
+            return
+        fresh = utcnow() - hb.last_cycle_at < timedelta(seconds=3 * settings.executor_poll_interval + 5)
+        if fresh and (hb.pid != os.getpid() or hb.host != socket.gethostname()):
+            log.warning("another executor (pid %s on %s) looks alive; SQLite supports only one "
+                        "executor: stop one of them or move to PostgreSQL", hb.pid, hb.host)
+
+
+def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorContext:
+    """Wire the venue for the configured mode (paper unless EXECUTION_MODE=live)."""
+    from crypto import KeyRing
+    from venue import LiveVenue, PaperVenue
+
+    venue = LiveVenue(client) if settings.is_live else PaperVenue(client, utcnow)
+    keyring = KeyRing(settings.encryption_key) if settings.encryption_key else None
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return ExecutorContext(settings=settings, factory=factory, client=client, venue=venue,
+                           keyring=keyring, owner=owner)
+
+
+async def _amain(args: argparse.Namespace, settings: Settings) -> int:
+    from migrate import current_revision, head_revision
+    from polymarket_client import PolymarketClient
+
+    if current_revision(settings.database_url) != head_revision():
+        print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
+        return 1
+    if not settings.encryption_key:
+        print("error: ENCRYPTION_KEY is not set; the executor cannot sign", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    client = PolymarketClient.from_settings(settings)
+    ctx = build_context(settings, factory, client)
+    name = "executor"
+    if is_sqlite_url(settings.database_url):
+        warn_if_second_sqlite_executor(factory, name, settings)
+    waker = None if is_sqlite_url(settings.database_url) else PgWaker(settings.database_url)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    manage_clock = CycleClock(settings.order_manage_interval)
+    started = utcnow()
+    log.info("executor starting in %s mode: %s", settings.execution_mode, settings.redacted())
+
+    async def startup(ev: asyncio.Event) -> None:
+        n = await reconcile_unresolved(ctx, startup=True)
+        log.info("start-up reconciliation looked at %d unresolved copy order(s)", n)
+
+    async def cycle(ev: asyncio.Event) -> CycleStats:
+        return await executor_cycle(ctx, ev, manage_clock, force_manage=args.once)
+
+    try:
+        return await run_loop(
+            name, cycle, interval=settings.executor_poll_interval, stop=stop,
+            notifier=SystemdNotifier(), startup=startup, once=args.once,
+            wait_for_work=waker.wait if waker else None,
+            on_cycle=lambda st: record_heartbeat(factory, name, st, started),
+        )
+    finally:
+        if waker is not None:
+            waker.close()
+        await client.aclose()
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    parser = argparse.ArgumentParser(prog="executor.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true",
+                        help="one cycle (reconcile + submit + manage open orders), then exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from logsetup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(_amain(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
