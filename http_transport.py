@@ -120,6 +120,9 @@ SIGNER_TIERS: dict[str, dict[str, BucketSpec]] = {
 }
 
 
+_TOKEN_EPSILON = 1e-9
+
+
 class TokenBucket:
     """An async token bucket on an injected monotonic clock; waiters are served in order."""
 
@@ -150,8 +153,8 @@ class TokenBucket:
         async with self._lock:
             while True:
                 self._refill()
-                if self._tokens >= cost:
-                    self._tokens -= cost
+                if self._tokens + _TOKEN_EPSILON >= cost:  # float refill may land a hair short
+                    self._tokens = max(0.0, self._tokens - cost)
                     return waited
                 delay = (cost - self._tokens) / self.spec.rate
                 waited += delay
@@ -179,7 +182,7 @@ class RateLimiter:
 
     @property
     def total_waits(self) -> int:
-        """How many acquisitions had to wait, over all buckets."""
+        """How many (request, class) acquisitions had to wait, over all classes."""
         return sum(self.waits.values())
 
     def _buckets_for(self, key: str) -> list[TokenBucket]:
@@ -198,13 +201,14 @@ class RateLimiter:
         """Take tokens from each bucket named in `claims` ((key, cost)); returns seconds waited."""
         total = 0.0
         for key, cost in claims:
+            waited = 0.0
             for bucket in self._buckets_for(key):
-                waited = await bucket.acquire(cost)
-                if waited > 0:
-                    self.waits[key] = self.waits.get(key, 0) + 1
-                    self.waited_seconds[key] = self.waited_seconds.get(key, 0.0) + waited
-                    log.debug("rate limit wait %.3fs on %s", waited, key.split(":", 1)[0])
-                total += waited
+                waited += await bucket.acquire(cost)
+            if waited > 0:
+                self.waits[key] = self.waits.get(key, 0) + 1
+                self.waited_seconds[key] = self.waited_seconds.get(key, 0.0) + waited
+                log.debug("rate limit wait %.3fs on %s", waited, key.split(":", 1)[0])
+            total += waited
         return total
 
 

@@ -488,9 +488,17 @@ def build_tokens_params(
 # Errors and Retry-After
 
 
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header value by case-insensitive name (works for httpx.Headers and plain dicts)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
+
+
 def parse_retry_after(headers: Mapping[str, str], body: Any, now: float) -> float | None:
     """Seconds to wait from Retry-After (seconds or HTTP date) or a body `retry_after_seconds`."""
-    header = headers.get("retry-after")
+    header = _header(headers, "retry-after")
     if header:
         text = header.strip()
         try:
@@ -561,7 +569,7 @@ def parse_error_response(
         parameter = body.get("parameter")
         fields["parameter"] = parameter if isinstance(parameter, str) else None
     if not fields.get("trace_id"):
-        fields["trace_id"] = headers.get("x-trace-id")
+        fields["trace_id"] = _header(headers, "x-trace-id")
     retry_after = parse_retry_after(headers, body, now)
     if status == 429:
         return RateLimitError(status, message, retry_after=retry_after, route=route, **fields)
