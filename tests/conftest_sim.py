@@ -60,7 +60,8 @@ TRADER_CAR = "0x7c3db723f1d4d8cb9c550095203b686cb11e5c6b"
 __all__ = [
     "BTC_YES", "DEMO_SCENARIO", "DEPOSIT_WALLET_0", "FED_CONDITION", "FED_NO", "FED_YES", "HARDHAT_ADDRESSES",
     "HARDHAT_KEYS", "LAKERS", "SAFE_WALLET_0", "SHARED", "TRADER_CAR", "TRADER_QUIET", "SimClient", "SimProcess",
-    "l2_headers", "simulator", "simulator_factory", "simulator_process",
+    "account", "l2_headers", "sdk_limit_body", "sdk_market_body", "simulator", "simulator_factory",
+    "simulator_process",
 ]
 
 
@@ -110,6 +111,58 @@ class SimClient:
         self.http.close()
 
 
+_CLIENTS: dict[int, list[SimClient]] = {}
+
+
+def account(sim: Simulator, index: int) -> SimClient:
+    """A `SimClient` for Hardhat account `index` with fresh credentials from the control API
+    (closed when the simulator fixture tears down)."""
+    address = HARDHAT_ADDRESSES[index]
+    client = SimClient(sim.clob_url, sim.create_api_key(address), address)
+    _CLIENTS.setdefault(id(sim), []).append(client)
+    return client
+
+
+def _builder(index: int, signature_type: int, funder: str | None) -> Any:
+    from py_clob_client_v2.order_builder.builder import OrderBuilder
+    from py_clob_client_v2.order_utils import SignatureTypeV2
+    from py_clob_client_v2.signer import Signer
+
+    return OrderBuilder(Signer(HARDHAT_KEYS[index], 137), SignatureTypeV2(signature_type), funder)
+
+
+def sdk_limit_body(owner: str, index: int, token_id: str, price: float, size: float, side: str, tick: str,
+                   neg_risk: bool, order_type: str = "GTC", signature_type: int = 0, funder: str | None = None,
+                   expiration: int = 0, position: bool = False, post_only: bool = False,
+                   version: int = 2) -> dict[str, Any]:
+    """A POST /order body built and signed offline by py-clob-client-v2's OrderBuilder."""
+    from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
+    from py_clob_client_v2.order_utils.model.order_data_v1 import order_to_json_v1
+    from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+
+    args = (OrderArgsV2(position_id=token_id, price=price, size=size, side=side, expiration=expiration)
+            if position else OrderArgsV2(token_id=token_id, price=price, size=size, side=side, expiration=expiration))
+    order = _builder(index, signature_type, funder).build_order(
+        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk), version=version)  # type: ignore[arg-type]
+    if version == 1:
+        return order_to_json_v1(order, owner, order_type, post_only)  # type: ignore[arg-type]
+    return order_to_json_v2(order, owner, order_type, post_only)  # type: ignore[arg-type]
+
+
+def sdk_market_body(owner: str, index: int, token_id: str, amount: float, side: str, price: float, tick: str,
+                    neg_risk: bool, order_type: str = "FOK", signature_type: int = 0, funder: str | None = None,
+                    position: bool = False) -> dict[str, Any]:
+    """A market (FOK/FAK) POST /order body built offline by py-clob-client-v2 (BUY amount in $)."""
+    from py_clob_client_v2.clob_types import CreateOrderOptions, MarketOrderArgsV2
+    from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+
+    kwargs: dict[str, Any] = {"amount": amount, "side": side, "price": price, "order_type": order_type}
+    args = MarketOrderArgsV2(position_id=token_id, **kwargs) if position else MarketOrderArgsV2(token_id=token_id, **kwargs)
+    order = _builder(index, signature_type, funder).build_market_order(
+        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk))  # type: ignore[arg-type]
+    return order_to_json_v2(order, owner, order_type)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def simulator_factory() -> Iterator[Callable[..., Simulator]]:
     """Start simulators on demand: `make(scenario=..., config=SimConfig(...), random_walk=...)`."""
@@ -123,6 +176,8 @@ def simulator_factory() -> Iterator[Callable[..., Simulator]]:
 
     yield make
     for sim in started:
+        for client in _CLIENTS.pop(id(sim), []):
+            client.close()
         sim.stop()
     errors = [e for sim in started for e in sim.errors]
     assert not errors, "simulator internal errors:\n" + "\n".join(errors)
