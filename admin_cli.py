@@ -161,6 +161,23 @@ def _emit(rows: list[dict[str, object]], columns: list[str], as_json: bool) -> N
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A click progress bar on stderr when it is a terminal (else None: no output at all)."""
+    if total <= 0 or not _stderr_is_tty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
 # --- commands -------------------------------------------------------------------------------
 
 @click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -248,14 +265,17 @@ def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_t
                max_slippage: Decimal | None, daily_cap: Decimal | None,
                market_cap: Decimal | None, price_min: Decimal | None,
                price_max: Decimal | None, label: str | None) -> None:
-    """Make a follower copy a trader from now on."""
+    """Make a follower copy a trader from now on (within the follower's tier limits)."""
     from accounts import FollowLimits
     from accounts import add_follow as do_add
+
+    from tiers import enforce_new_follow
 
     limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
     with ctx.session() as s:
         follow = do_add(s, follower_wallet=wallet, trader_wallet=trader, copy_pct=copy_pct,
                         max_usd_per_trade=max_trade, limits=limits, label=label)
+        enforce_new_follow(s, follow)  # tier limits; raising rolls the whole add back
         text = (f"follow added: {follow.follower.funder_address} copies {follow.trader.wallet} "
                 f"at {follow.copy_pct}% (max ${follow.max_usd_per_trade} per trade)")
     click.echo(text)
@@ -342,8 +362,15 @@ def rotate_keys(ctx: _Context) -> None:
     """Re-encrypt every stored secret under the first ENCRYPTION_KEY (safe to re-run)."""
     from accounts import rotate_keys as do_rotate
 
+    from sqlalchemy import func, select
+
+    from models import Follower
+
     keyring = ctx.keyring()
-    rotated, current = do_rotate(ctx.factory, keyring)
+    with ctx.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Follower)) or 0)
+    with progress_bar(total, "re-encrypting") as step:
+        rotated, current = do_rotate(ctx.factory, keyring, step)
     click.echo(f"rotated {rotated} follower(s); {current} already under the first key")
 
 
@@ -366,6 +393,437 @@ def stats(ctx: _Context, as_json: bool) -> None:
                 click.echo(f"  {k}: {v}")
         else:
             click.echo(f"{key}: {value}")
+
+
+# --- operations: credentials, reports, dashboard views, kill switch, tiers, doctor -----------
+
+def _day(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        from reports import parse_day
+
+        return parse_day(value, what)
+
+    return convert
+
+
+def _writable_file(path: Path | None, what: str, suffix: str | None = None) -> None:
+    """Refuse (exit 2, before any work) an output path that cannot be written."""
+    if path is None:
+        return
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UserInputError(f"{what} must end with {suffix}, got {str(path)!r}")
+    if path.is_dir():
+        raise UserInputError(f"{what} {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserInputError(f"{what}: directory {parent} does not exist")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` atomically with mode 600 (reports hold financial data)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _price_source(ctx: _Context, enabled: bool) -> Iterator[Callable[[str], Decimal | None] | None]:
+    """CLOB midpoints for unrealized P&L (None when disabled); errors become 'n/a'."""
+    if not enabled:
+        yield None
+        return
+    from http_transport import RetryPolicy
+    from polymarket_client import SyncPolymarketClient
+
+    client = SyncPolymarketClient.from_settings(ctx.settings, retry=RetryPolicy(max_attempts=1),
+                                                read_timeout=5.0)
+    from pm_errors import TransportError
+
+    unreachable = False
+
+    def mid(token_id: str) -> Decimal | None:
+        nonlocal unreachable
+        if unreachable:  # the CLOB is down: do not wait once per token
+            return None
+        try:
+            return client.get_midpoint(token_id)
+        except TransportError:
+            unreachable = True
+            return None
+        except Exception:  # noqa: BLE001 - a missing price is reported as n/a
+            return None
+
+    try:
+        yield mid
+    finally:
+        client.close()
+
+
+@cli.command("auth-follower")
+@click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
+@click.option("--nonce", type=click.IntRange(min=0), default=0, show_default=True,
+              help="L1 nonce of the API key to create or derive.")
+@pass_ctx
+def auth_follower(ctx: _Context, wallet: str, nonce: int) -> None:
+    """Create or derive the follower's CLOB L2 credentials and store them encrypted.
+
+    Prints only the API key id; the secret and passphrase never leave the encrypted column.
+    """
+    from accounts import find_follower, normalize_address
+    from crypto import signing_key
+    from polymarket_client import SyncPolymarketClient
+
+    normalize_address(wallet, "--wallet")
+    keyring = ctx.keyring()
+    with ctx.session() as s:
+        follower = find_follower(s, wallet)
+        token, signer, funder = (follower.encrypted_private_key, follower.signer_address,
+                                 follower.funder_address)
+    with SyncPolymarketClient.from_settings(ctx.settings) as client:
+        with signing_key(keyring, token, signer) as key:
+            creds = client.create_or_derive_api_key(key, nonce)
+    encrypted = keyring.encrypt_api_creds(creds)
+    with ctx.session() as s:
+        follower = find_follower(s, funder)
+        follower.encrypted_api_creds = encrypted
+        follower.api_key_id = creds.api_key
+    click.echo(f"CLOB credentials stored for {funder}: API key {creds.api_key}")
+
+
+@cli.command("report")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--start", required=True, callback=_day("--start"),
+              help="First UTC day (YYYY-MM-DD), inclusive.")
+@click.option("--end", default=None, callback=_day("--end"),
+              help="Last UTC day (YYYY-MM-DD), inclusive; default: up to now.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Write the CSV here (mode 600) instead of stdout.")
+@click.option("--summary-file", type=click.Path(path_type=Path), default=None,
+              help="Write the summary block to this CSV instead of after the fills.")
+@click.option("--by-trader", is_flag=True, help="Add one summary row per trader (attribution).")
+@click.option("--chart", type=click.Path(path_type=Path), default=None,
+              help="Also draw cumulative realized P&L per trader into this PNG (needs matplotlib).")
+@click.option("--no-prices", is_flag=True,
+              help="Do not fetch CLOB midpoints (unrealized P&L shows n/a).")
+@json_option
+@pass_ctx
+def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None,
+           summary_file: Path | None, by_trader: bool, chart: Path | None, no_prices: bool,
+           as_json: bool) -> None:
+    """CSV P&L report of a follower: one row per fill, then totals (average-cost realized P&L)."""
+    from accounts import find_follower
+    from db import utcnow
+    from reports import (
+        build_report,
+        count_fills,
+        cumulative_series,
+        day_window,
+        draw_chart,
+        render_csv,
+        report_json,
+    )
+
+    _writable_file(output, "--output")
+    _writable_file(summary_file, "--summary-file")
+    _writable_file(chart, "--chart", ".png")
+    if chart is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserInputError("--chart needs matplotlib: pip install matplotlib")
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        follower = find_follower(s, wallet)
+        total = count_fills(s, [follower.id], hi)
+        with _price_source(ctx, not no_prices) as prices, \
+                progress_bar(total, "replaying fills") as step:
+            rep = build_report(s, follower, lo, hi, prices, by_trader=by_trader, progress=step)
+    if as_json:
+        text = json.dumps(report_json(rep), indent=2, default=str) + "\n"
+    else:
+        text = render_csv(rep, with_summary=summary_file is None)
+    if summary_file is not None and not as_json:
+        import io
+
+        from reports import write_summary_csv
+
+        buf = io.StringIO()
+        write_summary_csv(rep, buf)
+        _write_private(summary_file, buf.getvalue())
+    if chart is not None:
+        draw_chart(cumulative_series(rep.lines), str(chart),
+                   f"PMCT cumulative realized P&L: {rep.follower}")
+    if output is not None:
+        _write_private(output, text)
+        click.echo(f"report written to {output} ({len(rep.lines)} fill(s))", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("performance")
+@click.option("--wallet", default=None, help="Only this follower (default: all).")
+@click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
+@click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
+@click.option("--no-prices", is_flag=True, help="Do not fetch CLOB midpoints (unrealized n/a).")
+@json_option
+@pass_ctx
+def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_prices: bool,
+                as_json: bool) -> None:
+    """Per follower and trader: win rate, average slippage, P&L attribution."""
+    from accounts import find_follower
+    from db import utcnow
+    from performance import COLUMNS, performance_rows
+    from reports import count_fills, day_window
+
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        followers = [find_follower(s, wallet)] if wallet is not None else None
+        total = count_fills(s, [f.id for f in followers] if followers else None, hi)
+        with _price_source(ctx, not no_prices) as prices, \
+                progress_bar(total, "replaying fills") as step:
+            rows = performance_rows(s, followers, lo, hi, prices, step)
+    if as_json:
+        _emit(rows, COLUMNS, True)
+        return
+    _print_table([{k: v for k, v in r.items() if k != "attribution"} for r in rows],
+                 [c for c in COLUMNS if c != "attribution"])
+    for r in rows:
+        if r.get("attribution"):
+            click.echo(f"{r['follower']}: {r['attribution']}")
+
+
+@cli.command("status")
+@json_option
+@pass_ctx
+def status(ctx: _Context, as_json: bool) -> None:
+    """Traders followed, open and pending copies, daemon heartbeats, shard leases, kill switch."""
+    from dashboard import Intervals, status_data
+    from db import utcnow
+
+    intervals = Intervals(ctx.settings.watcher_poll_interval, ctx.settings.executor_poll_interval)
+    with ctx.session() as s:
+        data = status_data(s, utcnow(), intervals)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    ks = data["kill_switch"]
+    line = f"kill switch: {ks['global'].upper()}"
+    if ks["global"] == "on":
+        line += f" since {ks['since']} ({ks['reason']})"
+    click.echo(line)
+    for row in ks["disabled_followers"]:
+        click.echo(f"  disabled follower {row['follower']}: {row['reason']}")
+    for row in ks["disabled_follows"]:
+        click.echo(f"  disabled follow {row['follower']} -> {row['trader']}: {row['reason']}")
+    sections = [
+        ("traders followed", "traders", ["trader", "label", "active_follows", "last_polled_at"]),
+        ("open orders", "open_orders", ["id", "follower", "trader", "market", "side", "status",
+                                        "age", "trader_price", "initial_price", "current_price",
+                                        "size", "filled"]),
+        ("pending orders", "pending_orders", ["id", "follower", "trader", "market", "side",
+                                              "status", "age", "trader_price", "size"]),
+        ("daemons", "daemons", ["name", "host", "pid", "last_cycle_at", "last_cycle_age",
+                                "last_cycle_ms", "stale"]),
+        ("shard leases", "shard_leases", ["shard", "owner", "expires_at", "expired"]),
+    ]
+    for title, key, columns in sections:
+        click.echo(f"\n{title}:")
+        _print_table(data[key], columns)
+
+
+@cli.command("history")
+@click.option("--wallet", default=None, help="Only this follower's copies.")
+@click.option("--trader", default=None, help="Only copies of this trader.")
+@click.option("--start", default=None, callback=_day("--start"), help="Queued on/after this UTC day.")
+@click.option("--end", default=None, callback=_day("--end"), help="Queued on/before this UTC day.")
+@click.option("--market", default=None, help="Condition id, or words of the market's title.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s.lower() for s in (
+                  "QUEUED", "CLAIMED", "SIGNED", "LIVE", "PARTIAL", "CANCELING", "FILLED",
+                  "REJECTED", "IN_DOUBT", "NOT_PLACED", "CANCELED", "EXPIRED", "SKIPPED")],
+                  case_sensitive=False),
+              help="Only these statuses (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True,
+              help="At most this many rows, newest first.")
+@json_option
+@pass_ctx
+def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, end: Any,
+            market: str | None, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Copy orders, newest first, with why each was skipped, rejected or cancelled."""
+    from datetime import UTC, datetime, time, timedelta
+
+    from accounts import find_follower, normalize_address
+    from dashboard import HistoryFilter, history_rows
+    from models import CopyStatus, Trader
+
+    if start is not None and end is not None and end < start:
+        raise UserInputError("--end must not be before --start")
+    if market is not None and not market.strip():
+        raise UserInputError("--market must not be empty")
+    with ctx.session() as s:
+        follower_id = find_follower(s, wallet).id if wallet is not None else None
+        trader_id = None
+        if trader is not None:
+            from sqlalchemy import select
+
+            addr = normalize_address(trader, "--trader")
+            trader_id = s.scalar(select(Trader.id).where(Trader.wallet == addr))
+            if trader_id is None:
+                raise UserInputError(f"no followed trader {addr}")
+        filt = HistoryFilter(
+            follower_id=follower_id, trader_id=trader_id,
+            start=datetime.combine(start, time(0), UTC) if start else None,
+            end=datetime.combine(end, time(0), UTC) + timedelta(days=1) if end else None,
+            market=market, statuses=tuple(CopyStatus(x.upper()) for x in statuses), limit=limit)
+        rows = history_rows(s, filt)
+    _emit(rows, ["id", "queued_at", "trader", "market", "side", "trader_price", "price", "size",
+                 "filled", "status", "reason"], as_json)
+
+
+def _switch_command(disable: bool) -> click.Command:
+    verb = "disable" if disable else "enable"
+
+    @click.command(verb)
+    @click.option("--all", "everything", is_flag=True,
+                  help="The global kill switch (every follower).")
+    @click.option("--wallet", default=None, help="One follower.")
+    @click.option("--follow", "trader", default=None, help="With --wallet: one follow only.")
+    @pass_ctx
+    def command(ctx: _Context, everything: bool, wallet: str | None, trader: str | None,
+                **kw: Any) -> None:
+        import killswitch as ks
+        from accounts import find_follow, find_follower
+
+        reason = kw.get("reason")
+        if everything == (wallet is not None):
+            raise UserInputError(f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
+        if trader is not None and wallet is None:
+            raise UserInputError("--follow needs --wallet")
+        if reason is not None and not reason.strip():
+            raise UserInputError("--reason must not be empty")
+        with ctx.session() as s:
+            if everything:
+                if disable:
+                    ks.disable_all(s, reason)
+                    text = ("kill switch ON: no new copies anywhere; the executor cancels every "
+                            "open order")
+                else:
+                    was = ks.enable_all(s)
+                    text = "kill switch OFF: copying resumes" if was else "kill switch was already off"
+            elif trader is not None:
+                follow = find_follow(s, wallet, trader)  # type: ignore[arg-type]
+                label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
+                if disable:
+                    ks.disable_follow(s, follow, reason)
+                    text = f"follow {label} disabled: no new copies; its open orders get cancelled"
+                else:
+                    was = ks.enable_follow(s, follow)
+                    text = (f"follow {label} enabled" if was
+                            else f"follow {label} was not disabled (use `admin resume` for a pause)")
+            else:
+                follower = find_follower(s, wallet)  # type: ignore[arg-type]
+                if disable:
+                    ks.disable_follower(s, follower, reason)
+                    text = (f"follower {follower.funder_address} disabled: no new copies; its open "
+                            "orders get cancelled")
+                else:
+                    was = ks.enable_follower(s, follower)
+                    text = (f"follower {follower.funder_address} enabled" if was else
+                            f"follower {follower.funder_address} was not disabled")
+        click.echo(text)
+
+    if disable:
+        command = click.option("--reason", default=None, help="Why (shown by `admin status`).")(command)
+    command.help = (
+        "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow)."
+        if disable else "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
+    return command
+
+
+cli.add_command(_switch_command(True))
+cli.add_command(_switch_command(False))
+
+
+@cli.command("set-tier")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--tier", required=True, type=click.Choice(["free", "pro", "elite", "whale"]),
+              help="New tier. A downgrade that current follows would violate is refused.")
+@pass_ctx
+def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
+    """Change a follower's subscription tier (free, pro, elite, whale)."""
+    from tiers import set_tier as do_set
+
+    with ctx.session() as s:
+        addr, old, new = do_set(s, wallet, tier)
+    click.echo(f"tier of {addr}: {old} -> {new}")
+
+
+@cli.command("doctor")
+@click.option("--wallet", default=None, help="Also check this follower.")
+@click.option("--offline", is_flag=True, help="Skip every network check.")
+@json_option
+@pass_ctx
+def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> None:
+    """Pre-flight checks (OK / WARN / FAIL, one line each); exit 1 on any FAIL."""
+    from accounts import InputError, find_follower, normalize_address
+    from config import ConfigError
+    from doctor import Doctor, fail, rpc_get_code
+    from startup_checks import env_file_path
+
+    if wallet is not None:
+        normalize_address(wallet, "--wallet")
+    try:
+        settings = ctx.settings
+    except ConfigError as exc:
+        checks = [fail("settings", str(exc), "fix the variable in .env or the environment")]
+        _print_checks(checks, as_json)
+        sys.exit(1)
+    if wallet is not None:
+        try:
+            with ctx.session() as s:
+                find_follower(s, wallet)
+        except InputError:
+            raise
+        except Exception:  # noqa: BLE001 - the database check below reports it
+            pass
+    client = None
+    if not offline:
+        from http_transport import RetryPolicy
+        from polymarket_client import SyncPolymarketClient
+
+        client = SyncPolymarketClient.from_settings(settings, retry=RetryPolicy(max_attempts=1),
+                                                    read_timeout=5.0)
+    doc = Doctor(settings=settings, factory=ctx.factory, client=client,
+                 get_code=None if offline else rpc_get_code(settings.polygon_rpc),
+                 env_file=env_file_path())
+    try:
+        doc.check_deployment()
+        schema_ok = all(c.status.value == "OK" for c in doc.results if c.name in ("database", "schema"))
+        if wallet is not None and schema_ok:
+            doc.check_follower(wallet)
+    finally:
+        if client is not None:
+            client.close()
+    _print_checks(doc.results, as_json)
+    if doc.failed:
+        sys.exit(1)
+
+
+def _print_checks(checks: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+        return
+    for c in checks:
+        click.echo(c.line())
+    fails = sum(1 for c in checks if c.status.value == "FAIL")
+    warns = sum(1 for c in checks if c.status.value == "WARN")
+    click.echo(f"{len(checks)} check(s): {fails} FAIL, {warns} WARN")
 
 
 def main() -> None:
