@@ -72,11 +72,25 @@ class CycleStats:
         return " ".join(parts + [f"cycle_ms={self.elapsed_ms}"])
 
 
+_early_signal: list[signal.Signals] = []
+
+
+def install_early_signal_handlers() -> None:
+    """From process start until the loop runs, remember SIGTERM/SIGINT instead of dying."""
+    def remember(signum: int, _frame: object) -> None:
+        _early_signal.append(signal.Signals(signum))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, remember)
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT set `stop` (nothing is raised inside running code)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
+    if _early_signal:
+        _on_signal(stop, _early_signal[0])
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -25,7 +25,14 @@ from typing import Any
 
 from config import ConfigError, Settings, load_settings
 from copy_submit import ExecutorContext, process_claimed
-from daemon import CycleStats, SystemdNotifier, install_signal_handlers, record_heartbeat, run_loop
+from daemon import (
+    CycleStats,
+    SystemdNotifier,
+    install_early_signal_handlers,
+    install_signal_handlers,
+    record_heartbeat,
+    run_loop,
+)
 from db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
 from fill_store import NOTIFY_CHANNEL
 from order_work import claim_batch, manage_open_orders, reconcile_unresolved, release_expired_claims
@@ -212,6 +219,7 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    install_early_signal_handlers()
     parser = argparse.ArgumentParser(prog="executor.py", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true",
                         help="one cycle (reconcile + submit + manage open orders), then exit")

@@ -118,7 +118,7 @@ def copy_decision(fill: dict[str, Any], started_at: datetime,
     """QUEUED, or SKIPPED with the reason, for one (fill, follow)."""
     if fill["is_combo"]:
         return CopyStatus.SKIPPED, "combo"
-    if fill["occurred_at"] < started_at:
+    if fill["occurred_at"] < started_at.replace(microsecond=0):  # block times are whole seconds
         return CopyStatus.SKIPPED, "before_follow"
     if fill["first_seen_at"] - fill["occurred_at"] > max_delay:
         return CopyStatus.SKIPPED, "stale"

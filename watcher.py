@@ -29,7 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import ConfigError, Settings, load_settings
-from daemon import CycleStats, SystemdNotifier, install_signal_handlers, record_heartbeat, run_loop
+from daemon import (
+    CycleStats,
+    SystemdNotifier,
+    install_early_signal_handlers,
+    install_signal_handlers,
+    record_heartbeat,
+    run_loop,
+)
 from db import make_engine, make_sessionmaker, session_scope, utcnow
 from fill_store import store_fills
 from market_store import known_tokens, upsert_market
@@ -329,6 +336,7 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    install_early_signal_handlers()
     args = _parse_args(argv)
     try:
         settings = load_settings()

@@ -27,3 +27,5 @@ def keyring(fernet_key: str):  # type: ignore[no-untyped-def]
     from crypto import KeyRing
 
     return KeyRing(fernet_key)
+
+from tests.conftest_sim import simulator, simulator_factory, simulator_process  # noqa: E402,F401
