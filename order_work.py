@@ -87,7 +87,7 @@ def claim_batch(ctx: ExecutorContext, limit: int) -> list[int]:
             co.lease_owner = ctx.owner
             co.lease_expires_at = now + ctx.lease
             co.claimed_at = now
-            transition(s, co, CopyStatus.CLAIMED, "claim")
+            transition(s, co, CopyStatus.CLAIMED, "claim", detail={"owner": ctx.owner})
         return [co.id for co in rows]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dbfixtures import Database, database, pg_url, sqlite_template  # noqa: F401
+from tests.dbfixtures import Database, database, pg_database, pg_url, sqlite_template  # noqa: F401
 
 # Public Hardhat/Anvil test account #0 and #1: known to everyone, never funded.
 TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

@@ -119,6 +119,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[Database]:
+    """The migrated PostgreSQL database only (for features that need it, e.g. several executors)."""
+    engine = make_engine(pg_url)
+    try:
+        yield Database(pg_url, engine, make_sessionmaker(engine))
+    finally:
+        _empty_all(engine)
+        engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
     """A migrated database, once on SQLite and once on PostgreSQL."""
