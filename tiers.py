@@ -106,7 +106,7 @@ def tier_violations(tier: Tier | str, follows: Iterable[tuple[str, Decimal]]) ->
     items = list(follows)
     problems: list[str] = []
     if not lim.copying and items:
-        problems.append(f"tier {t.value} allows no follows and there are {len(items)}")
+        problems.append(f"tier {t.value} allows no follows; this follower has {len(items)}")
         return problems
     if lim.max_follows is not None and len(items) > lim.max_follows:
         problems.append(f"{len(items)} follows (tier {t.value} allows {lim.max_follows})")
