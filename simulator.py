@@ -21,18 +21,25 @@ from sim.scenario import ScenarioError, read_scenario
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description="Local strict Polymarket simulator (Data API, Gamma, CLOB V2).")
+    p = argparse.ArgumentParser(
+        description="Local strict Polymarket simulator (Data API, Gamma, CLOB V2)."
+    )
     p.add_argument("--scenario", help="scenario JSON (markets, books, traders, accounts, fills)")
     p.add_argument("--data-port", type=int, default=0)
     p.add_argument("--gamma-port", type=int, default=0)
     p.add_argument("--clob-port", type=int, default=0)
-    p.add_argument("--random-walk", action="store_true", help="generate trader fills and book moves")
+    p.add_argument(
+        "--random-walk", action="store_true", help="generate trader fills and book moves"
+    )
     p.add_argument("--traders", type=int, default=3)
     p.add_argument("--markets", type=int, default=4)
     p.add_argument("--rate", type=float, default=0.5, help="random-walk fills per second")
     p.add_argument("--seed", type=int, default=None, help="override the scenario seed")
-    p.add_argument("--manual-trades", action="store_true",
-                   help="trades stay MATCHED until advanced through the control API")
+    p.add_argument(
+        "--manual-trades",
+        action="store_true",
+        help="trades stay MATCHED until advanced through the control API",
+    )
     return p.parse_args(argv)
 
 
@@ -56,15 +63,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = None
     if args.seed is not None or args.manual_trades:
-        config = SimConfig(seed=args.seed if args.seed is not None else int(scenario.get("seed", 1)))
+        config = SimConfig(
+            seed=args.seed if args.seed is not None else int(scenario.get("seed", 1))
+        )
         delays = scenario.get("trade_delays") or {}
-        config.mined_after = None if args.manual_trades else delays.get("mined_after", config.mined_after)
-        config.confirmed_after = None if args.manual_trades else delays.get("confirmed_after", config.confirmed_after)
+        config.mined_after = (
+            None if args.manual_trades else delays.get("mined_after", config.mined_after)
+        )
+        config.confirmed_after = (
+            None if args.manual_trades else delays.get("confirmed_after", config.confirmed_after)
+        )
         config.chain_id = int(scenario.get("chain_id", 137))
-    walk = RandomWalkConfig(traders=args.traders, markets=args.markets, rate=args.rate) if args.random_walk else None
+    walk = (
+        RandomWalkConfig(traders=args.traders, markets=args.markets, rate=args.rate)
+        if args.random_walk
+        else None
+    )
     try:
-        sim = Simulator(scenario, config=config, random_walk=walk, data_port=args.data_port,
-                        gamma_port=args.gamma_port, clob_port=args.clob_port)
+        sim = Simulator(
+            scenario,
+            config=config,
+            random_walk=walk,
+            data_port=args.data_port,
+            gamma_port=args.gamma_port,
+            clob_port=args.clob_port,
+        )
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -38,11 +38,16 @@ def derive_creds(world: World, address: str, nonce: int) -> ApiKeyRecord:
     seed = _world_secret(world)
     tag = f"{eoa.lower()}:{nonce}".encode()
     key_bytes = hmac.new(seed, b"key:" + tag, hashlib.sha256).digest()[:16]
-    secret = base64.urlsafe_b64encode(hmac.new(seed, b"secret:" + tag, hashlib.sha256).digest()).decode()
+    secret = base64.urlsafe_b64encode(
+        hmac.new(seed, b"secret:" + tag, hashlib.sha256).digest()
+    ).decode()
     passphrase = hmac.new(seed, b"pass:" + tag, hashlib.sha256).hexdigest()
     return ApiKeyRecord(
-        api_key=str(uuid.UUID(bytes=key_bytes, version=4)), secret=secret, passphrase=passphrase,
-        address=eoa, nonce=nonce,
+        api_key=str(uuid.UUID(bytes=key_bytes, version=4)),
+        secret=secret,
+        passphrase=passphrase,
+        address=eoa,
+        nonce=nonce,
     )
 
 
@@ -87,7 +92,9 @@ def l1_authenticate(world: World, headers: Message) -> tuple[str, int]:
         raise HttpError(401, L1_ERROR)
     try:
         eoa = checksum(address)
-        recovered = recover_clob_auth(eoa, timestamp, int(nonce_text), signature, world.config.chain_id)
+        recovered = recover_clob_auth(
+            eoa, timestamp, int(nonce_text), signature, world.config.chain_id
+        )
     except SignatureError as exc:
         raise HttpError(401, L1_ERROR) from exc
     if recovered != eoa:
@@ -95,7 +102,9 @@ def l1_authenticate(world: World, headers: Message) -> tuple[str, int]:
     return eoa, int(nonce_text)
 
 
-def l2_authenticate(world: World, method: str, path: str, headers: Message, body: bytes) -> ApiKeyRecord:
+def l2_authenticate(
+    world: World, method: str, path: str, headers: Message, body: bytes
+) -> ApiKeyRecord:
     """Check L2 headers over the exact body received; returns the API key record or raises 401."""
     api_key = headers.get("POLY_API_KEY") or ""
     record = world.api_keys.get(api_key)

@@ -23,7 +23,7 @@ from sim.engine import trade_tx_visible
 from sim.http import HttpError, Request, Response, Router
 from sim.orders import OrderRejected, order_view, place_batch, place_order
 from sim.state import COLLATERAL, ApiKeyRecord, ClobTrade, Market, World
-from sim.units import MAX_UINT256, fmt, fmt_base
+from sim.units import fmt, fmt_base
 from sim.verify import CTF_EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def not_found(path: str) -> Response:
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+
 
 def _token_market(world: World, token_id: str | None, *, book_required: bool = True) -> Market:
     if not token_id or not token_id.isdigit():
@@ -74,7 +75,9 @@ def book_view(world: World, token_id: str) -> dict[str, Any]:
         "neg_risk": market.neg_risk,
         "last_trade_price": fmt(last[0]) if last else "",
     }
-    body["hash"] = hashlib.sha1(json.dumps([bids, asks, token_id]).encode(), usedforsecurity=False).hexdigest()
+    body["hash"] = hashlib.sha1(
+        json.dumps([bids, asks, token_id]).encode(), usedforsecurity=False
+    ).hexdigest()
     return body
 
 
@@ -132,6 +135,7 @@ def _l2(sim: Simulator, req: Request) -> ApiKeyRecord:
 
 # ---- public ------------------------------------------------------------------------------------
 
+
 def get_ok(sim: Simulator, req: Request) -> Response:
     """GET /ok."""
     return Response(200, "OK")
@@ -168,7 +172,11 @@ def post_books(sim: Simulator, req: Request) -> Response:
 def get_books(sim: Simulator, req: Request) -> Response:
     """GET /books?token_ids=a,b."""
     tokens = [t for v in req.params("token_ids") for t in v.split(",") if t]
-    out = [book_view(sim.world, t) for t in tokens if t in sim.world.by_token and not sim.world.by_token[t].closed]
+    out = [
+        book_view(sim.world, t)
+        for t in tokens
+        if t in sim.world.by_token and not sim.world.by_token[t].closed
+    ]
     return Response(200, out)
 
 
@@ -292,14 +300,21 @@ def get_clob_market(sim: Simulator, req: Request, cid: str) -> Response:
         "oas": 0,
     }
     if market.fees is not None:
-        body["fd"] = {"r": float(market.fees.rate), "e": float(market.fees.exponent), "to": market.fees.taker_only}
+        body["fd"] = {
+            "r": float(market.fees.rate),
+            "e": float(market.fees.exponent),
+            "to": market.fees.taker_only,
+        }
     return Response(200, body)
 
 
 def get_market_by_token(sim: Simulator, req: Request, token: str) -> Response:
     """GET /markets-by-token/{token_id}."""
     market = _market_or_404(sim.world, token)
-    return Response(200, {"condition_id": market.condition_id, "token_ids": [o.token_id for o in market.outcomes]})
+    return Response(
+        200,
+        {"condition_id": market.condition_id, "token_ids": [o.token_id for o in market.outcomes]},
+    )
 
 
 def get_clob_legacy_market(sim: Simulator, req: Request, cid: str) -> Response:
@@ -307,22 +322,29 @@ def get_clob_legacy_market(sim: Simulator, req: Request, cid: str) -> Response:
     market = sim.world.market_by_condition(cid)
     if market is None:
         raise HttpError(404, {"error": "market not found"})
-    return Response(200, {
-        "condition_id": market.condition_id,
-        "question": market.question,
-        "market_slug": market.slug,
-        "tokens": [{"token_id": o.token_id, "outcome": o.label, "winner": False} for o in market.outcomes],
-        "minimum_tick_size": float(market.tick_size),
-        "minimum_order_size": float(market.min_size),
-        "neg_risk": market.neg_risk,
-        "active": market.active,
-        "closed": market.closed,
-        "accepting_orders": market.accepting_orders,
-        "enable_order_book": True,
-    })
+    return Response(
+        200,
+        {
+            "condition_id": market.condition_id,
+            "question": market.question,
+            "market_slug": market.slug,
+            "tokens": [
+                {"token_id": o.token_id, "outcome": o.label, "winner": False}
+                for o in market.outcomes
+            ],
+            "minimum_tick_size": float(market.tick_size),
+            "minimum_order_size": float(market.min_size),
+            "neg_risk": market.neg_risk,
+            "active": market.active,
+            "closed": market.closed,
+            "accepting_orders": market.accepting_orders,
+            "enable_order_book": True,
+        },
+    )
 
 
 # ---- L1 ----------------------------------------------------------------------------------------
+
 
 def _creds(record: ApiKeyRecord) -> dict[str, str]:
     return {"apiKey": record.api_key, "secret": record.secret, "passphrase": record.passphrase}
@@ -345,10 +367,13 @@ def get_derive_api_key(sim: Simulator, req: Request) -> Response:
 
 # ---- L2 account --------------------------------------------------------------------------------
 
+
 def get_api_keys(sim: Simulator, req: Request) -> Response:
     """GET /auth/api-keys (L2): keys of the caller's EOA."""
     key = _l2(sim, req)
-    keys = [k.api_key for k in sim.world.api_keys.values() if k.address == key.address and not k.deleted]
+    keys = [
+        k.api_key for k in sim.world.api_keys.values() if k.address == key.address and not k.deleted
+    ]
     return Response(200, {"apiKeys": keys})
 
 
@@ -403,6 +428,7 @@ def get_balance_allowance_update(sim: Simulator, req: Request) -> Response:
 
 # ---- L2 orders ---------------------------------------------------------------------------------
 
+
 def post_order(sim: Simulator, req: Request) -> Response:
     """POST /order (L2)."""
     key = _l2(sim, req)
@@ -423,7 +449,9 @@ def post_orders(sim: Simulator, req: Request) -> Response:
 
 def _check_cancel_mode(world: World) -> None:
     if world.config.trading_mode == "disabled":
-        raise HttpError(503, {"error": "Trading is currently disabled. Check polymarket.com for updates"})
+        raise HttpError(
+            503, {"error": "Trading is currently disabled. Check polymarket.com for updates"}
+        )
 
 
 def _cancel_ids(sim: Simulator, key: ApiKeyRecord, ids: list[str]) -> dict[str, Any]:
@@ -431,7 +459,11 @@ def _cancel_ids(sim: Simulator, key: ApiKeyRecord, ids: list[str]) -> dict[str, 
     not_canceled: dict[str, str] = {}
     for raw_id in ids:
         order = sim.world.orders.get(str(raw_id).lower())
-        if order is not None and order.owner == key.api_key and engine.cancel(sim.world, order, "canceled"):
+        if (
+            order is not None
+            and order.owner == key.api_key
+            and engine.cancel(sim.world, order, "canceled")
+        ):
             canceled.append(order.id)
         else:
             not_canceled[str(raw_id)] = NOT_CANCELED
@@ -477,8 +509,10 @@ def delete_cancel_market_orders(sim: Simulator, req: Request) -> Response:
         raise HttpError(400, {"error": "Invalid payload"})
     market, asset = body.get("market"), body.get("asset_id")
     ids = [
-        o.id for o in sim.world.orders.values()
-        if o.owner == key.api_key and o.status == "LIVE"
+        o.id
+        for o in sim.world.orders.values()
+        if o.owner == key.api_key
+        and o.status == "LIVE"
         and (not market or o.condition_id.lower() == str(market).lower())
         and (not asset or o.token_id == str(asset))
     ]
@@ -500,8 +534,10 @@ def get_orders(sim: Simulator, req: Request) -> Response:
     key = _l2(sim, req)
     oid, market, asset = req.param("id"), req.param("market"), req.param("asset_id")
     rows = [
-        order_view(o) for o in sim.world.orders.values()
-        if o.owner == key.api_key and o.status == "LIVE"
+        order_view(o)
+        for o in sim.world.orders.values()
+        if o.owner == key.api_key
+        and o.status == "LIVE"
         and (not oid or o.id == oid.lower())
         and (not market or o.condition_id.lower() == market.lower())
         and (not asset or o.token_id == asset)
@@ -560,7 +596,11 @@ def get_trades(sim: Simulator, req: Request) -> Response:
     for trade_id in reversed(world.trade_ids):
         t = world.trades[trade_id]
         involved = t.taker_owner == key.api_key or any(leg.owner == key.api_key for leg in t.makers)
-        if not involved or (tid and t.id != tid) or (market and t.condition_id.lower() != market.lower()):
+        if (
+            not involved
+            or (tid and t.id != tid)
+            or (market and t.condition_id.lower() != market.lower())
+        ):
             continue
         if asset and t.token_id != asset:
             continue
@@ -570,7 +610,8 @@ def get_trades(sim: Simulator, req: Request) -> Response:
             continue
         view = trade_view(t, key.api_key)
         if maker_address and maker_address not in (
-            view["maker_address"], *[m["maker_address"] for m in view["maker_orders"]]
+            view["maker_address"],
+            *[m["maker_address"] for m in view["maker_orders"]],
         ):
             continue
         rows.append(view)
@@ -623,4 +664,3 @@ def build_router() -> Router:
     return r
 
 
-_ = MAX_UINT256  # re-exported for control-API allowance defaults

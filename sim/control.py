@@ -53,7 +53,9 @@ def add_routes(router: Router) -> Router:
 class RemoteSimulator:
     """Drive a simulator in another process: `remote.fund(address=..., pusd="100")` etc."""
 
-    def __init__(self, clob_url: str, data_url: str = "", gamma_url: str = "", timeout: float = 10.0) -> None:
+    def __init__(
+        self, clob_url: str, data_url: str = "", gamma_url: str = "", timeout: float = 10.0
+    ) -> None:
         self.clob_url = clob_url.rstrip("/")
         self.data_url = data_url
         self.gamma_url = gamma_url
@@ -62,15 +64,21 @@ class RemoteSimulator:
     def call(self, method: str, **kwargs: Any) -> Any:
         """Invoke a control method and return its result (raises RuntimeError on a 4xx/5xx)."""
         data = json.dumps(kwargs).encode()
-        request = urllib.request.Request(
-            f"{self.clob_url}/_sim/{method}", data=data, method="POST",
+        if not self.clob_url.startswith(("http://", "https://")):
+            raise ValueError("the control URL must be http(s)")
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            f"{self.clob_url}/_sim/{method}",
+            data=data,
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - loopback URL
                 return json.loads(resp.read())["result"]
         except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"control call {method} failed: {exc.code} {exc.read().decode()}") from exc
+            raise RuntimeError(
+                f"control call {method} failed: {exc.code} {exc.read().decode()}"
+            ) from exc
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):

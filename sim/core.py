@@ -22,9 +22,16 @@ from sim.auth import issue_key
 from sim.faults import FaultRegistry
 from sim.http import ServiceApp, ServiceServer
 from sim.orders import inspect_order
-from sim.scenario import RandomWalk, RandomWalkConfig, approve_all, load_scenario, read_scenario, resolve_token
+from sim.scenario import (
+    RandomWalk,
+    RandomWalkConfig,
+    approve_all,
+    load_scenario,
+    read_scenario,
+    resolve_token,
+)
 from sim.state import COLLATERAL, TRADE_TERMINAL, SimConfig, WalletRecord, World
-from sim.units import MAX_UINT256, dec, fmt, fmt_base, from_base, to_base
+from sim.units import MAX_UINT256, dec, fmt, fmt_base, to_base
 from sim.verify import EXCHANGE_NAMES, checksum
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +67,9 @@ class Simulator:
         gamma_port: int = 0,
         clob_port: int = 0,
     ) -> None:
-        self._scenario = read_scenario(scenario) if isinstance(scenario, (str, Path)) else (scenario or {})
+        self._scenario = (
+            read_scenario(scenario) if isinstance(scenario, (str, Path)) else (scenario or {})
+        )
         base = config or SimConfig()
         if "seed" in self._scenario and config is None:
             base.seed = int(self._scenario["seed"])
@@ -79,7 +88,9 @@ class Simulator:
         apps = {
             "data": ServiceApp("data", data_api.build_router(), self, data_api.not_found),
             "gamma": ServiceApp("gamma", gamma_api.build_router(), self, gamma_api.not_found),
-            "clob": ServiceApp("clob", control.add_routes(clob_api.build_router()), self, clob_api.not_found),
+            "clob": ServiceApp(
+                "clob", control.add_routes(clob_api.build_router()), self, clob_api.not_found
+            ),
         }
         self._servers = {
             "data": ServiceServer(apps["data"], data_port),
@@ -141,7 +152,7 @@ class Simulator:
     # ---- control: world ------------------------------------------------------------------------
     @controlled
     def reset(self) -> dict[str, Any]:
-        """Back to the freshly loaded scenario: clock, faults, keys, orders and trades all cleared."""
+        """Back to the freshly loaded scenario: clock, faults, keys, orders, trades cleared."""
         self.faults.clear()
         fresh = self._fresh_world()
         lock = self.world.lock
@@ -159,8 +170,13 @@ class Simulator:
         return self.world.clock.now()
 
     @controlled
-    def set_clock(self, offset: float | None = None, advance: float | None = None, time: float | None = None,
-                  freeze: bool | None = None) -> dict[str, Any]:
+    def set_clock(
+        self,
+        offset: float | None = None,
+        advance: float | None = None,
+        time: float | None = None,
+        freeze: bool | None = None,
+    ) -> dict[str, Any]:
         """Move the simulated clock: absolute `offset` from wall time, `advance` by seconds, or set
         `time`; `freeze=True` stops it, `freeze=False` lets it run."""
         clock = self.world.clock
@@ -198,17 +214,30 @@ class Simulator:
                 setattr(m, name, bool(value))
             else:
                 raise ValueError(f"cannot change {name!r}")
-        return {"key": m.key, "condition_id": m.condition_id, "closed": m.closed,
-                "accepting_orders": m.accepting_orders, "tick_size": fmt(m.tick_size), "min_size": fmt(m.min_size)}
+        return {
+            "key": m.key,
+            "condition_id": m.condition_id,
+            "closed": m.closed,
+            "accepting_orders": m.accepting_orders,
+            "tick_size": fmt(m.tick_size),
+            "min_size": fmt(m.min_size),
+        }
 
     @controlled
     def markets(self) -> list[dict[str, Any]]:
         """Every market with its outcome token ids."""
         return [
-            {"key": m.key, "condition_id": m.condition_id, "version": m.version, "neg_risk": m.neg_risk,
-             "tick_size": fmt(m.tick_size), "min_size": fmt(m.min_size), "closed": m.closed,
-             "accepting_orders": m.accepting_orders,
-             "tokens": {o.label: o.token_id for o in m.outcomes}}
+            {
+                "key": m.key,
+                "condition_id": m.condition_id,
+                "version": m.version,
+                "neg_risk": m.neg_risk,
+                "tick_size": fmt(m.tick_size),
+                "min_size": fmt(m.min_size),
+                "closed": m.closed,
+                "accepting_orders": m.accepting_orders,
+                "tokens": {o.label: o.token_id for o in m.outcomes},
+            }
             for m in self.world.markets.values()
         ]
 
@@ -225,19 +254,31 @@ class Simulator:
         return {"apiKey": record.api_key, "secret": record.secret, "passphrase": record.passphrase}
 
     @controlled
-    def register_wallet(self, owner: str, wallet: str, kind: str = "deposit",
-                        session_signers: list[str] | None = None) -> dict[str, Any]:
+    def register_wallet(
+        self,
+        owner: str,
+        wallet: str,
+        kind: str = "deposit",
+        session_signers: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Declare a proxy / Safe / deposit wallet owned by `owner` (and optional session keys)."""
         if kind not in WalletRecord.SIGNATURE_TYPES:
             raise ValueError("kind must be proxy, safe or deposit")
         owner_c, wallet_c = checksum(owner), checksum(wallet)
         signers = {owner_c.lower(), *(checksum(s).lower() for s in session_signers or [])}
-        self.world.wallets[wallet_c.lower()] = WalletRecord(address=wallet_c, kind=kind, owner=owner_c, signers=signers)
+        self.world.wallets[wallet_c.lower()] = WalletRecord(
+            address=wallet_c, kind=kind, owner=owner_c, signers=signers
+        )
         return {"wallet": wallet_c, "kind": kind, "owner": owner_c}
 
     @controlled
-    def fund(self, address: str, pusd: Any = None, tokens: dict[str, Any] | None = None,
-             approve: bool = True) -> dict[str, Any]:
+    def fund(
+        self,
+        address: str,
+        pusd: Any = None,
+        tokens: dict[str, Any] | None = None,
+        approve: bool = True,
+    ) -> dict[str, Any]:
         """Set pUSD and share balances (human units; token keys are ids or "market:Outcome") and,
         by default, grant every exchange unlimited approvals."""
         holder = checksum(address)
@@ -251,8 +292,10 @@ class Simulator:
         return self._balances(holder)
 
     @controlled
-    def set_allowance(self, address: str, asset_type: str, exchange: str, amount: Any) -> dict[str, Any]:
-        """Set one allowance (base units; "max" = unlimited) for COLLATERAL / CONDITIONAL / CONDITIONAL-V2."""
+    def set_allowance(
+        self, address: str, asset_type: str, exchange: str, amount: Any
+    ) -> dict[str, Any]:
+        """Set one allowance in base units ("max" = unlimited) for an asset type and exchange."""
         units = MAX_UINT256 if amount == "max" else int(amount)
         self.world.ledger.set_allowance(checksum(address), asset_type, checksum(exchange), units)
         return self._balances(checksum(address))
@@ -270,71 +313,143 @@ class Simulator:
         }
 
     @controlled
-    def set_account_flags(self, address: str, closed_only: bool | None = None, banned: bool | None = None,
-                          require_deposit_wallet: bool | None = None) -> dict[str, Any]:
+    def set_account_flags(
+        self,
+        address: str,
+        closed_only: bool | None = None,
+        banned: bool | None = None,
+        require_deposit_wallet: bool | None = None,
+    ) -> dict[str, Any]:
         """Put an EOA in closed-only mode, ban it, or force the deposit-wallet flow on it."""
         key = checksum(address).lower()
-        for flag, target in ((closed_only, self.world.closed_only), (banned, self.world.banned),
-                             (require_deposit_wallet, self.world.require_deposit)):
+        for flag, target in (
+            (closed_only, self.world.closed_only),
+            (banned, self.world.banned),
+            (require_deposit_wallet, self.world.require_deposit),
+        ):
             if flag is True:
                 target.add(key)
             elif flag is False:
                 target.discard(key)
-        return {"closed_only": key in self.world.closed_only, "banned": key in self.world.banned,
-                "require_deposit_wallet": key in self.world.require_deposit}
+        return {
+            "closed_only": key in self.world.closed_only,
+            "banned": key in self.world.banned,
+            "require_deposit_wallet": key in self.world.require_deposit,
+        }
 
     # ---- control: market activity ------------------------------------------------------------
     @controlled
-    def add_trader_fill(self, trader: str, market: str, outcome: str, side: str, size: Any, price: Any,
-                        at: float | None = None, in_seconds: float | None = None, role: str = "taker",
-                        parts: list[Any] | None = None, counterparties: int = 2,
-                        name: str | None = None) -> list[dict[str, Any]]:
+    def add_trader_fill(
+        self,
+        trader: str,
+        market: str,
+        outcome: str,
+        side: str,
+        size: Any,
+        price: Any,
+        at: float | None = None,
+        in_seconds: float | None = None,
+        role: str = "taker",
+        parts: list[Any] | None = None,
+        counterparties: int = 2,
+        name: str | None = None,
+    ) -> list[dict[str, Any]]:
         """A followed trader's fill, visible on the Data API at `at` (epoch s), `in_seconds` from
         now, or now. Returns the trader's own rows as /v2/activity prints them."""
         token = resolve_token(self.world, market, outcome)
-        when = at if at is not None else (self.world.clock.now() + in_seconds if in_seconds is not None else None)
+        when = (
+            at
+            if at is not None
+            else (self.world.clock.now() + in_seconds if in_seconds is not None else None)
+        )
         if name is not None:
             from sim.state import Profile
+
             self.world.profiles[trader.lower()] = Profile(name=name)
         rows = feeds.add_trader_fill(
-            self.world, checksum(trader), token, side, dec(size), dec(price), at=when, role=role,
-            parts=[dec(p) for p in parts] if parts else None, counterparties=int(counterparties),
+            self.world,
+            checksum(trader),
+            token,
+            side,
+            dec(size),
+            dec(price),
+            at=when,
+            role=role,
+            parts=[dec(p) for p in parts] if parts else None,
+            counterparties=int(counterparties),
         )
         return [data_api.activity_row(self.world, r) for r in rows]
 
     @controlled
-    def add_activity(self, trader: str, kind: str, market: str, size: Any, usdc_size: Any = None,
-                     at: float | None = None) -> dict[str, Any]:
+    def add_activity(
+        self,
+        trader: str,
+        kind: str,
+        market: str,
+        size: Any,
+        usdc_size: Any = None,
+        at: float | None = None,
+    ) -> dict[str, Any]:
         """A SPLIT / MERGE / REDEEM / ... row for a wallet."""
-        row = feeds.add_activity(self.world, checksum(trader), kind, self.world.market(market).condition_id,
-                                 dec(size), dec(usdc_size) if usdc_size is not None else None, at=at)
+        row = feeds.add_activity(
+            self.world,
+            checksum(trader),
+            kind,
+            self.world.market(market).condition_id,
+            dec(size),
+            dec(usdc_size) if usdc_size is not None else None,
+            at=at,
+        )
         return data_api.activity_row(self.world, row)
 
     @controlled
-    def add_combo_fill(self, trader: str, side: str, size: Any, price: Any, titles: list[str] | None = None,
-                       at: float | None = None) -> dict[str, Any]:
+    def add_combo_fill(
+        self,
+        trader: str,
+        side: str,
+        size: Any,
+        price: Any,
+        titles: list[str] | None = None,
+        at: float | None = None,
+    ) -> dict[str, Any]:
         """A combo (parlay) trade row (not copyable)."""
-        row = feeds.add_combo_fill(self.world, checksum(trader), side, dec(size), dec(price),
-                                   titles or ["Leg A", "Leg B"], at=at)
+        row = feeds.add_combo_fill(
+            self.world,
+            checksum(trader),
+            side,
+            dec(size),
+            dec(price),
+            titles or ["Leg A", "Leg B"],
+            at=at,
+        )
         return data_api.activity_row(self.world, row)
 
     @controlled
-    def set_book(self, token_id: str, bids: list[Any] | None = None, asks: list[Any] | None = None) -> list[str]:
+    def set_book(
+        self, token_id: str, bids: list[Any] | None = None, asks: list[Any] | None = None
+    ) -> list[str]:
         """Replace synthetic liquidity ([[price, size], ...]; None keeps a side). Levels that cross
         resting user orders fill them first. Returns the ids of trades created."""
-        trades = engine.set_book(self.world, str(token_id), bids=_levels(bids) if bids is not None else None,
-                                 asks=_levels(asks) if asks is not None else None)
+        trades = engine.set_book(
+            self.world,
+            str(token_id),
+            bids=_levels(bids) if bids is not None else None,
+            asks=_levels(asks) if asks is not None else None,
+        )
         return [t.id for t in trades]
 
     @controlled
     def shift_book(self, token_id: str, ticks: int) -> list[str]:
-        """Move all synthetic levels by `ticks` ticks (fills user orders crossed). Returns trade ids."""
+        """Move all synthetic levels by `ticks` ticks (filling user orders crossed); trade ids."""
         return [t.id for t in engine.shift_book(self.world, str(token_id), int(ticks))]
 
     @controlled
     def sweep(self, token_id: str, side: str, price: Any, size: Any) -> list[str]:
         """A synthetic taker order of `size` shares up to `price` (hits user orders too)."""
-        return [t.id for t in engine.sweep(self.world, str(token_id), side, dec(price), to_base(dec(size)))]
+        return [
+            t.id
+            for t in engine.sweep(self.world, str(token_id), side, dec(price), to_base(dec(size)))
+        ]
 
     @controlled
     def book(self, token_id: str) -> dict[str, Any]:
@@ -343,10 +458,16 @@ class Simulator:
 
     # ---- control: trades ---------------------------------------------------------------------
     @controlled
-    def advance_trades(self, trade_id: str | None = None, to: str | None = None) -> list[dict[str, Any]]:
+    def advance_trades(
+        self, trade_id: str | None = None, to: str | None = None
+    ) -> list[dict[str, Any]]:
         """Advance one trade (or every unfinished one) a step, or to `to`
         (MINED, CONFIRMED, RETRYING, FAILED). Returns the trades touched."""
-        ids = [trade_id] if trade_id else [t for t in self.world.trade_ids if t in self.world.pending_trades]
+        ids = (
+            [trade_id]
+            if trade_id
+            else [t for t in self.world.trade_ids if t in self.world.pending_trades]
+        )
         out = []
         for tid in ids:
             trade = self.world.trades[tid]
@@ -359,13 +480,30 @@ class Simulator:
     def _trade(self, trade_id: str) -> dict[str, Any]:
         t = self.world.trades[trade_id]
         return {
-            "id": t.id, "status": t.status, "taker_order_id": t.taker_order_id, "taker_owner": t.taker_owner,
-            "taker_address": t.taker_address, "side": t.side, "token_id": t.token_id, "size": fmt_base(t.size),
-            "price": fmt(t.price), "transaction_hash": t.tx_hash, "match_time": t.match_time,
+            "id": t.id,
+            "status": t.status,
+            "taker_order_id": t.taker_order_id,
+            "taker_owner": t.taker_owner,
+            "taker_address": t.taker_address,
+            "side": t.side,
+            "token_id": t.token_id,
+            "size": fmt_base(t.size),
+            "price": fmt(t.price),
+            "transaction_hash": t.tx_hash,
+            "match_time": t.match_time,
             "history": [[s, when] for s, when in t.history],
-            "makers": [{"order_id": m.order_id, "owner": m.owner, "maker_address": m.maker_address,
-                        "matched_amount": fmt_base(m.shares), "price": fmt(m.price), "side": m.side, "user": m.user}
-                       for m in t.makers],
+            "makers": [
+                {
+                    "order_id": m.order_id,
+                    "owner": m.owner,
+                    "maker_address": m.maker_address,
+                    "matched_amount": fmt_base(m.shares),
+                    "price": fmt(m.price),
+                    "side": m.side,
+                    "user": m.user,
+                }
+                for m in t.makers
+            ],
         }
 
     @controlled
@@ -377,7 +515,10 @@ class Simulator:
     def orders(self, owner: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Every accepted order with its verified fields (optionally one key's, one status)."""
         return [
-            {**inspect_order(o), "exchange_name": EXCHANGE_NAMES.get(o.exchange.lower(), o.exchange)}
+            {
+                **inspect_order(o),
+                "exchange_name": EXCHANGE_NAMES.get(o.exchange.lower(), o.exchange),
+            }
             for o in self.world.orders.values()
             if (owner is None or o.owner == owner) and (status is None or o.status == status)
         ]
@@ -390,16 +531,36 @@ class Simulator:
     @controlled
     def requests(self, service: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         """The request log (method, path, status), optionally filtered."""
-        return [r for r in self.world.requests
-                if (service is None or r["service"] == service) and (path is None or r["path"] == path)]
+        return [
+            r
+            for r in self.world.requests
+            if (service is None or r["service"] == service) and (path is None or r["path"] == path)
+        ]
 
     # ---- control: faults ---------------------------------------------------------------------
-    def inject_fault(self, method: str, path: str, kind: str, count: int = 1, service: str = "clob",
-                     status: int | None = None, retry_after: int = 1, delay: float = 0.0) -> dict[str, Any]:
+    def inject_fault(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        count: int = 1,
+        service: str = "clob",
+        status: int | None = None,
+        retry_after: int = 1,
+        delay: float = 0.0,
+    ) -> dict[str, Any]:
         """The next `count` requests to (service, method, path) fail as `kind`: 429, 5xx,
         accept_then_5xx, delay or drop. `path` may end in * for a prefix."""
-        rule = self.faults.add(method, path, kind, count=count, service=service, status=status,
-                               retry_after=retry_after, delay=delay)
+        rule = self.faults.add(
+            method,
+            path,
+            kind,
+            count=count,
+            service=service,
+            status=status,
+            retry_after=retry_after,
+            delay=delay,
+        )
         return {"id": rule.id, "kind": rule.kind, "remaining": rule.remaining}
 
     def clear_faults(self) -> dict[str, Any]:
@@ -413,4 +574,3 @@ class Simulator:
 
 
 CONTROL_METHODS.update({"inject_fault", "clear_faults", "pending_faults"})
-_ = from_base

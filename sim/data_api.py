@@ -33,10 +33,17 @@ if TYPE_CHECKING:
 THREE_YEARS = 3 * 365 * 86400
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 CAMEL = {
-    "takerOnly": "taker_only", "filterType": "filter_type", "filterAmount": "filter_amount",
-    "eventId": "event_id", "conditionId": "condition", "condition_id": "condition",
-    "sortBy": "sort_by", "sortDirection": "sort_direction", "tokenId": "token_id",
-    "excludeDepositsWithdrawals": "exclude_deposits_withdrawals", "includeArchived": "include_archived",
+    "takerOnly": "taker_only",
+    "filterType": "filter_type",
+    "filterAmount": "filter_amount",
+    "eventId": "event_id",
+    "conditionId": "condition",
+    "condition_id": "condition",
+    "sortBy": "sort_by",
+    "sortDirection": "sort_direction",
+    "tokenId": "token_id",
+    "excludeDepositsWithdrawals": "exclude_deposits_withdrawals",
+    "includeArchived": "include_archived",
 }
 PROTOCOL_ADDRESSES = {a.lower() for a in ALL_EXCHANGES}
 
@@ -48,7 +55,12 @@ def _trace() -> str:
 def error(status: int, code: str, message: str, parameter: str | None = None) -> HttpError:
     """A v2 error as an exception carrying its response."""
     trace = _trace()
-    body: dict[str, Any] = {"error": message, "code": code, "retryable": status in (429, 503), "trace_id": trace}
+    body: dict[str, Any] = {
+        "error": message,
+        "code": code,
+        "retryable": status in (429, 503),
+        "trace_id": trace,
+    }
     if parameter:
         body["parameter"] = parameter
     return HttpError(status, body, {"x-trace-id": trace})
@@ -62,8 +74,11 @@ def bad(parameter: str, message: str) -> HttpError:
 def not_found(path: str) -> Response:
     """404 for an unknown Data API route."""
     trace = _trace()
-    return Response(404, {"error": "route not found", "code": "not_found", "retryable": False, "trace_id": trace},
-                    {"x-trace-id": trace})
+    return Response(
+        404,
+        {"error": "route not found", "code": "not_found", "retryable": False, "trace_id": trace},
+        {"x-trace-id": trace},
+    )
 
 
 def ok(body: Any) -> Response:
@@ -88,7 +103,7 @@ class Params:
         v = self.values.get(name)
         return v if v not in (None, "") else None
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
         """Integer parameter within [low, high]."""
         text = self.get(name)
         if text is None:
@@ -100,7 +115,7 @@ class Params:
             raise bad(name, f"{name} must be between {low} and {high}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         """Boolean parameter (true/false)."""
         text = self.get(name)
         if text is None:
@@ -133,6 +148,7 @@ class Params:
 
 # ---- cursors -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Cursor:
     """Decoded keyset cursor: the last row served, page size and direction."""
@@ -162,44 +178,80 @@ def decode_cursor(text: str, route: str) -> Cursor:
         raise bad("cursor", "invalid cursor") from exc
 
 
-def _keyset_page(rows: list[DataRow], route: str, params: Params, default_limit: int,
-                 direction: str, render: Callable[[DataRow], dict[str, Any]]) -> dict[str, Any]:
+def _keyset_page(
+    rows: list[DataRow],
+    route: str,
+    params: Params,
+    default_limit: int,
+    direction: str,
+    render: Callable[[DataRow], dict[str, Any]],
+) -> dict[str, Any]:
     cursor_text = params.get("cursor")
     if cursor_text is not None:
         cur = decode_cursor(cursor_text, route)
         size, direction = cur.size, cur.direction
         anchor = (cur.timestamp, cur.seq)
     else:
-        size = params.int("limit", default_limit, 0, 1000)
+        size = params.integer("limit", default_limit, 0, 1000)
         anchor = None
     descending = direction == "DESC"
     rows.sort(key=lambda r: (r.timestamp, r.seq), reverse=descending)
     if anchor is not None:
-        rows = [r for r in rows if ((r.timestamp, r.seq) < anchor if descending else (r.timestamp, r.seq) > anchor)]
+        rows = [
+            r
+            for r in rows
+            if ((r.timestamp, r.seq) < anchor if descending else (r.timestamp, r.seq) > anchor)
+        ]
     page = rows[:size]
     more = len(rows) > size and size > 0
-    nxt = encode_cursor(Cursor(route, page[-1].timestamp, page[-1].seq, size, direction)) if more and page else None
-    return {"data": [render(r) for r in page], "pagination": {"has_more": nxt is not None, "next_cursor": nxt}}
+    nxt = (
+        encode_cursor(Cursor(route, page[-1].timestamp, page[-1].seq, size, direction))
+        if more and page
+        else None
+    )
+    return {
+        "data": [render(r) for r in page],
+        "pagination": {"has_more": nxt is not None, "next_cursor": nxt},
+    }
 
 
 # ---- rows --------------------------------------------------------------------------------------
 
+
 def _profile(world: World, wallet: str) -> dict[str, str]:
     p = world.profile(wallet)
-    return {"name": p.name, "pseudonym": p.pseudonym, "bio": p.bio, "profile_image": p.profile_image,
-            "profile_image_optimized": p.profile_image_optimized}
+    return {
+        "name": p.name,
+        "pseudonym": p.pseudonym,
+        "bio": p.bio,
+        "profile_image": p.profile_image,
+        "profile_image_optimized": p.profile_image_optimized,
+    }
 
 
 def trade_row(world: World, r: DataRow) -> dict[str, Any]:
     """A /v2/trades row (field order as fixtures/data_trades.json)."""
     prof = _profile(world, r.proxy_wallet)
     return {
-        "proxy_wallet": r.proxy_wallet, "side": r.side, "token_id": r.token_id, "condition_id": r.condition_id,
-        "size": json_number(r.size), "price": json_number(r.price), "timestamp": r.timestamp,
-        "title": r.title, "slug": r.slug, "icon": r.icon, "event_slug": r.event_slug, "outcome": r.outcome,
-        "outcome_index": r.outcome_index, "name": prof["name"], "pseudonym": prof["pseudonym"],
-        "bio": prof["bio"], "profile_image": prof["profile_image"],
-        "profile_image_optimized": prof["profile_image_optimized"], "transaction_hash": r.transaction_hash,
+        "proxy_wallet": r.proxy_wallet,
+        "side": r.side,
+        "token_id": r.token_id,
+        "condition_id": r.condition_id,
+        "size": json_number(r.size),
+        "price": json_number(r.price),
+        "timestamp": r.timestamp,
+        "title": r.title,
+        "slug": r.slug,
+        "icon": r.icon,
+        "event_slug": r.event_slug,
+        "outcome": r.outcome,
+        "outcome_index": r.outcome_index,
+        "name": prof["name"],
+        "pseudonym": prof["pseudonym"],
+        "bio": prof["bio"],
+        "profile_image": prof["profile_image"],
+        "profile_image_optimized": prof["profile_image_optimized"],
+        "transaction_hash": r.transaction_hash,
     }
 
 
@@ -207,11 +259,23 @@ def activity_row(world: World, r: DataRow) -> dict[str, Any]:
     """A /v2/activity row (`is_combo` only on combo trades)."""
     prof = _profile(world, r.proxy_wallet)
     row: dict[str, Any] = {
-        "proxy_wallet": r.proxy_wallet, "timestamp": r.timestamp, "condition_id": r.condition_id,
-        "type": r.kind, "size": json_number(r.size), "usdc_size": json_number(r.usdc_size),
-        "transaction_hash": r.transaction_hash, "price": json_number(r.price), "token_id": r.token_id,
-        "side": r.side, "outcome_index": r.outcome_index, "title": r.title, "slug": r.slug, "icon": r.icon,
-        "event_slug": r.event_slug, "outcome": r.outcome, **prof,
+        "proxy_wallet": r.proxy_wallet,
+        "timestamp": r.timestamp,
+        "condition_id": r.condition_id,
+        "type": r.kind,
+        "size": json_number(r.size),
+        "usdc_size": json_number(r.usdc_size),
+        "transaction_hash": r.transaction_hash,
+        "price": json_number(r.price),
+        "token_id": r.token_id,
+        "side": r.side,
+        "outcome_index": r.outcome_index,
+        "title": r.title,
+        "slug": r.slug,
+        "icon": r.icon,
+        "event_slug": r.event_slug,
+        "outcome": r.outcome,
+        **prof,
     }
     if r.is_combo:
         row["is_combo"] = True
@@ -225,8 +289,8 @@ def _visible(world: World, rows: list[DataRow]) -> list[DataRow]:
 
 def _window(params: Params, world: World) -> tuple[int, int]:
     now = int(world.clock.now())
-    start = params.int("start", 0, 0, 2**62)
-    end = params.int("end", 0, 0, 2**62)
+    start = params.integer("start", 0, 0, 2**62)
+    end = params.integer("end", 0, 0, 2**62)
     return (start if start else now - THREE_YEARS), (end if end else now + 86400)
 
 
@@ -271,10 +335,24 @@ def _events_filter(world: World, params: Params) -> Callable[[DataRow], bool]:
 def get_trades(sim: Simulator, req: Request) -> Response:
     """GET /v2/trades (taker_only defaults to true)."""
     world = sim.world
-    params = Params(req, {"user", "limit", "cursor", "taker_only", "filter_type", "filter_amount", "start",
-                          "end", "condition", "event_id", "side"})
+    params = Params(
+        req,
+        {
+            "user",
+            "limit",
+            "cursor",
+            "taker_only",
+            "filter_type",
+            "filter_amount",
+            "start",
+            "end",
+            "condition",
+            "event_id",
+            "side",
+        },
+    )
     user = params.address("user")
-    taker_only = params.bool("taker_only", True)
+    taker_only = params.boolean("taker_only", True)
     side = _side(params)
     size_ok = _min_size_filter(params, Decimal("0.01"))
     scope = _events_filter(world, params)
@@ -283,9 +361,14 @@ def get_trades(sim: Simulator, req: Request) -> Response:
     if params.get("condition") or params.get("event_id"):
         start, end = int(world.clock.now()) - THREE_YEARS, 2**62
     rows = [
-        r for r in _visible(world, source)
-        if r.kind == "TRADE" and (r.taker or not taker_only) and (side is None or r.side == side)
-        and start <= r.timestamp <= end and size_ok(r) and scope(r)
+        r
+        for r in _visible(world, source)
+        if r.kind == "TRADE"
+        and (r.taker or not taker_only)
+        and (side is None or r.side == side)
+        and start <= r.timestamp <= end
+        and size_ok(r)
+        and scope(r)
     ]
     return ok(_keyset_page(rows, "trades", params, 100, "DESC", lambda r: trade_row(world, r)))
 
@@ -293,8 +376,23 @@ def get_trades(sim: Simulator, req: Request) -> Response:
 def get_activity(sim: Simulator, req: Request) -> Response:
     """GET /v2/activity (user required; maker and taker fills; splits/merges/redeems)."""
     world = sim.world
-    params = Params(req, {"user", "limit", "cursor", "type", "condition", "event_id", "side", "start", "end",
-                          "sort_by", "sort_direction", "exclude_deposits_withdrawals"})
+    params = Params(
+        req,
+        {
+            "user",
+            "limit",
+            "cursor",
+            "type",
+            "condition",
+            "event_id",
+            "side",
+            "start",
+            "end",
+            "sort_by",
+            "sort_direction",
+            "exclude_deposits_withdrawals",
+        },
+    )
     user = params.address("user")
     if user is None:
         raise bad("user", "user is required")
@@ -307,7 +405,7 @@ def get_activity(sim: Simulator, req: Request) -> Response:
     direction = (params.get("sort_direction") or "DESC").upper()
     if direction not in ("DESC", "ASC"):
         raise bad("sort_direction", "sort_direction must be ASC or DESC")
-    exclude_dw = params.bool("exclude_deposits_withdrawals", True)
+    exclude_dw = params.boolean("exclude_deposits_withdrawals", True)
     side = _side(params)
     scope = _events_filter(world, params)
     start, end = _window(params, world)
@@ -320,13 +418,20 @@ def get_activity(sim: Simulator, req: Request) -> Response:
         return not (exclude_dw and r.kind in ("DEPOSIT", "WITHDRAWAL"))
 
     rows = [
-        r for r in _visible(world, world.rows_by_wallet.get(user, []))
-        if wanted(r) and (side is None or r.side == side) and start <= r.timestamp <= end and scope(r)
+        r
+        for r in _visible(world, world.rows_by_wallet.get(user, []))
+        if wanted(r)
+        and (side is None or r.side == side)
+        and start <= r.timestamp <= end
+        and scope(r)
     ]
-    return ok(_keyset_page(rows, "activity", params, 100, direction, lambda r: activity_row(world, r)))
+    return ok(
+        _keyset_page(rows, "activity", params, 100, direction, lambda r: activity_row(world, r))
+    )
 
 
 # ---- positions ---------------------------------------------------------------------------------
+
 
 @dataclass
 class _Position:
@@ -353,7 +458,9 @@ def _current_price(world: World, token_id: str) -> Decimal:
 def positions_of(world: World, wallet: str) -> dict[str, _Position]:
     """Holdings per token from the wallet's visible TRADE rows (average-cost accounting)."""
     out: dict[str, _Position] = {}
-    rows = sorted(_visible(world, world.rows_by_wallet.get(wallet, [])), key=lambda r: (r.timestamp, r.seq))
+    rows = sorted(
+        _visible(world, world.rows_by_wallet.get(wallet, [])), key=lambda r: (r.timestamp, r.seq)
+    )
     for r in rows:
         if r.kind != "TRADE" or r.is_combo or r.token_id not in world.by_token:
             continue
@@ -387,31 +494,60 @@ def position_row(world: World, wallet: str, token_id: str, p: _Position) -> dict
     value = p.size * price
     unrealized = value - p.cost
     total = unrealized + p.realized
-    mergeable = opposite is not None and positions_of(world, wallet).get(opposite.token_id, _Position()).size > 0
+    mergeable = (
+        opposite is not None
+        and positions_of(world, wallet).get(opposite.token_id, _Position()).size > 0
+    )
     prof = world.profile(wallet)
     return {
-        "proxy_wallet": wallet, "token_id": token_id, "condition_id": market.condition_id,
-        "current_size": _q(p.size), "avg_price": _q(avg, "0.0001"), "entry_cost_usdc": _q(p.cost),
-        "entry_fees_usdc": 0.0, "total_cost_usdc": _q(p.total_cost), "current_price": _q(price, "0.0001"),
-        "current_value": _q(value), "total_size": _q(p.total_bought), "realized_pnl": _q(p.realized),
-        "unrealized_pnl": _q(unrealized), "total_pnl": _q(total),
+        "proxy_wallet": wallet,
+        "token_id": token_id,
+        "condition_id": market.condition_id,
+        "current_size": _q(p.size),
+        "avg_price": _q(avg, "0.0001"),
+        "entry_cost_usdc": _q(p.cost),
+        "entry_fees_usdc": 0.0,
+        "total_cost_usdc": _q(p.total_cost),
+        "current_price": _q(price, "0.0001"),
+        "current_value": _q(value),
+        "total_size": _q(p.total_bought),
+        "realized_pnl": _q(p.realized),
+        "unrealized_pnl": _q(unrealized),
+        "total_pnl": _q(total),
         "percent_pnl": _q(total / p.total_cost * 100, "0.01") if p.total_cost else 0.0,
-        "percent_realized_pnl": _q(p.realized / p.total_cost * 100, "0.01") if p.total_cost else 0.0,
-        "status": "CLOSED" if p.size == 0 else "OPEN", "redeemable": False, "mergeable": mergeable,
-        "negative_risk": market.neg_risk, "archived": False, "title": market.question, "slug": market.slug,
-        "icon": market.icon, "event_id": market.event_id, "event_slug": market.event_slug,
-        "outcome": outcome.label, "outcome_index": outcome.index,
+        "percent_realized_pnl": _q(p.realized / p.total_cost * 100, "0.01")
+        if p.total_cost
+        else 0.0,
+        "status": "CLOSED" if p.size == 0 else "OPEN",
+        "redeemable": False,
+        "mergeable": mergeable,
+        "negative_risk": market.neg_risk,
+        "archived": False,
+        "title": market.question,
+        "slug": market.slug,
+        "icon": market.icon,
+        "event_id": market.event_id,
+        "event_slug": market.event_slug,
+        "outcome": outcome.label,
+        "outcome_index": outcome.index,
         "opposite_outcome": opposite.label if opposite else "",
         "opposite_token_id": opposite.token_id if opposite else "",
-        "end_date": market.end_date[:10] if market.end_date else "", "last_event_at": p.last_ts,
-        "first_entry_at": p.first_ts, "name": prof.name, "profile_image": prof.profile_image, "verified": False,
+        "end_date": market.end_date[:10] if market.end_date else "",
+        "last_event_at": p.last_ts,
+        "first_entry_at": p.first_ts,
+        "name": prof.name,
+        "profile_image": prof.profile_image,
+        "verified": False,
     }
 
 
 POSITION_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "CURRENT_VALUE": lambda r: r["current_value"], "TOKENS": lambda r: r["current_size"],
-    "PRICE": lambda r: r["current_price"], "REALIZED_PNL": lambda r: r["realized_pnl"],
-    "UNREALIZED_PNL": lambda r: r["unrealized_pnl"], "TOTAL_PNL": lambda r: r["total_pnl"],
+    "CURRENT_VALUE": lambda r: r["current_value"],
+    "TOKENS": lambda r: r["current_size"],
+    "PRICE": lambda r: r["current_price"],
+    "REALIZED_PNL": lambda r: r["realized_pnl"],
+    "UNREALIZED_PNL": lambda r: r["unrealized_pnl"],
+    "TOTAL_PNL": lambda r: r["total_pnl"],
     "TIMESTAMP": lambda r: r["last_event_at"],
 }
 
@@ -419,8 +555,25 @@ POSITION_SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def get_positions(sim: Simulator, req: Request) -> Response:
     """GET /v2/positions (user and/or condition; OPEN default, CLOSED supported)."""
     world = sim.world
-    params = Params(req, {"user", "condition", "limit", "cursor", "status", "event_id", "title", "filter_type",
-                          "filter_amount", "include_archived", "sort_by", "sort_direction", "start", "end"})
+    params = Params(
+        req,
+        {
+            "user",
+            "condition",
+            "limit",
+            "cursor",
+            "status",
+            "event_id",
+            "title",
+            "filter_type",
+            "filter_amount",
+            "include_archived",
+            "sort_by",
+            "sort_direction",
+            "start",
+            "end",
+        },
+    )
     user = params.address("user")
     conditions = {c.lower() for c in params.csv("condition", 20)}
     if user is None and not conditions:
@@ -431,7 +584,9 @@ def get_positions(sim: Simulator, req: Request) -> Response:
     if status not in ("OPEN", "REDEEMABLE", "REDEEMABLE_LOST", "MERGEABLE", "CLOSED"):
         raise bad("status", "invalid status")
     direction = (params.get("sort_direction") or "DESC").upper()
-    sort_by = (params.get("sort_by") or ("REALIZED_PNL" if status == "CLOSED" else "CURRENT_VALUE")).upper()
+    sort_by = (
+        params.get("sort_by") or ("REALIZED_PNL" if status == "CLOSED" else "CURRENT_VALUE")
+    ).upper()
     if sort_by not in POSITION_SORTS:
         raise bad("sort_by", "invalid sort_by")
     kind = (params.get("filter_type") or "TOKENS").upper()
@@ -463,7 +618,7 @@ def get_positions(sim: Simulator, req: Request) -> Response:
         cur = decode_cursor(cursor, "positions")
         offset, size = cur.seq, cur.size
     else:
-        offset, size = 0, params.int("limit", 100, 0, 1000)
+        offset, size = 0, params.integer("limit", 100, 0, 1000)
     page = rows[offset : offset + size]
     more = offset + size < len(rows) and size > 0
     nxt = encode_cursor(Cursor("positions", 0, offset + size, size, "DESC")) if more else None
@@ -472,19 +627,31 @@ def get_positions(sim: Simulator, req: Request) -> Response:
 
 # ---- tokens & status ---------------------------------------------------------------------------
 
+
 def token_row(market: Market, token_id: str) -> dict[str, Any]:
     """A /v2/tokens row."""
     o = market.outcome(token_id)
     opposite = market.opposite(token_id)
     module = "v1_ctf" if market.version == "v1" else ("neg_risk" if market.neg_risk else "binary")
     return {
-        "token_id": token_id, "condition_id": market.condition_id,
+        "token_id": token_id,
+        "condition_id": market.condition_id,
         "structural_condition_id": market.condition_id if market.version == "v2" else None,
-        "module": module, "outcome_index": o.index, "clob_index": o.index, "outcome": o.label,
-        "opposite_token_id": opposite.token_id if opposite else None, "resolved": False, "final_price": None,
-        "title": market.question, "market_slug": market.slug, "closed": market.closed,
-        "neg_risk": market.neg_risk, "neg_risk_market_id": market.neg_risk_market_id or None,
-        "question_index": None, "event_id": market.event_id, "event_slug": market.event_slug,
+        "module": module,
+        "outcome_index": o.index,
+        "clob_index": o.index,
+        "outcome": o.label,
+        "opposite_token_id": opposite.token_id if opposite else None,
+        "resolved": False,
+        "final_price": None,
+        "title": market.question,
+        "market_slug": market.slug,
+        "closed": market.closed,
+        "neg_risk": market.neg_risk,
+        "neg_risk_market_id": market.neg_risk_market_id or None,
+        "question_index": None,
+        "event_id": market.event_id,
+        "event_slug": market.event_slug,
     }
 
 
@@ -513,10 +680,20 @@ def get_status(sim: Simulator, req: Request) -> Response:
     from datetime import UTC, datetime
 
     now = datetime.fromtimestamp(sim.world.clock.now(), tz=UTC).isoformat().replace("+00:00", "Z")
-    return ok({"data": {"computed_at": now, "age_seconds": 0,
-                        "serving": {"lag_seconds": 0, "worst": None,
-                                    "mechanisms": [{"name": "activity_feed", "age_seconds": 0}]},
-                        "ingestion": {}}})
+    return ok(
+        {
+            "data": {
+                "computed_at": now,
+                "age_seconds": 0,
+                "serving": {
+                    "lag_seconds": 0,
+                    "worst": None,
+                    "mechanisms": [{"name": "activity_feed", "age_seconds": 0}],
+                },
+                "ingestion": {},
+            }
+        }
+    )
 
 
 def build_router() -> Router:

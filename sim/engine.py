@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from eth_hash.auto import keccak
 
@@ -37,7 +38,11 @@ from sim.state import (
 from sim.units import from_base, to_base
 from ticks import in_price_range
 
-TRADE_NEXT = {TRADE_MATCHED: TRADE_MINED, TRADE_MINED: TRADE_CONFIRMED, TRADE_RETRYING: TRADE_FAILED}
+TRADE_NEXT = {
+    TRADE_MATCHED: TRADE_MINED,
+    TRADE_MINED: TRADE_CONFIRMED,
+    TRADE_RETRYING: TRADE_FAILED,
+}
 TRADE_MOVES = {
     TRADE_MATCHED: {TRADE_MINED, TRADE_CONFIRMED, TRADE_RETRYING, TRADE_FAILED},
     TRADE_MINED: {TRADE_CONFIRMED, TRADE_RETRYING, TRADE_FAILED},
@@ -72,7 +77,9 @@ def maker_identity(world: World, entry: Resting) -> tuple[str, str]:
     return world.liquidity_makers[entry.identity % len(world.liquidity_makers)]
 
 
-def settle(world: World, market: Market, token_id: str, taker: Taker, fills: list[Fill]) -> list[ClobTrade]:
+def settle(
+    world: World, market: Market, token_id: str, taker: Taker, fills: list[Fill]
+) -> list[ClobTrade]:
     """Apply planned fills: book, orders, ledger, trades. Returns the trades created."""
     if not fills:
         return []
@@ -105,13 +112,17 @@ def settle(world: World, market: Market, token_id: str, taker: Taker, fills: lis
                 )
             )
             if f.entry.order_id is not None:
-                _settle_maker(world, world.orders[f.entry.order_id], f, token_id, exchange, asset_type)
+                _settle_maker(
+                    world, world.orders[f.entry.order_id], f, token_id, exchange, asset_type
+                )
             if taker.user and fee_schedule is not None:
                 taker_fee += to_base(fee_schedule.fee(from_base(f.shares), price))
         shares = sum(f.shares for f in level)
         cost = sum(f.cost for f in level)
         if taker.order is not None:
-            _settle_taker(world, taker.order, shares, cost, taker_fee, token_id, exchange, asset_type)
+            _settle_taker(
+                world, taker.order, shares, cost, taker_fee, token_id, exchange, asset_type
+            )
         if not taker.user and not any(leg.user for leg in legs):
             continue  # synthetic against synthetic: liquidity just moves, nobody sees a trade
         trade = ClobTrade(
@@ -160,7 +171,9 @@ def _synthetic_taker_id(world: World) -> str:
     return world.new_tx_hash()  # any 32-byte id; synthetic flow has no real order
 
 
-def _settle_maker(world: World, order: SimOrder, fill: Fill, token_id: str, exchange: str, asset_type: str) -> None:
+def _settle_maker(
+    world: World, order: SimOrder, fill: Fill, token_id: str, exchange: str, asset_type: str
+) -> None:
     order.size_matched += fill.shares
     if order.side == "BUY":  # maker bought: pays pUSD, receives shares
         world.ledger.move(order.maker, COLLATERAL, -fill.cost)
@@ -175,7 +188,14 @@ def _settle_maker(world: World, order: SimOrder, fill: Fill, token_id: str, exch
 
 
 def _settle_taker(
-    world: World, order: SimOrder, shares: int, cost: int, fee: int, token_id: str, exchange: str, asset_type: str
+    world: World,
+    order: SimOrder,
+    shares: int,
+    cost: int,
+    fee: int,
+    token_id: str,
+    exchange: str,
+    asset_type: str,
 ) -> None:
     order.size_matched += shares
     if order.budget is not None:
@@ -192,7 +212,12 @@ def _settle_taker(
 def rest(world: World, order: SimOrder) -> None:
     """Put a (partially filled) user order on the book."""
     book = world.books[order.token_id]
-    book.add(order.side, Resting(seq=world.next_seq(), price=order.price, remaining=order.remaining, order_id=order.id))
+    book.add(
+        order.side,
+        Resting(
+            seq=world.next_seq(), price=order.price, remaining=order.remaining, order_id=order.id
+        ),
+    )
     order.rested = True
     world.index_open(order)
 
@@ -219,12 +244,18 @@ def refresh(world: World) -> None:
         trade = world.trades[tid]
         if trade.status == TRADE_MATCHED and trade.mined_at is not None and now >= trade.mined_at:
             advance_trade(world, trade, TRADE_MINED, at=trade.mined_at)
-        if trade.status == TRADE_MINED and trade.confirmed_at is not None and now >= trade.confirmed_at:
+        if (
+            trade.status == TRADE_MINED
+            and trade.confirmed_at is not None
+            and now >= trade.confirmed_at
+        ):
             advance_trade(world, trade, TRADE_CONFIRMED, at=trade.confirmed_at)
 
 
-def advance_trade(world: World, trade: ClobTrade, target: str | None = None, at: float | None = None) -> None:
-    """Move a trade along MATCHED → MINED → CONFIRMED (or RETRYING → FAILED); emits Data API rows at MINED."""
+def advance_trade(
+    world: World, trade: ClobTrade, target: str | None = None, at: float | None = None
+) -> None:
+    """Move a trade MATCHED → MINED → CONFIRMED (or RETRYING → FAILED); rows appear at MINED."""
     if trade.status in TRADE_TERMINAL:
         raise ValueError(f"trade {trade.id} is already {trade.status}")
     goal = target or TRADE_NEXT[trade.status]
@@ -256,24 +287,42 @@ def _emit_rows(world: World, trade: ClobTrade, timestamp: int) -> None:
     enrich = row_enrichment(market, trade.token_id)
     world.add_row(
         DataRow(
-            seq=world.next_seq(), proxy_wallet=trade.taker_address.lower(), kind="TRADE", side=trade.side,
-            token_id=trade.token_id, condition_id=market.condition_id, size=from_base(trade.size),
-            price=trade.price, timestamp=timestamp, transaction_hash=trade.tx_hash, taker=True,
-            trade_id=trade.id, **enrich,
+            seq=world.next_seq(),
+            proxy_wallet=trade.taker_address.lower(),
+            kind="TRADE",
+            side=trade.side,
+            token_id=trade.token_id,
+            condition_id=market.condition_id,
+            size=from_base(trade.size),
+            price=trade.price,
+            timestamp=timestamp,
+            transaction_hash=trade.tx_hash,
+            taker=True,
+            trade_id=trade.id,
+            **enrich,
         )
     )
     for leg in trade.makers:
         world.add_row(
             DataRow(
-                seq=world.next_seq(), proxy_wallet=leg.maker_address.lower(), kind="TRADE", side=leg.side,
-                token_id=trade.token_id, condition_id=market.condition_id, size=from_base(leg.shares),
-                price=leg.price, timestamp=timestamp, transaction_hash=trade.tx_hash, taker=False,
-                trade_id=trade.id, **enrich,
+                seq=world.next_seq(),
+                proxy_wallet=leg.maker_address.lower(),
+                kind="TRADE",
+                side=leg.side,
+                token_id=trade.token_id,
+                condition_id=market.condition_id,
+                size=from_base(leg.shares),
+                price=leg.price,
+                timestamp=timestamp,
+                transaction_hash=trade.tx_hash,
+                taker=False,
+                trade_id=trade.id,
+                **enrich,
             )
         )
 
 
-def row_enrichment(market: Market, token_id: str) -> dict[str, object]:
+def row_enrichment(market: Market, token_id: str) -> dict[str, Any]:
     """Gamma enrichment fields of a Data API row for one outcome."""
     o = market.outcome(token_id)
     return {
@@ -287,6 +336,7 @@ def row_enrichment(market: Market, token_id: str) -> dict[str, object]:
 
 
 # ---- synthetic liquidity ----------------------------------------------------------------------
+
 
 def _check_levels(market: Market, levels: list[tuple[Decimal, int]]) -> None:
     for price, size in levels:
@@ -322,14 +372,18 @@ def set_book(
     return trades
 
 
-def _place_synthetic(world: World, market: Market, book: TokenBook, side: str, levels: list[tuple[Decimal, int]]) -> list[ClobTrade]:
+def _place_synthetic(
+    world: World, market: Market, book: TokenBook, side: str, levels: list[tuple[Decimal, int]]
+) -> list[ClobTrade]:
     trades: list[ClobTrade] = []
     ordered = sorted(levels, key=lambda lv: lv[0], reverse=(side == "BUY"))
     for i, (price, size) in enumerate(ordered):
         fills = book.plan(side, price, shares=size, only_users=True)
         if fills:
             owner, address = world.liquidity_takers[i % len(world.liquidity_takers)]
-            trades += settle(world, market, book.token_id, Taker(owner=owner, address=address, side=side), fills)
+            trades += settle(
+                world, market, book.token_id, Taker(owner=owner, address=address, side=side), fills
+            )
             size -= sum(f.shares for f in fills)
         book.put_synthetic(side, price, size, world.next_seq(), identity=i)
     return trades
@@ -348,12 +402,16 @@ def shift_book(world: World, token_id: str, ticks: int) -> list[ClobTrade]:
     book.clear_synthetic("BUY")
     book.clear_synthetic("SELL")
     if ticks > 0:  # moving up: asks first so the bids that follow never cross them
-        return set_book(world, token_id, bids=None, asks=asks) + set_book(world, token_id, bids=bids, asks=None)
-    return set_book(world, token_id, bids=bids, asks=None) + set_book(world, token_id, bids=None, asks=asks)
+        return set_book(world, token_id, bids=None, asks=asks) + set_book(
+            world, token_id, bids=bids, asks=None
+        )
+    return set_book(world, token_id, bids=bids, asks=None) + set_book(
+        world, token_id, bids=None, asks=asks
+    )
 
 
 def sweep(world: World, token_id: str, side: str, limit: Decimal, shares: int) -> list[ClobTrade]:
-    """A synthetic taker order: takes `shares` from the book up to `limit` (user orders included)."""
+    """A synthetic taker: takes `shares` from the book up to `limit` (user orders included)."""
     market = world.by_token[token_id]
     book = world.books[token_id]
     fills = book.plan(side, limit, shares=shares)

@@ -76,7 +76,17 @@ class FaultRegistry:
             status = {"429": 429, "5xx": 500, "accept_then_5xx": 500}.get(kind, 0)
         if kind == "5xx" and not (425 <= status <= 599):
             raise ValueError("5xx faults take a status from 425 to 599")
-        rule = Fault(service, method.upper(), path, kind, count, status, retry_after, float(delay), uuid.uuid4().hex)
+        rule = Fault(
+            service,
+            method.upper(),
+            path,
+            kind,
+            count,
+            status,
+            retry_after,
+            float(delay),
+            uuid.uuid4().hex,
+        )
         with self._lock:
             self._rules.append(rule)
         return rule

@@ -18,8 +18,20 @@ from sim.state import COLLATERAL, DataRow, World
 from sim.units import to_base
 
 ACTIVITY_TYPES = (
-    "TRADE", "SPLIT", "MERGE", "REDEEM", "REWARD", "CONVERSION", "MIGRATION", "DEPOSIT",
-    "WITHDRAWAL", "YIELD", "MAKER_REBATE", "TAKER_REBATE", "REFERRAL_REWARD", "TIP",
+    "TRADE",
+    "SPLIT",
+    "MERGE",
+    "REDEEM",
+    "REWARD",
+    "CONVERSION",
+    "MIGRATION",
+    "DEPOSIT",
+    "WITHDRAWAL",
+    "YIELD",
+    "MAKER_REBATE",
+    "TAKER_REBATE",
+    "REFERRAL_REWARD",
+    "TIP",
 )
 
 
@@ -65,9 +77,18 @@ def add_trader_fill(
 
     def row(address: str, row_side: str, row_size: Decimal, taker: bool) -> DataRow:
         r = DataRow(
-            seq=world.next_seq(), proxy_wallet=address.lower(), kind="TRADE", side=row_side,
-            token_id=token_id, condition_id=market.condition_id, size=row_size, price=price,
-            timestamp=when, transaction_hash=tx, taker=taker, **enrich,  # type: ignore[arg-type]
+            seq=world.next_seq(),
+            proxy_wallet=address.lower(),
+            kind="TRADE",
+            side=row_side,
+            token_id=token_id,
+            condition_id=market.condition_id,
+            size=row_size,
+            price=price,
+            timestamp=when,
+            transaction_hash=tx,
+            taker=taker,
+            **enrich,
         )
         world.add_row(r)
         return r
@@ -108,10 +129,23 @@ def add_activity(
     market = world.market(condition_id)
     when = int(world.clock.now() if at is None else at)
     r = DataRow(
-        seq=world.next_seq(), proxy_wallet=wallet.lower(), kind=kind, side="",
-        token_id="", condition_id=market.condition_id, size=size, price=Decimal(0),
-        timestamp=when, transaction_hash=world.new_tx_hash(), taker=False, title=market.question,
-        slug=market.slug, icon=market.icon, event_slug=market.event_slug, outcome="", outcome_index=999,
+        seq=world.next_seq(),
+        proxy_wallet=wallet.lower(),
+        kind=kind,
+        side="",
+        token_id="",
+        condition_id=market.condition_id,
+        size=size,
+        price=Decimal(0),
+        timestamp=when,
+        transaction_hash=world.new_tx_hash(),
+        taker=False,
+        title=market.question,
+        slug=market.slug,
+        icon=market.icon,
+        event_slug=market.event_slug,
+        outcome="",
+        outcome_index=999,
         usdc=size if usdc_size is None else usdc_size,
     )
     world.add_row(r)
@@ -132,10 +166,24 @@ def add_combo_fill(
     cid = "0x03" + format(world.rng.getrandbits(240), "060x")
     token = str(world.rng.getrandbits(255))
     r = DataRow(
-        seq=world.next_seq(), proxy_wallet=wallet.lower(), kind="TRADE", side=side, token_id=token,
-        condition_id=cid, size=size, price=price, timestamp=when, transaction_hash=world.new_tx_hash(),
-        taker=True, title=" AND ".join(titles), slug="", icon="", event_slug="", outcome="",
-        outcome_index=999, is_combo=True,
+        seq=world.next_seq(),
+        proxy_wallet=wallet.lower(),
+        kind="TRADE",
+        side=side,
+        token_id=token,
+        condition_id=cid,
+        size=size,
+        price=price,
+        timestamp=when,
+        transaction_hash=world.new_tx_hash(),
+        taker=True,
+        title=" AND ".join(titles),
+        slug="",
+        icon="",
+        event_slug="",
+        outcome="",
+        outcome_index=999,
+        is_combo=True,
     )
     world.add_row(r)
     return r

@@ -76,7 +76,9 @@ def market_json(world: World, market: Market) -> dict[str, Any]:
         "secondsDelay": 0,
         "feesEnabled": market.fees is not None,
         "feeType": "sports" if market.fees is not None else None,
-        "feeSchedule": None if market.fees is None else {
+        "feeSchedule": None
+        if market.fees is None
+        else {
             "exponent": json_number(market.fees.exponent),
             "rate": fmt(market.fees.rate),
             "takerOnly": market.fees.taker_only,
@@ -86,8 +88,17 @@ def market_json(world: World, market: Market) -> dict[str, Any]:
         "bestAsk": json_number(ask) if ask is not None else None,
         "lastTradePrice": json_number(last[0]) if last else None,
         "spread": json_number(ask - bid) if (bid is not None and ask is not None) else None,
-        "events": [{"id": market.event_id, "slug": market.event_slug, "title": market.event_title,
-                    "negRisk": market.neg_risk, "closed": market.closed}] if market.event_id else [],
+        "events": [
+            {
+                "id": market.event_id,
+                "slug": market.event_slug,
+                "title": market.event_title,
+                "negRisk": market.neg_risk,
+                "closed": market.closed,
+            }
+        ]
+        if market.event_id
+        else [],
     }
     if market.version == "v2":
         body["positionIds"] = [o.token_id for o in market.outcomes]
@@ -145,7 +156,9 @@ def _int(req: Request, name: str, default: int) -> int:
     if text is None:
         return default
     if not text.isdigit():
-        raise HttpError(422, {"type": "validation error", "error": f"{name} must be a non-negative integer"})
+        raise HttpError(
+            422, {"type": "validation error", "error": f"{name} must be a non-negative integer"}
+        )
     return int(text)
 
 
@@ -157,10 +170,12 @@ def get_markets(sim: Simulator, req: Request) -> Response:
 
 
 def get_markets_keyset(sim: Simulator, req: Request) -> Response:
-    """GET /markets/keyset: {markets, next_cursor} (single page: the simulator holds few markets)."""
+    """GET /markets/keyset: {markets, next_cursor} (one page: the simulator has few markets)."""
     markets = _filtered(sim, req)
     limit = min(_int(req, "limit", 100), 1000)
-    return Response(200, {"markets": [market_json(sim.world, m) for m in markets[:limit]], "next_cursor": None})
+    return Response(
+        200, {"markets": [market_json(sim.world, m) for m in markets[:limit]], "next_cursor": None}
+    )
 
 
 def get_market(sim: Simulator, req: Request, market_id: str) -> Response:

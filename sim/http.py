@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from sim import engine
@@ -134,7 +134,7 @@ class ServiceApp:
             return self.not_found(req.path)
         if found is METHOD_NOT_ALLOWED:
             return Response(405, {"error": "method not allowed"})
-        handler, groups = found  # type: ignore[misc]
+        handler, groups = cast(tuple[Handler, dict[str, str]], found)
         world = self.sim.world
         with world.lock:
             try:
@@ -146,8 +146,13 @@ class ServiceApp:
                 self.sim.errors.append(traceback.format_exc())
                 resp = Response(500, {"error": "internal simulator error"})
             world.requests.append(
-                {"time": world.clock.now(), "service": self.name, "method": req.method,
-                 "path": req.path, "status": resp.status}
+                {
+                    "time": world.clock.now(),
+                    "service": self.name,
+                    "method": req.method,
+                    "path": req.path,
+                    "status": resp.status,
+                }
             )
         return resp
 
@@ -166,7 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
-        req = Request(app.name, self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers, body)
+        req = Request(
+            app.name,
+            self.command,
+            url.path,
+            parse_qs(url.query, keep_blank_values=True),
+            self.headers,
+            body,
+        )
         fault: Fault | None = None
         if not url.path.startswith("/_sim/"):
             fault = app.sim.faults.take(app.name, self.command, url.path)
@@ -199,8 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(resp.status).phrase
         except ValueError:
             phrase = ""
-        lines = [f"HTTP/1.1 {resp.status} {phrase}", "Content-Type: application/json",
-                 f"Content-Length: {len(payload)}"]
+        lines = [
+            f"HTTP/1.1 {resp.status} {phrase}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+        ]
         lines += [f"{k}: {v}" for k, v in resp.headers.items()]
         if self.close_connection:
             lines.append("Connection: close")
@@ -227,14 +242,19 @@ class ServiceServer:
     def __init__(self, app: ServiceApp, port: int = 0) -> None:
         self.app = app
         self._server = _Server(port, app)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"sim-{app.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sim-{app.name}",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:54321."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{port}"
 
     def start(self) -> None:
         """Serve in the background."""

@@ -104,7 +104,9 @@ class TokenBook:
             else:
                 del book[price]
 
-    def put_synthetic(self, side: str, price: Decimal, shares: int, seq: int, identity: int) -> None:
+    def put_synthetic(
+        self, side: str, price: Decimal, shares: int, seq: int, identity: int
+    ) -> None:
         """Place synthetic liquidity at the front of a level (ahead of user orders there)."""
         if shares <= 0:
             return
@@ -139,7 +141,9 @@ class TokenBook:
                 if only_users and entry.order_id is None:
                     continue
                 if budget is not None:
-                    affordable = int((Decimal(left_budget) / price).to_integral_value(rounding=ROUND_FLOOR))
+                    affordable = int(
+                        (Decimal(left_budget) / price).to_integral_value(rounding=ROUND_FLOOR)
+                    )
                     take = min(entry.remaining, affordable)
                     cost = cost_of(take, price)
                     while take > 0 and cost > left_budget:

@@ -60,12 +60,18 @@ MESSAGES = {
     "closed": "the market is closed",  # UNCONFIRMED text
     "order_type": "invalid order type",  # UNCONFIRMED text
     "expiration": "invalid expiration",
-    "post_only_type": "invalid post-only order: only GTC and GTD orders can be post-only",  # UNCONFIRMED
+    # UNCONFIRMED text:
+    "post_only_type": "invalid post-only order: only GTC and GTD orders can be post-only",
     "post_only_cross": "invalid post-only order: order crosses book",
     "fok": "order couldn't be fully filled. FOK orders are fully filled or killed.",
-    "fak": "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found.",
+    "fak": (
+        "no orders found to match with FAK order. "
+        "FAK orders are partially filled or killed if no match is found."
+    ),
     "disabled": "Trading is currently disabled. Check polymarket.com for updates",
-    "cancel_only": "Trading is currently cancel-only. New orders are not accepted, but cancels are allowed.",
+    "cancel_only": (
+        "Trading is currently cancel-only. New orders are not accepted, but cancels are allowed."
+    ),
     "post_only_mode": "post-only mode: only post-only orders and cancels are allowed",
 }
 
@@ -73,7 +79,13 @@ MESSAGES = {
 class OrderRejected(Exception):
     """A POST /order refusal: HTTP status and the `{"error": ...}` body to send."""
 
-    def __init__(self, message: str, status: int = 400, order_id: str = "", extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        order_id: str = "",
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -146,13 +158,17 @@ def parse_order(raw: dict[str, Any]) -> ParsedOrder:
     return ParsedOrder(struct, signature, signature_hex, expiration, side_text)
 
 
-def _diagnose(world: World, parsed: ParsedOrder, expected_version: str, want: set[str]) -> OrderRejected:
+def _diagnose(
+    world: World, parsed: ParsedOrder, expected_version: str, want: set[str]
+) -> OrderRejected:
     """Tell a wrong-domain-version signature (order_version_mismatch) from a bad one."""
     chain = world.config.chain_id
     for exchange in ALL_EXCHANGES:
         for version in ("1", "2", "3"):
             try:
-                who = ecrecover(order_digest(parsed.struct, chain, exchange, version), parsed.signature)
+                who = ecrecover(
+                    order_digest(parsed.struct, chain, exchange, version), parsed.signature
+                )
             except SignatureError:
                 return OrderRejected(MESSAGES["signature"])
             if who.lower() in want:
@@ -180,7 +196,9 @@ def _verify_signature(world: World, parsed: ParsedOrder, market: Market, key: Ap
     return recovered
 
 
-def _check_wallet_rules(world: World, parsed: ParsedOrder, recovered: str, key: ApiKeyRecord) -> None:
+def _check_wallet_rules(
+    world: World, parsed: ParsedOrder, recovered: str, key: ApiKeyRecord
+) -> None:
     s = parsed.struct
     eoa = key.address.lower()
     if s.signature_type in (0, 1, 2):
@@ -208,12 +226,18 @@ def _check_wallet_rules(world: World, parsed: ParsedOrder, recovered: str, key: 
 
 def reserved_collateral(world: World, maker: str) -> int:
     """pUSD base units committed by the maker's resting BUY orders."""
-    return sum(cost_of(o.remaining, o.price) for o in world.open_orders_of(maker) if o.side == "BUY")
+    return sum(
+        cost_of(o.remaining, o.price) for o in world.open_orders_of(maker) if o.side == "BUY"
+    )
 
 
 def reserved_shares(world: World, maker: str, token_id: str) -> int:
     """Share base units committed by the maker's resting SELL orders of one token."""
-    return sum(o.remaining for o in world.open_orders_of(maker) if o.side == "SELL" and o.token_id == token_id)
+    return sum(
+        o.remaining
+        for o in world.open_orders_of(maker)
+        if o.side == "SELL" and o.token_id == token_id
+    )
 
 
 def _check_mode(world: World, post_only: bool) -> None:
@@ -223,7 +247,9 @@ def _check_mode(world: World, post_only: bool) -> None:
     if mode == "cancel_only":
         raise OrderRejected(MESSAGES["cancel_only"], status=503)
     if mode == "post_only" and not post_only:
-        raise OrderRejected(MESSAGES["post_only_mode"], status=503, extra={"code": "post_only_mode"})
+        raise OrderRejected(
+            MESSAGES["post_only_mode"], status=503, extra={"code": "post_only_mode"}
+        )
 
 
 def place_order(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
@@ -232,8 +258,13 @@ def place_order(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]
         return _place(world, key, payload)
     except OrderRejected as exc:
         world.rejections.append(
-            {"time": world.clock.now(), "owner": key.api_key, "order_id": exc.order_id,
-             "status": exc.status, "error": exc.message}
+            {
+                "time": world.clock.now(),
+                "owner": key.api_key,
+                "order_id": exc.order_id,
+                "status": exc.status,
+                "error": exc.message,
+            }
         )
         raise
 
@@ -265,7 +296,9 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     if payload.get("owner") != key.api_key:
         raise reject(MESSAGES["owner"])
     eoa = key.address.lower()
-    if s.signature_type in (0, 1, 2) and (world.config.deposit_wallet_only or eoa in world.require_deposit):
+    if s.signature_type in (0, 1, 2) and (
+        world.config.deposit_wallet_only or eoa in world.require_deposit
+    ):
         raise reject(MESSAGES["maker_not_allowed"])
     try:
         recovered = _verify_signature(world, parsed, market, key)
@@ -294,10 +327,14 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     if post_only and is_market:
         raise reject(MESSAGES["post_only_type"])
     if s.maker_amount <= 0 or s.taker_amount <= 0:
-        raise reject("invalid amounts, maker and taker amounts must be positive")  # UNCONFIRMED text
+        raise reject(
+            "invalid amounts, maker and taker amounts must be positive"
+        )  # UNCONFIRMED text
 
     side = parsed.side
-    usd, shares = (s.maker_amount, s.taker_amount) if side == "BUY" else (s.taker_amount, s.maker_amount)
+    usd, shares = (
+        (s.maker_amount, s.taker_amount) if side == "BUY" else (s.taker_amount, s.maker_amount)
+    )
     tick = market.tick_size
     _price_dp, size_dp, amount_dp = ROUNDING[tick]
     lot = 10 ** (6 - size_dp)
@@ -311,12 +348,15 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     else:
         if shares % lot:
             size = from_base(shares)
-            raise reject(f"order {order_id} is invalid. Size ({fmt(size)}) has {decimals(size)} decimal places. Maximum lot size is {size_dp}")
+            raise reject(
+                f"order {order_id} is invalid. Size ({fmt(size)}) has {decimals(size)} "
+                f"decimal places. Maximum lot size is {size_dp}"
+            )
         if usd % cent_units:
             maker_dp, taker_dp = (amount_dp, size_dp) if side == "BUY" else (size_dp, amount_dp)
             raise reject(
-                f"invalid amounts, the {side.lower()} orders maker amount supports a max accuracy of "
-                f"{maker_dp} decimals, taker amount a max of {taker_dp} decimals"
+                f"invalid amounts, the {side.lower()} orders maker amount supports a max "
+                f"accuracy of {maker_dp} decimals, taker amount a max of {taker_dp} decimals"
             )
     exact = Decimal(usd) / Decimal(shares)
     if is_market:
@@ -324,11 +364,20 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     else:
         price = exact
         if not is_on_tick(price, tick):
-            raise reject(f"order {order_id} is invalid. Price ({fmt(price)}) breaks minimum tick size rule: {fmt(tick)}")
+            raise reject(
+                f"order {order_id} is invalid. Price ({fmt(price)}) breaks minimum tick size "
+                f"rule: {fmt(tick)}"
+            )
     if not tick <= price <= 1 - tick:
-        raise reject(f"order {order_id} is invalid. Price ({fmt(price)}) breaks minimum tick size rule: {fmt(tick)}")
+        raise reject(
+            f"order {order_id} is invalid. Price ({fmt(price)}) breaks minimum tick size "
+            f"rule: {fmt(tick)}"
+        )
     if not is_market and shares < to_base(market.min_size):
-        raise reject(f"order {order_id} is invalid. Size ({fmt_base(shares)}) lower than the minimum: {fmt(market.min_size)}")
+        raise reject(
+            f"order {order_id} is invalid. Size ({fmt_base(shares)}) lower than the minimum: "
+            f"{fmt(market.min_size)}"
+        )
 
     book = world.books[str(s.token_id)]
     best = book.best_ask() if side == "BUY" else book.best_bid()
@@ -336,7 +385,9 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     if post_only and crosses:
         raise reject(MESSAGES["post_only_cross"])
     if side == "BUY" and crosses and usd < 10**6:
-        raise reject(f"invalid amount for a marketable BUY order (${money2(from_base(usd))}), min size: 1")
+        raise reject(
+            f"invalid amount for a marketable BUY order (${money2(from_base(usd))}), min size: 1"
+        )
 
     token_id = str(s.token_id)
     if side == "BUY":
@@ -347,15 +398,24 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
         allowance = world.ledger.allowance(s.maker, COLLATERAL, exchange)
     else:
         need = shares
-        available = world.ledger.balance(s.maker, token_id) - reserved_shares(world, s.maker, token_id)
+        available = world.ledger.balance(s.maker, token_id) - reserved_shares(
+            world, s.maker, token_id
+        )
         allowance = world.ledger.allowance(s.maker, market.conditional_asset_type, exchange)
     if available < need:
-        raise reject(f"not enough balance / allowance: the balance is not enough -> balance: {max(available, 0)}")
+        raise reject(
+            "not enough balance / allowance: the balance is not enough -> balance: "
+            f"{max(available, 0)}"
+        )
     if allowance < need and allowance != MAX_UINT256:
-        raise reject(f"not enough balance / allowance: the allowance is not enough -> allowance: {allowance}")
+        raise reject(
+            f"not enough balance / allowance: the allowance is not enough -> allowance: {allowance}"
+        )
 
     budget_mode = is_market and side == "BUY"
-    fills = book.plan(side, price, budget=usd) if budget_mode else book.plan(side, price, shares=shares)
+    fills = (
+        book.plan(side, price, budget=usd) if budget_mode else book.plan(side, price, shares=shares)
+    )
     if order_type == "FOK":
         if budget_mode:
             complete = usd - sum(f.cost for f in fills) <= 1
@@ -368,12 +428,30 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
 
     outcome = market.outcome(token_id)
     order = SimOrder(
-        id=order_id, owner=key.api_key, eoa=key.address, maker=s.maker, signer=s.signer,
-        recovered=recovered, signature_type=s.signature_type, exchange=exchange, domain_version=version,
-        condition_id=market.condition_id, token_id=token_id, outcome=outcome.label, side=side,
-        price=price, maker_amount=s.maker_amount, taker_amount=s.taker_amount, original_size=shares,
-        order_type=order_type, post_only=post_only, expiration=parsed.expiration, created_at=now,
-        salt=s.salt, timestamp_ms=s.timestamp, signature=parsed.signature_hex,
+        id=order_id,
+        owner=key.api_key,
+        eoa=key.address,
+        maker=s.maker,
+        signer=s.signer,
+        recovered=recovered,
+        signature_type=s.signature_type,
+        exchange=exchange,
+        domain_version=version,
+        condition_id=market.condition_id,
+        token_id=token_id,
+        outcome=outcome.label,
+        side=side,
+        price=price,
+        maker_amount=s.maker_amount,
+        taker_amount=s.taker_amount,
+        original_size=shares,
+        order_type=order_type,
+        post_only=post_only,
+        expiration=parsed.expiration,
+        created_at=now,
+        salt=s.salt,
+        timestamp_ms=s.timestamp,
+        signature=parsed.signature_hex,
         budget=usd if budget_mode else None,
     )
     world.orders[order_id] = order
@@ -392,7 +470,11 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
     else:
         order.status = "MATCHED"
     if fills:
-        fee = sum(to_base(market.fees.fee(from_base(f.shares), f.price)) for f in fills) if market.fees else 0
+        fee = (
+            sum(to_base(market.fees.fee(from_base(f.shares), f.price)) for f in fills)
+            if market.fees
+            else 0
+        )
         making = filled_cost if side == "BUY" else filled_shares
         taking = filled_shares if side == "BUY" else filled_cost - fee
         making_text, taking_text = fmt_base(making), fmt_base(taking)

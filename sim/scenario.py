@@ -90,23 +90,42 @@ def build_market(spec: dict[str, Any]) -> Market:
         outcomes = []
         for i, o in enumerate(raw_outcomes):
             label = o["label"] if isinstance(o, dict) else str(o)
-            token = (o.get("token_id") if isinstance(o, dict) else None) or derive_token_id(cid, version, i)
+            token = (o.get("token_id") if isinstance(o, dict) else None) or derive_token_id(
+                cid, version, i
+            )
             outcomes.append(Outcome(token_id=str(token), label=label, index=i))
         fees = spec.get("fees")
         event = spec.get("event", {})
         return Market(
-            key=key, condition_id=cid, question=spec.get("question", key), slug=spec.get("slug", key),
-            version=version, neg_risk=neg_risk, tick_size=dec(spec.get("tick_size", "0.01")),
-            min_size=dec(spec.get("min_size", "5")), outcomes=outcomes,
-            accepting_orders=bool(spec.get("accepting_orders", True)), closed=bool(spec.get("closed", False)),
-            active=bool(spec.get("active", True)), gamma_id=str(spec.get("gamma_id", "")),
-            event_id=str(event.get("id", "")), event_slug=event.get("slug", ""), event_title=event.get("title", ""),
-            end_date=spec.get("end_date", ""), icon=spec.get("icon", ""), category=spec.get("category", ""),
-            description=spec.get("description", ""), question_id=spec.get("question_id", ""),
+            key=key,
+            condition_id=cid,
+            question=spec.get("question", key),
+            slug=spec.get("slug", key),
+            version=version,
+            neg_risk=neg_risk,
+            tick_size=dec(spec.get("tick_size", "0.01")),
+            min_size=dec(spec.get("min_size", "5")),
+            outcomes=outcomes,
+            accepting_orders=bool(spec.get("accepting_orders", True)),
+            closed=bool(spec.get("closed", False)),
+            active=bool(spec.get("active", True)),
+            gamma_id=str(spec.get("gamma_id", "")),
+            event_id=str(event.get("id", "")),
+            event_slug=event.get("slug", ""),
+            event_title=event.get("title", ""),
+            end_date=spec.get("end_date", ""),
+            icon=spec.get("icon", ""),
+            category=spec.get("category", ""),
+            description=spec.get("description", ""),
+            question_id=spec.get("question_id", ""),
             neg_risk_market_id=spec.get("neg_risk_market_id", ""),
-            fees=None if not fees else FeeSchedule(
-                rate=dec(fees["rate"]), exponent=dec(fees.get("exponent", 1)),
-                taker_only=bool(fees.get("taker_only", True)), rebate_rate=dec(fees.get("rebate_rate", 0)),
+            fees=None
+            if not fees
+            else FeeSchedule(
+                rate=dec(fees["rate"]),
+                exponent=dec(fees.get("exponent", 1)),
+                taker_only=bool(fees.get("taker_only", True)),
+                rebate_rate=dec(fees.get("rebate_rate", 0)),
             ),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -139,13 +158,18 @@ def load_scenario(world: World, data: dict[str, Any], start: float) -> None:
         world.add_market(market)
         for label, book in (spec.get("books") or {}).items():
             token = resolve_token(world, market.key, label)
-            engine.set_book(world, token, bids=_levels(book.get("bids", [])), asks=_levels(book.get("asks", [])))
+            engine.set_book(
+                world, token, bids=_levels(book.get("bids", [])), asks=_levels(book.get("asks", []))
+            )
     for spec in data.get("traders", []):
         address = checksum(spec["address"])
         traders[str(spec.get("key", address))] = address
         world.profiles[address.lower()] = Profile(
-            name=spec.get("name", ""), pseudonym=spec.get("pseudonym", ""), bio=spec.get("bio", ""),
-            profile_image=spec.get("profile_image", ""), profile_image_optimized=spec.get("profile_image_optimized", ""),
+            name=spec.get("name", ""),
+            pseudonym=spec.get("pseudonym", ""),
+            bio=spec.get("bio", ""),
+            profile_image=spec.get("profile_image", ""),
+            profile_image_optimized=spec.get("profile_image_optimized", ""),
         )
     for spec in data.get("accounts", []):
         load_account(world, spec)
@@ -164,8 +188,14 @@ def load_scenario(world: World, data: dict[str, Any], start: float) -> None:
     for item in data.get("fills", []):
         try:
             feeds.add_trader_fill(
-                world, wallet(item), resolve_token(world, item["market"], item["outcome"]), item["side"],
-                dec(item["size"]), dec(item["price"]), at=when(item), role=item.get("role", "taker"),
+                world,
+                wallet(item),
+                resolve_token(world, item["market"], item["outcome"]),
+                item["side"],
+                dec(item["size"]),
+                dec(item["price"]),
+                at=when(item),
+                role=item.get("role", "taker"),
                 parts=[dec(p) for p in item["parts"]] if "parts" in item else None,
                 counterparties=int(item.get("counterparties", 2)),
             )
@@ -173,11 +203,25 @@ def load_scenario(world: World, data: dict[str, Any], start: float) -> None:
             raise ScenarioError(f"bad fill {item!r}: {exc}") from exc
     for item in data.get("activities", []):
         market = world.market(item["market"])
-        feeds.add_activity(world, wallet(item), item["type"], market.condition_id, dec(item["size"]),
-                           dec(item["usdc_size"]) if "usdc_size" in item else None, at=when(item))
+        feeds.add_activity(
+            world,
+            wallet(item),
+            item["type"],
+            market.condition_id,
+            dec(item["size"]),
+            dec(item["usdc_size"]) if "usdc_size" in item else None,
+            at=when(item),
+        )
     for item in data.get("combos", []):
-        feeds.add_combo_fill(world, wallet(item), item["side"], dec(item["size"]), dec(item["price"]),
-                             list(item.get("titles", ["Leg A", "Leg B"])), at=when(item))
+        feeds.add_combo_fill(
+            world,
+            wallet(item),
+            item["side"],
+            dec(item["size"]),
+            dec(item["price"]),
+            list(item.get("titles", ["Leg A", "Leg B"])),
+            at=when(item),
+        )
 
 
 def load_account(world: World, spec: dict[str, Any]) -> None:
@@ -190,7 +234,9 @@ def load_account(world: World, spec: dict[str, Any]) -> None:
         if kind not in WalletRecord.SIGNATURE_TYPES:
             raise ScenarioError(f"wallet kind must be proxy, safe or deposit, not {kind!r}")
         signers = {address.lower(), *(checksum(s).lower() for s in w.get("session_signers", []))}
-        world.wallets[wallet.lower()] = WalletRecord(address=wallet, kind=kind, owner=address, signers=signers)
+        world.wallets[wallet.lower()] = WalletRecord(
+            address=wallet, kind=kind, owner=address, signers=signers
+        )
         holders.append(wallet)
     fund_to = [checksum(spec["fund"])] if spec.get("fund") else holders
     for holder in fund_to:
@@ -208,6 +254,7 @@ def load_account(world: World, spec: dict[str, Any]) -> None:
 
 # ---- random walk -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RandomWalkConfig:
     """How much synthetic trader activity to generate."""
@@ -219,11 +266,18 @@ class RandomWalkConfig:
     seed: int = 11
 
 
-TEMPLATES = (("v1", False, "0.01"), ("v1", True, "0.001"), ("v2", False, "0.01"), ("v1", True, "0.01"),
-             ("v2", True, "0.001"))
+TEMPLATES = (
+    ("v1", False, "0.01"),
+    ("v1", True, "0.001"),
+    ("v2", False, "0.01"),
+    ("v1", True, "0.01"),
+    ("v2", True, "0.001"),
+)
 
 
-def synthetic_book(mid: Decimal, tick: Decimal, rng: random.Random, levels: int = 5) -> tuple[list[tuple[Decimal, int]], list[tuple[Decimal, int]]]:
+def synthetic_book(
+    mid: Decimal, tick: Decimal, rng: random.Random, levels: int = 5
+) -> tuple[list[tuple[Decimal, int]], list[tuple[Decimal, int]]]:
     """Bids and asks around `mid`, one tick apart, random sizes."""
     best_bid = floor_to_tick(mid, tick)
     bids, asks = [], []
@@ -255,12 +309,23 @@ class RandomWalk:
             for i in range(self.config.markets):
                 version, neg_risk, tick = TEMPLATES[i % len(TEMPLATES)]
                 key = f"rw-{i}"
-                market = build_market({
-                    "key": key, "version": version, "neg_risk": neg_risk, "tick_size": tick,
-                    "question": f"Random walk market {i}?", "slug": f"random-walk-market-{i}",
-                    "gamma_id": str(900000 + i), "event": {"id": str(90000 + i), "slug": f"rw-event-{i}", "title": f"RW {i}"},
-                    "end_date": "2027-01-01T00:00:00Z",
-                })
+                market = build_market(
+                    {
+                        "key": key,
+                        "version": version,
+                        "neg_risk": neg_risk,
+                        "tick_size": tick,
+                        "question": f"Random walk market {i}?",
+                        "slug": f"random-walk-market-{i}",
+                        "gamma_id": str(900000 + i),
+                        "event": {
+                            "id": str(90000 + i),
+                            "slug": f"rw-event-{i}",
+                            "title": f"RW {i}",
+                        },
+                        "end_date": "2027-01-01T00:00:00Z",
+                    }
+                )
                 world.add_market(market)
                 for o in market.outcomes:
                     mid = Decimal(self.rng.randint(20, 80)) / 100
@@ -269,7 +334,9 @@ class RandomWalk:
                     self.tokens.append(o.token_id)
             for i in range(self.config.traders):
                 address = checksum(world.new_address())
-                world.profiles[address.lower()] = Profile(name=f"rw-trader-{i}", pseudonym=f"Random-Walker-{i}")
+                world.profiles[address.lower()] = Profile(
+                    name=f"rw-trader-{i}", pseudonym=f"Random-Walker-{i}"
+                )
                 self.traders.append(address)
 
     def start(self) -> None:
@@ -294,7 +361,6 @@ class RandomWalk:
         world = self.sim.world
         trader = self.rng.choice(self.traders)
         token = self.rng.choice(self.tokens)
-        market = world.by_token[token]
         book = world.books[token]
         held = world.ledger.balance(trader, token)
         side = "SELL" if held > to_base(Decimal(10)) and self.rng.random() < 0.35 else "BUY"
@@ -305,12 +371,18 @@ class RandomWalk:
             size = min(size, Decimal(held) / 10**6).quantize(Decimal("0.01"))
         if size <= 0 or not Decimal(0) < price < 1:
             return
-        feeds.add_trader_fill(world, trader, token, side, size, price,
-                              role="taker" if self.rng.random() < 0.7 else "maker")
+        feeds.add_trader_fill(
+            world,
+            trader,
+            token,
+            side,
+            size,
+            price,
+            role="taker" if self.rng.random() < 0.7 else "maker",
+        )
         if self.rng.random() < self.config.book_move_probability:
             step = self.rng.choice((-1, 1))
             try:
                 engine.shift_book(world, token, step)
             except ValueError:
                 pass  # the move would leave the price range; keep the book
-        _ = market

@@ -95,7 +95,11 @@ class FeeSchedule:
     def fee(self, shares: Decimal, price: Decimal) -> Decimal:
         """Fee in pUSD for `shares` at `price`, floored to 5 decimals."""
         base = price * (1 - price)
-        curve = base ** int(self.exponent) if self.exponent == int(self.exponent) else base**self.exponent
+        curve = (
+            base ** int(self.exponent)
+            if self.exponent == int(self.exponent)
+            else base**self.exponent
+        )
         return (shares * self.rate * curve).quantize(Decimal("0.00001"), rounding=ROUND_FLOOR)
 
     @property

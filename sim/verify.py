@@ -178,7 +178,9 @@ def order_struct_hash(order: OrderStruct) -> bytes:
 
 def order_digest(order: OrderStruct, chain_id: int, exchange: str, version: str) -> bytes:
     """The EIP-712 digest of the order; its 0x-hex is the CLOB order id (order hash)."""
-    return keccak(b"\x19\x01" + domain_separator(chain_id, exchange, version) + order_struct_hash(order))
+    return keccak(
+        b"\x19\x01" + domain_separator(chain_id, exchange, version) + order_struct_hash(order)
+    )
 
 
 def ecrecover(digest: bytes, signature: bytes) -> str:
@@ -301,10 +303,7 @@ def identify_domain(separator: bytes, chain_id: int) -> tuple[str, str] | None:
 def clob_auth_digest(address: str, timestamp: str, nonce: int, chain_id: int) -> bytes:
     """EIP-712 digest of the L1 `ClobAuth` message (domain ClobAuthDomain v1, no contract)."""
     domain = keccak(
-        CLOB_AUTH_DOMAIN_TYPEHASH
-        + keccak(b"ClobAuthDomain")
-        + keccak(b"1")
-        + _u256(chain_id)
+        CLOB_AUTH_DOMAIN_TYPEHASH + keccak(b"ClobAuthDomain") + keccak(b"1") + _u256(chain_id)
     )
     struct = keccak(
         CLOB_AUTH_TYPEHASH
@@ -320,7 +319,9 @@ def recover_clob_auth(
     address: str, timestamp: str, nonce: int, signature_hex: str, chain_id: int
 ) -> str:
     """Signer of an L1 ClobAuth signature (compare with POLY_ADDRESS)."""
-    return ecrecover(clob_auth_digest(address, timestamp, nonce, chain_id), hex_bytes(signature_hex))
+    return ecrecover(
+        clob_auth_digest(address, timestamp, nonce, chain_id), hex_bytes(signature_hex)
+    )
 
 
 def l2_signature(secret: str, timestamp: str, method: str, path: str, body: str) -> str:

@@ -1,9 +1,9 @@
-"""pytest fixtures for the local Polymarket simulator (import with `from tests.conftest_sim import *`).
+"""pytest fixtures for the local Polymarket simulator (`from tests.conftest_sim import *`).
 
 - `simulator`: the demo scenario in-process on free loopback ports (threads); yields the
   `Simulator` (data_url, gamma_url, clob_url + the Python control API); stopped at teardown,
   which also fails the test if the simulator hit an internal error.
-- `simulator_factory`: build your own (scenario / `SimConfig` / random walk), all stopped at teardown.
+- `simulator_factory`: build your own (scenario / `SimConfig` / random walk), stopped at teardown.
 - `simulator_process`: the same demo scenario run as `python simulator.py` in a subprocess;
   yields a `SimProcess` (URLs + `remote`, a `RemoteSimulator` speaking the control API over HTTP);
   SIGTERM at teardown, which must exit 0.
@@ -58,20 +58,49 @@ TRADER_QUIET = "0x0d6cf071dbddb6780f4b6912b49d683b8f234395"
 TRADER_CAR = "0x7c3db723f1d4d8cb9c550095203b686cb11e5c6b"
 
 __all__ = [
-    "BTC_YES", "DEMO_SCENARIO", "DEPOSIT_WALLET_0", "FED_CONDITION", "FED_NO", "FED_YES", "HARDHAT_ADDRESSES",
-    "HARDHAT_KEYS", "LAKERS", "SAFE_WALLET_0", "SHARED", "TRADER_CAR", "TRADER_QUIET", "SimClient", "SimProcess",
-    "account", "l2_headers", "sdk_limit_body", "sdk_market_body", "simulator", "simulator_factory",
+    "ROOT",
+    "start_simulator_process",
+    "stop_simulator_process",
+    "BTC_YES",
+    "DEMO_SCENARIO",
+    "DEPOSIT_WALLET_0",
+    "FED_CONDITION",
+    "FED_NO",
+    "FED_YES",
+    "HARDHAT_ADDRESSES",
+    "HARDHAT_KEYS",
+    "LAKERS",
+    "SAFE_WALLET_0",
+    "SHARED",
+    "TRADER_CAR",
+    "TRADER_QUIET",
+    "SimClient",
+    "SimProcess",
+    "account",
+    "l2_headers",
+    "sdk_limit_body",
+    "sdk_market_body",
+    "simulator",
+    "simulator_factory",
     "simulator_process",
 ]
 
 
-def l2_headers(creds: dict[str, str], address: str, method: str, path: str, body: str = "",
-               timestamp: int | None = None) -> dict[str, str]:
+def l2_headers(
+    creds: dict[str, str],
+    address: str,
+    method: str,
+    path: str,
+    body: str = "",
+    timestamp: int | None = None,
+) -> dict[str, str]:
     """POLY_* L2 headers: base64url(HMAC-SHA256(secret, ts+METHOD+path+body)), per API.md §4.2."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     secret = creds["secret"]
     key = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
-    sig = base64.urlsafe_b64encode(hmac.new(key, (ts + method + path + body).encode(), hashlib.sha256).digest())
+    sig = base64.urlsafe_b64encode(
+        hmac.new(key, (ts + method + path + body).encode(), hashlib.sha256).digest()
+    )
     return {
         "POLY_ADDRESS": address,
         "POLY_API_KEY": creds["apiKey"],
@@ -90,13 +119,28 @@ class SimClient:
         self.address = address
         self.http = httpx.Client(base_url=clob_url, timeout=10.0)
 
-    def request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,
-                raw: str | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        raw: str | None = None,
+    ) -> httpx.Response:
         """Send with L2 headers signed over exactly the bytes sent (compact JSON unless `raw`)."""
-        text = raw if raw is not None else ("" if body is None else json.dumps(body, separators=(",", ":")))
+        text = (
+            raw
+            if raw is not None
+            else ("" if body is None else json.dumps(body, separators=(",", ":")))
+        )
         headers = l2_headers(self.creds, self.address, method, path, text)
-        return self.http.request(method, path, params=params, content=text.encode() if text else None,
-                                 headers={**headers, "Content-Type": "application/json"})
+        return self.http.request(
+            method,
+            path,
+            params=params,
+            content=text.encode() if text else None,
+            headers={**headers, "Content-Type": "application/json"},
+        )
 
     def post_order(self, body: dict[str, Any]) -> httpx.Response:
         """POST /order."""
@@ -131,35 +175,75 @@ def _builder(index: int, signature_type: int, funder: str | None) -> Any:
     return OrderBuilder(Signer(HARDHAT_KEYS[index], 137), SignatureTypeV2(signature_type), funder)
 
 
-def sdk_limit_body(owner: str, index: int, token_id: str, price: float, size: float, side: str, tick: str,
-                   neg_risk: bool, order_type: str = "GTC", signature_type: int = 0, funder: str | None = None,
-                   expiration: int = 0, position: bool = False, post_only: bool = False,
-                   version: int = 2) -> dict[str, Any]:
+def sdk_limit_body(
+    owner: str,
+    index: int,
+    token_id: str,
+    price: float,
+    size: float,
+    side: str,
+    tick: str,
+    neg_risk: bool,
+    order_type: str = "GTC",
+    signature_type: int = 0,
+    funder: str | None = None,
+    expiration: int = 0,
+    position: bool = False,
+    post_only: bool = False,
+    version: int = 2,
+) -> dict[str, Any]:
     """A POST /order body built and signed offline by py-clob-client-v2's OrderBuilder."""
     from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
     from py_clob_client_v2.order_utils.model.order_data_v1 import order_to_json_v1
     from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
-    args = (OrderArgsV2(position_id=token_id, price=price, size=size, side=side, expiration=expiration)
-            if position else OrderArgsV2(token_id=token_id, price=price, size=size, side=side, expiration=expiration))
+    args = (
+        OrderArgsV2(position_id=token_id, price=price, size=size, side=side, expiration=expiration)
+        if position
+        else OrderArgsV2(
+            token_id=token_id, price=price, size=size, side=side, expiration=expiration
+        )
+    )
     order = _builder(index, signature_type, funder).build_order(
-        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk), version=version)  # type: ignore[arg-type]
+        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk), version=version
+    )  # type: ignore[arg-type]
     if version == 1:
         return order_to_json_v1(order, owner, order_type, post_only)  # type: ignore[arg-type]
     return order_to_json_v2(order, owner, order_type, post_only)  # type: ignore[arg-type]
 
 
-def sdk_market_body(owner: str, index: int, token_id: str, amount: float, side: str, price: float, tick: str,
-                    neg_risk: bool, order_type: str = "FOK", signature_type: int = 0, funder: str | None = None,
-                    position: bool = False) -> dict[str, Any]:
+def sdk_market_body(
+    owner: str,
+    index: int,
+    token_id: str,
+    amount: float,
+    side: str,
+    price: float,
+    tick: str,
+    neg_risk: bool,
+    order_type: str = "FOK",
+    signature_type: int = 0,
+    funder: str | None = None,
+    position: bool = False,
+) -> dict[str, Any]:
     """A market (FOK/FAK) POST /order body built offline by py-clob-client-v2 (BUY amount in $)."""
     from py_clob_client_v2.clob_types import CreateOrderOptions, MarketOrderArgsV2
     from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
-    kwargs: dict[str, Any] = {"amount": amount, "side": side, "price": price, "order_type": order_type}
-    args = MarketOrderArgsV2(position_id=token_id, **kwargs) if position else MarketOrderArgsV2(token_id=token_id, **kwargs)
+    kwargs: dict[str, Any] = {
+        "amount": amount,
+        "side": side,
+        "price": price,
+        "order_type": order_type,
+    }
+    args = (
+        MarketOrderArgsV2(position_id=token_id, **kwargs)
+        if position
+        else MarketOrderArgsV2(token_id=token_id, **kwargs)
+    )
     order = _builder(index, signature_type, funder).build_market_order(
-        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk))  # type: ignore[arg-type]
+        args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk)
+    )  # type: ignore[arg-type]
     return order_to_json_v2(order, owner, order_type)  # type: ignore[arg-type]
 
 
@@ -168,8 +252,11 @@ def simulator_factory() -> Iterator[Callable[..., Simulator]]:
     """Start simulators on demand: `make(scenario=..., config=SimConfig(...), random_walk=...)`."""
     started: list[Simulator] = []
 
-    def make(scenario: Any = DEMO_SCENARIO, config: SimConfig | None = None,
-             random_walk: RandomWalkConfig | None = None) -> Simulator:
+    def make(
+        scenario: Any = DEMO_SCENARIO,
+        config: SimConfig | None = None,
+        random_walk: RandomWalkConfig | None = None,
+    ) -> Simulator:
         sim = Simulator(scenario, config=config, random_walk=random_walk).start()
         started.append(sim)
         return sim
@@ -204,8 +291,12 @@ def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
     """Run `python simulator.py ARGS` and wait for its URLs."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(  # noqa: S603 - our own script with fixed arguments
-        [sys.executable, str(ROOT / "simulator.py"), *args], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(ROOT / "simulator.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     urls: dict[str, str] = {}
     deadline = time.monotonic() + timeout
@@ -216,10 +307,18 @@ def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
             break
         line = line.strip()
         if line == "SIMULATOR_READY":
-            remote = RemoteSimulator(urls["POLYMARKET_CLOB_API_URL"], urls["POLYMARKET_DATA_API_URL"],
-                                     urls["POLYMARKET_GAMMA_API_URL"])
-            return SimProcess(proc, urls["POLYMARKET_DATA_API_URL"], urls["POLYMARKET_GAMMA_API_URL"],
-                              urls["POLYMARKET_CLOB_API_URL"], remote)
+            remote = RemoteSimulator(
+                urls["POLYMARKET_CLOB_API_URL"],
+                urls["POLYMARKET_DATA_API_URL"],
+                urls["POLYMARKET_GAMMA_API_URL"],
+            )
+            return SimProcess(
+                proc,
+                urls["POLYMARKET_DATA_API_URL"],
+                urls["POLYMARKET_GAMMA_API_URL"],
+                urls["POLYMARKET_CLOB_API_URL"],
+                remote,
+            )
         if "=" in line:
             k, v = line.split("=", 1)
             urls[k] = v

@@ -1,4 +1,4 @@
-"""Matching, settlement, cancels, expiry, trade lifecycle and the CLOB read routes of the simulator."""
+"""Matching, settlement, cancels, expiry, trade lifecycle and CLOB read routes of the simulator."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from tests.conftest_sim import (
     account,
     sdk_limit_body,
     sdk_market_body,
-    simulator,  # noqa: F401 - fixture
-    simulator_factory,  # noqa: F401 - fixture
 )
 
 ALICE = HARDHAT_ADDRESSES[1]
@@ -28,10 +26,13 @@ ALICE = HARDHAT_ADDRESSES[1]
 
 def manual(simulator_factory) -> Simulator:  # type: ignore[no-untyped-def]
     """The demo scenario with trade statuses moved only by the control API."""
-    return simulator_factory(DEMO_SCENARIO, SimConfig(seed=20261121, mined_after=None, confirmed_after=None))
+    return simulator_factory(
+        DEMO_SCENARIO, SimConfig(seed=20261121, mined_after=None, confirmed_after=None)
+    )
 
 
 # ---- the book as a data structure ----------------------------------------------------------------
+
 
 def test_book_plan_respects_limit_and_fifo() -> None:
     """A plan takes the best price first, FIFO within a level, and stops at the limit."""
@@ -63,10 +64,13 @@ def test_book_apply_drops_empty_levels() -> None:
 
 # ---- matching through POST /order ----------------------------------------------------------------
 
+
 def test_marketable_limit_takes_resting_prices_across_levels(simulator: Simulator) -> None:
-    """A BUY 300 @0.66 takes 288.62 @0.65 then 11.38 @0.66: two trades, paid at the makers' prices."""
+    """A BUY 300 @0.66 takes 288.62 @0.65 then 11.38 @0.66: two trades at the makers' prices."""
     c = account(simulator, 1)
-    out = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.66, 300, "BUY", "0.01", True)).json()
+    out = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.66, 300, "BUY", "0.01", True)
+    ).json()
     assert out["status"] == "matched" and len(out["tradeIDs"]) == 2
     assert (out["makingAmount"], out["takingAmount"]) == ("195.1138", "300")
     asks = simulator.book(FED_YES)["asks"]
@@ -79,19 +83,29 @@ def test_marketable_limit_takes_resting_prices_across_levels(simulator: Simulato
 def test_partial_fill_rests_remainder(simulator: Simulator) -> None:
     """A BUY 400 @0.65 fills 288.62 and rests 111.38 as the new best bid."""
     c = account(simulator, 1)
-    out = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.65, 400, "BUY", "0.01", True)).json()
+    out = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.65, 400, "BUY", "0.01", True)
+    ).json()
     assert out["status"] == "matched" and out["takingAmount"] == "288.62"
     order = c.get(f"/data/order/{out['orderID']}").json()
-    assert (order["status"], order["size_matched"], order["original_size"]) == ("LIVE", "288.62", "400")
+    assert (order["status"], order["size_matched"], order["original_size"]) == (
+        "LIVE",
+        "288.62",
+        "400",
+    )
     assert order["associate_trades"] == out["tradeIDs"]
     assert simulator.book(FED_YES)["bids"][-1] == {"price": "0.65", "size": "111.38"}
 
 
 def test_resting_order_fills_when_book_moves_through_it(simulator: Simulator) -> None:
-    """New synthetic asks below a resting bid fill it at the bid price; the user appears as MAKER."""
+    """New synthetic asks below a resting bid fill it at the bid price; the user is the MAKER."""
     c = account(simulator, 1)
-    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 50, "BUY", "0.01", True)).json()["orderID"]
-    trade_ids = simulator.set_book(FED_YES, bids=[["0.55", "100"]], asks=[["0.58", "30"], ["0.6", "40"], ["0.7", "5"]])
+    oid = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 50, "BUY", "0.01", True)
+    ).json()["orderID"]
+    trade_ids = simulator.set_book(
+        FED_YES, bids=[["0.55", "100"]], asks=[["0.58", "30"], ["0.6", "40"], ["0.7", "5"]]
+    )
     assert len(trade_ids) == 2
     order = c.get(f"/data/order/{oid}").json()
     assert (order["status"], order["size_matched"]) == ("MATCHED", "50")
@@ -107,16 +121,20 @@ def test_shift_book_fills_resting_sell(simulator: Simulator) -> None:
     """Shifting the book up two ticks brings bids to 0.66 and fills a resting SELL there."""
     simulator.fund(ALICE, tokens={FED_YES: "40"})
     c = account(simulator, 1)
-    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.66, 40, "SELL", "0.01", True)).json()["orderID"]
+    oid = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.66, 40, "SELL", "0.01", True)
+    ).json()["orderID"]
     assert len(simulator.shift_book(FED_YES, 2)) == 1
     assert c.get(f"/data/order/{oid}").json()["status"] == "MATCHED"
     assert simulator.balances(ALICE)["pusd"] == "1026.4"
 
 
 def test_sweep_partially_fills_resting_order(simulator: Simulator) -> None:
-    """A synthetic taker sweeping 300 shares down to 0.6 takes the book, then 60 of a 100-share user bid."""
+    """A synthetic sweep down to 0.61 takes the book, then 60 of a 100-share user bid."""
     c = account(simulator, 1)
-    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.61, 100, "BUY", "0.01", True)).json()["orderID"]
+    oid = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.61, 100, "BUY", "0.01", True)
+    ).json()["orderID"]
     simulator.sweep(FED_YES, "SELL", "0.61", str(402.17 + 1210.33 + 845 + 60))
     order = c.get(f"/data/order/{oid}").json()
     assert (order["status"], order["size_matched"]) == ("LIVE", "60")
@@ -126,19 +144,33 @@ def test_fak_fills_what_it_can(simulator: Simulator) -> None:
     """A FAK SELL of 500 at ≥0.64 fills the 402.17 there and kills the rest."""
     simulator.fund(ALICE, tokens={FED_YES: "500"})
     c = account(simulator, 1)
-    out = c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 500, "SELL", 0.64, "0.01", True,
-                                       order_type="FAK")).json()
-    assert (out["status"], out["makingAmount"], out["takingAmount"]) == ("matched", "402.17", "257.3888")
+    out = c.post_order(
+        sdk_market_body(
+            c.creds["apiKey"], 1, FED_YES, 500, "SELL", 0.64, "0.01", True, order_type="FAK"
+        )
+    ).json()
+    assert (out["status"], out["makingAmount"], out["takingAmount"]) == (
+        "matched",
+        "402.17",
+        "257.3888",
+    )
     assert simulator.book(FED_YES)["bids"][-1]["price"] == "0.63"
-    assert c.get(f"/data/order/{out['orderID']}").json() is None  # FOK/FAK orders are not served there
-    assert c.get("/data/trades", id=out["tradeIDs"][0]).json()["data"][0]["taker_order_id"] == out["orderID"]
+    assert (
+        c.get(f"/data/order/{out['orderID']}").json() is None
+    )  # FOK/FAK orders are not served there
+    assert (
+        c.get("/data/trades", id=out["tradeIDs"][0]).json()["data"][0]["taker_order_id"]
+        == out["orderID"]
+    )
 
 
 def test_fok_sell_fills_fully_across_levels(simulator: Simulator) -> None:
     """A FOK SELL of 500 at ≥0.63 fills 402.17 @0.64 and 97.83 @0.63."""
     simulator.fund(ALICE, tokens={FED_YES: "500"})
     c = account(simulator, 1)
-    out = c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 500, "SELL", 0.63, "0.01", True)).json()
+    out = c.post_order(
+        sdk_market_body(c.creds["apiKey"], 1, FED_YES, 500, "SELL", 0.63, "0.01", True)
+    ).json()
     assert (out["makingAmount"], out["takingAmount"]) == ("500", "319.0217")
     assert simulator.balances(ALICE)["tokens"] == {}
 
@@ -146,20 +178,25 @@ def test_fok_sell_fills_fully_across_levels(simulator: Simulator) -> None:
 def test_taker_fee_charged_on_fee_market(simulator: Simulator) -> None:
     """On a 5% sports market a taker BUY of 10 @0.42 pays 4.2 + 10×0.05×0.42×0.58 = 0.1218 fee."""
     c = account(simulator, 1)
-    out = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, LAKERS, 0.42, 10, "BUY", "0.005", False,
-                                      position=True)).json()
+    out = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, LAKERS, 0.42, 10, "BUY", "0.005", False, position=True)
+    ).json()
     assert out["makingAmount"] == "4.2"
     assert simulator.balances(ALICE)["pusd"] == "995.6782"
     assert c.get("/data/trades").json()["data"][0]["fee_rate_bps"] == "500"
 
 
 def test_two_users_trade_with_each_other(simulator: Simulator) -> None:
-    """Account 1's resting ask is hit by account 2: shares and pUSD move between them exactly once."""
+    """Account 2 hits account 1's resting ask: shares and pUSD move between them exactly once."""
     simulator.fund(ALICE, tokens={BTC_YES: "100"})
     seller, buyer = account(simulator, 1), account(simulator, 2)
-    ask = seller.post_order(sdk_limit_body(seller.creds["apiKey"], 1, BTC_YES, 0.064, 100, "SELL", "0.001", False))
+    ask = seller.post_order(
+        sdk_limit_body(seller.creds["apiKey"], 1, BTC_YES, 0.064, 100, "SELL", "0.001", False)
+    )
     assert ask.json()["status"] == "live"
-    out = buyer.post_order(sdk_limit_body(buyer.creds["apiKey"], 2, BTC_YES, 0.064, 50, "BUY", "0.001", False)).json()
+    out = buyer.post_order(
+        sdk_limit_body(buyer.creds["apiKey"], 2, BTC_YES, 0.064, 50, "BUY", "0.001", False)
+    ).json()
     assert out["takingAmount"] == "50" and out["makingAmount"] == "3.2"
     assert simulator.balances(ALICE)["pusd"] == "1003.2"
     assert simulator.balances(HARDHAT_ADDRESSES[2])["tokens"] == {BTC_YES: "50"}
@@ -172,37 +209,66 @@ def test_two_users_trade_with_each_other(simulator: Simulator) -> None:
 
 # ---- cancels and expiry --------------------------------------------------------------------------
 
+
 def test_cancel_routes(simulator: Simulator) -> None:
     """DELETE /order, /orders and /cancel-all cancel only the caller's live orders."""
     c, other = account(simulator, 1), account(simulator, 2)
-    ids = [c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, p, 10, "BUY", "0.01", True)).json()["orderID"]
-           for p in (0.5, 0.51, 0.52, 0.53)]
-    assert c.request("DELETE", "/order", {"orderID": ids[0]}).json() == {"canceled": [ids[0]], "not_canceled": {}}
+    ids = [
+        c.post_order(
+            sdk_limit_body(c.creds["apiKey"], 1, FED_YES, p, 10, "BUY", "0.01", True)
+        ).json()["orderID"]
+        for p in (0.5, 0.51, 0.52, 0.53)
+    ]
+    assert c.request("DELETE", "/order", {"orderID": ids[0]}).json() == {
+        "canceled": [ids[0]],
+        "not_canceled": {},
+    }
     again = c.request("DELETE", "/order", {"orderID": ids[0]}).json()
-    assert again == {"canceled": [], "not_canceled": {ids[0]: "order can't be found - already canceled or matched"}}
+    assert again == {
+        "canceled": [],
+        "not_canceled": {ids[0]: "order can't be found - already canceled or matched"},
+    }
     assert other.request("DELETE", "/order", {"orderID": ids[1]}).json()["canceled"] == []
     assert c.request("DELETE", "/orders", ids[1:3]).json()["canceled"] == ids[1:3]
     assert c.request("DELETE", "/cancel-all").json()["canceled"] == [ids[3]]
     assert c.get("/data/orders").json()["data"] == []
-    assert all(lv["price"] not in ("0.5", "0.51", "0.52", "0.53") for lv in simulator.book(FED_YES)["bids"])
+    assert all(
+        lv["price"] not in ("0.5", "0.51", "0.52", "0.53") for lv in simulator.book(FED_YES)["bids"]
+    )
 
 
 def test_cancel_market_orders(simulator: Simulator) -> None:
     """DELETE /cancel-market-orders cancels the caller's orders of one market only."""
     c = account(simulator, 1)
-    fed = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.5, 10, "BUY", "0.01", True)).json()["orderID"]
-    btc = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, BTC_YES, 0.05, 30, "BUY", "0.001", False)).json()["orderID"]
+    fed = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.5, 10, "BUY", "0.01", True)
+    ).json()["orderID"]
+    btc = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, BTC_YES, 0.05, 30, "BUY", "0.001", False)
+    ).json()["orderID"]
     out = c.request("DELETE", "/cancel-market-orders", {"market": FED_CONDITION}).json()
     assert out["canceled"] == [fed]
     assert [o["id"] for o in c.get("/data/orders").json()["data"]] == [btc]
 
 
 def test_gtd_expires_by_simulated_clock(simulator: Simulator) -> None:
-    """A GTD order rests until the simulated clock passes its expiration, then is gone from book and list."""
+    """A GTD order rests until the simulated clock passes its expiration, then it is gone."""
     c = account(simulator, 1)
     exp = int(simulator.now()) + 120
-    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.61, 10, "BUY", "0.01", True,
-                                      order_type="GTD", expiration=exp)).json()["orderID"]
+    oid = c.post_order(
+        sdk_limit_body(
+            c.creds["apiKey"],
+            1,
+            FED_YES,
+            0.61,
+            10,
+            "BUY",
+            "0.01",
+            True,
+            order_type="GTD",
+            expiration=exp,
+        )
+    ).json()["orderID"]
     assert c.get(f"/data/order/{oid}").json()["expiration"] == str(exp)
     simulator.set_clock(advance=200)
     assert c.get(f"/data/order/{oid}").json()["status"] == "CANCELED"
@@ -210,14 +276,19 @@ def test_gtd_expires_by_simulated_clock(simulator: Simulator) -> None:
     assert simulator.book(FED_YES)["bids"][-1]["price"] == "0.64"
 
 
-# ---- reads: orders, trades, balances --------------------------------------------------------------
+# ---- reads: orders, trades, balances ----------------------------------------------------------
+
 
 def test_data_orders_cursor_paging(simulator: Simulator) -> None:
     """/data/orders pages from MA== to the LTE= sentinel without repeating or skipping an order."""
     simulator.configure(clob_page_size=2)
     c = account(simulator, 1)
-    ids = {c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.5 + i / 100, 10, "BUY", "0.01", True)).json()["orderID"]
-           for i in range(5)}
+    ids = {
+        c.post_order(
+            sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.5 + i / 100, 10, "BUY", "0.01", True)
+        ).json()["orderID"]
+        for i in range(5)
+    }
     seen, cursor, pages = [], "MA==", 0
     while cursor != "LTE=":
         page = c.get("/data/orders", next_cursor=cursor).json()
@@ -231,12 +302,32 @@ def test_data_orders_cursor_paging(simulator: Simulator) -> None:
 def test_order_view_fields(simulator: Simulator) -> None:
     """GET /data/order returns the OpenOrder fields of the fixture."""
     c = account(simulator, 1)
-    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 12.5, "BUY", "0.01", True)).json()["orderID"]
+    oid = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 12.5, "BUY", "0.01", True)
+    ).json()["orderID"]
     order = c.get(f"/data/order/{oid}").json()
-    assert set(order) == {"id", "status", "owner", "maker_address", "market", "asset_id", "side", "original_size",
-                          "size_matched", "price", "outcome", "expiration", "order_type", "associate_trades",
-                          "created_at"}
-    assert (order["owner"], order["maker_address"], order["market"]) == (c.creds["apiKey"], ALICE.lower(), FED_CONDITION)
+    assert set(order) == {
+        "id",
+        "status",
+        "owner",
+        "maker_address",
+        "market",
+        "asset_id",
+        "side",
+        "original_size",
+        "size_matched",
+        "price",
+        "outcome",
+        "expiration",
+        "order_type",
+        "associate_trades",
+        "created_at",
+    }
+    assert (order["owner"], order["maker_address"], order["market"]) == (
+        c.creds["apiKey"],
+        ALICE.lower(),
+        FED_CONDITION,
+    )
     assert (order["original_size"], order["outcome"], order["order_type"]) == ("12.5", "Yes", "GTC")
     assert isinstance(order["created_at"], int)
     other = account(simulator, 2)
@@ -247,7 +338,9 @@ def test_trade_status_lifecycle_manual(simulator_factory) -> None:  # type: igno
     """MATCHED (no tx hash) → MINED (tx hash, Data API rows appear) → CONFIRMED, REST-prefixed."""
     sim = manual(simulator_factory)
     c = account(sim, 1)
-    out = c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)).json()
+    out = c.post_order(
+        sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)
+    ).json()
     [tid] = out["tradeIDs"]
     trade = c.get("/data/trades", id=tid).json()["data"][0]
     assert (trade["status"], trade["transaction_hash"]) == ("TRADE_STATUS_MATCHED", "")
@@ -258,9 +351,15 @@ def test_trade_status_lifecycle_manual(simulator_factory) -> None:  # type: igno
         assert data.get(activity, params={"user": ALICE}).json()["data"] == []
         sim.advance_trades(tid)
         trade = c.get("/data/trades", id=tid).json()["data"][0]
-        assert trade["status"] == "TRADE_STATUS_MINED" and trade["transaction_hash"].startswith("0x")
+        assert trade["status"] == "TRADE_STATUS_MINED" and trade["transaction_hash"].startswith(
+            "0x"
+        )
         [row] = data.get(activity, params={"user": ALICE}).json()["data"]
-        assert (row["transaction_hash"], row["side"], row["size"]) == (trade["transaction_hash"], "BUY", 15.384615)
+        assert (row["transaction_hash"], row["side"], row["size"]) == (
+            trade["transaction_hash"],
+            "BUY",
+            15.384615,
+        )
     sim.advance_trades(tid)
     assert c.get("/data/trades", id=tid).json()["data"][0]["status"] == "TRADE_STATUS_CONFIRMED"
     with pytest.raises(ValueError):
@@ -268,10 +367,12 @@ def test_trade_status_lifecycle_manual(simulator_factory) -> None:  # type: igno
 
 
 def test_trade_can_fail(simulator_factory) -> None:  # type: ignore[no-untyped-def]
-    """MATCHED → RETRYING → FAILED; a failed trade never gets a transaction hash or Data API rows."""
+    """MATCHED → RETRYING → FAILED; a failed trade never shows a transaction hash."""
     sim = manual(simulator_factory)
     c = account(sim, 1)
-    [tid] = c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)).json()["tradeIDs"]
+    [tid] = c.post_order(
+        sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)
+    ).json()["tradeIDs"]
     sim.advance_trades(tid, to="RETRYING")
     sim.advance_trades(tid)
     trade = c.get("/data/trades", id=tid).json()["data"][0]
@@ -281,10 +382,16 @@ def test_trade_can_fail(simulator_factory) -> None:  # type: ignore[no-untyped-d
 def test_trade_statuses_advance_with_clock(simulator: Simulator) -> None:
     """With automatic delays, jumping the clock confirms matched trades."""
     c = account(simulator, 1)
-    [tid] = c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)).json()["tradeIDs"]
+    [tid] = c.post_order(
+        sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True)
+    ).json()["tradeIDs"]
     simulator.set_clock(advance=60)
     [trade] = simulator.trades()
-    assert trade["id"] == tid and [s for s, _ in trade["history"]] == ["MATCHED", "MINED", "CONFIRMED"]
+    assert trade["id"] == tid and [s for s, _ in trade["history"]] == [
+        "MATCHED",
+        "MINED",
+        "CONFIRMED",
+    ]
 
 
 def test_data_trades_paging_and_filters(simulator: Simulator) -> None:
@@ -305,14 +412,25 @@ def test_balance_allowance_route(simulator: Simulator) -> None:
     c = account(simulator, 1)
     col = c.get("/balance-allowance", asset_type="COLLATERAL", signature_type=0).json()
     assert col["balance"] == "1000000000"
-    assert set(col["allowances"]) == {"0xE111180000d2663C0091e4f400237545B87B996B",
-                                      "0xe2222d279d744050d28e00520010520000310F59",
-                                      "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"}
+    assert set(col["allowances"]) == {
+        "0xE111180000d2663C0091e4f400237545B87B996B",
+        "0xe2222d279d744050d28e00520010520000310F59",
+        "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa",
+    }
     c.post_order(sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.65, "0.01", True))
-    tok = c.get("/balance-allowance", asset_type="CONDITIONAL", token_id=FED_YES, signature_type=0).json()
+    tok = c.get(
+        "/balance-allowance", asset_type="CONDITIONAL", token_id=FED_YES, signature_type=0
+    ).json()
     assert tok["balance"] == "15384615"
-    assert c.get("/balance-allowance/update", asset_type="COLLATERAL", signature_type=0).json()["balance"] == "990000000"
-    v2_wrong_ledger = c.get("/balance-allowance", asset_type="CONDITIONAL", token_id=LAKERS, signature_type=0).json()
+    assert (
+        c.get("/balance-allowance/update", asset_type="COLLATERAL", signature_type=0).json()[
+            "balance"
+        ]
+        == "990000000"
+    )
+    v2_wrong_ledger = c.get(
+        "/balance-allowance", asset_type="CONDITIONAL", token_id=LAKERS, signature_type=0
+    ).json()
     assert v2_wrong_ledger["balance"] == "0"
     assert c.get("/balance-allowance", asset_type="USDC", signature_type=0).status_code == 400
 
@@ -321,5 +439,11 @@ def test_deposit_wallet_balance_by_signature_type(simulator: Simulator) -> None:
     """signature_type=3 reports the deposit wallet's balance for the owner's key."""
     simulator.fund("0xBc0fF067b7740Eff76C1ca93c875Ba6B890d6B50", pusd="42")
     c = account(simulator, 0)
-    assert c.get("/balance-allowance", asset_type="COLLATERAL", signature_type=3).json()["balance"] == "42000000"
-    assert c.get("/balance-allowance", asset_type="COLLATERAL", signature_type=1).json()["balance"] == "1000000000"
+    assert (
+        c.get("/balance-allowance", asset_type="COLLATERAL", signature_type=3).json()["balance"]
+        == "42000000"
+    )
+    assert (
+        c.get("/balance-allowance", asset_type="COLLATERAL", signature_type=1).json()["balance"]
+        == "1000000000"
+    )

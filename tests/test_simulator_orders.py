@@ -1,11 +1,10 @@
-"""POST /order on the simulator: accepts what py-clob-client-v2 signs, refuses what the CLOB refuses."""
+"""POST /order on the simulator: takes what py-clob-client-v2 signs, refuses what the CLOB does."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
 from py_clob_client_v2.order_utils import ExchangeOrderBuilderV2, Side, SignatureTypeV2
 from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, order_to_json_v2
 from py_clob_client_v2.signer import Signer
@@ -25,22 +24,35 @@ from tests.conftest_sim import (
     l2_headers,
     sdk_limit_body,
     sdk_market_body,
-    simulator,  # noqa: F401 - fixture
-    simulator_factory,  # noqa: F401 - fixture
 )
 
 
-def raw_body(owner: str, index: int, exchange: str, token: str, maker_amount: int, taker_amount: int,
-             side: str = "BUY", order_type: str = "GTC", version: str = "2", maker: str | None = None,
-             signature_type: int = 0, expiration: str = "0") -> dict[str, Any]:
+def raw_body(
+    owner: str,
+    index: int,
+    exchange: str,
+    token: str,
+    maker_amount: int,
+    taker_amount: int,
+    side: str = "BUY",
+    order_type: str = "GTC",
+    version: str = "2",
+    maker: str | None = None,
+    signature_type: int = 0,
+    expiration: str = "0",
+) -> dict[str, Any]:
     """A body with arbitrary amounts, signed by the SDK's ExchangeOrderBuilderV2."""
     signer = Signer(HARDHAT_KEYS[index], 137)
     builder = ExchangeOrderBuilderV2(exchange, 137, signer, domain_version=version)
     data = OrderDataV2(
-        maker=maker or signer.address(), tokenId=token, makerAmount=str(maker_amount),
-        takerAmount=str(taker_amount), side=Side.BUY if side == "BUY" else Side.SELL,
+        maker=maker or signer.address(),
+        tokenId=token,
+        makerAmount=str(maker_amount),
+        takerAmount=str(taker_amount),
+        side=Side.BUY if side == "BUY" else Side.SELL,
         signer=maker if signature_type == 3 else signer.address(),
-        signatureType=SignatureTypeV2(signature_type), expiration=expiration,
+        signatureType=SignatureTypeV2(signature_type),
+        expiration=expiration,
     )
     return order_to_json_v2(builder.build_signed_order(data), owner, order_type)
 
@@ -50,11 +62,20 @@ def sdk_order_hash(body: dict[str, Any], exchange: str, version: str = "2") -> s
     from py_clob_client_v2.order_utils.model.order_data_v2 import OrderV2
 
     o = body["order"]
-    order = OrderV2(salt=str(o["salt"]), maker=o["maker"], signer=o["signer"], tokenId=o["tokenId"],
-                    makerAmount=o["makerAmount"], takerAmount=o["takerAmount"],
-                    side=Side.BUY if o["side"] == "BUY" else Side.SELL,
-                    signatureType=SignatureTypeV2(o["signatureType"]), timestamp=o["timestamp"],
-                    metadata=o["metadata"], builder=o["builder"], expiration=o["expiration"])
+    order = OrderV2(
+        salt=str(o["salt"]),
+        maker=o["maker"],
+        signer=o["signer"],
+        tokenId=o["tokenId"],
+        makerAmount=o["makerAmount"],
+        takerAmount=o["takerAmount"],
+        side=Side.BUY if o["side"] == "BUY" else Side.SELL,
+        signatureType=SignatureTypeV2(o["signatureType"]),
+        timestamp=o["timestamp"],
+        metadata=o["metadata"],
+        builder=o["builder"],
+        expiration=o["expiration"],
+    )
     b = ExchangeOrderBuilderV2(exchange, 137, Signer(HARDHAT_KEYS[0], 137), domain_version=version)
     return b.build_order_hash(b.build_order_typed_data(order))
 
@@ -65,6 +86,7 @@ def error_of(resp: Any) -> str:
 
 
 # ---- accepted ------------------------------------------------------------------------------------
+
 
 def test_sdk_limit_order_eoa_accepted_with_order_hash_id(simulator: Simulator) -> None:
     """A resting EOA limit order from the SDK is accepted; its id is the SDK's order hash."""
@@ -78,9 +100,20 @@ def test_sdk_limit_order_eoa_accepted_with_order_hash_id(simulator: Simulator) -
     assert out["transactionsHashes"] == []
     assert out["orderID"] == sdk_order_hash(body, NEG_RISK_EXCHANGE_V2)
     [seen] = simulator.orders()
-    assert (seen["exchange"], seen["domain_version"], seen["signature_type"]) == (NEG_RISK_EXCHANGE_V2, "2", 0)
-    assert seen["signer"] == HARDHAT_ADDRESSES[1] and seen["recovered_signer"] == HARDHAT_ADDRESSES[1]
-    assert (seen["price"], seen["original_size"], seen["size_matched"], seen["status"]) == ("0.6", "10", "0", "LIVE")
+    assert (seen["exchange"], seen["domain_version"], seen["signature_type"]) == (
+        NEG_RISK_EXCHANGE_V2,
+        "2",
+        0,
+    )
+    assert (
+        seen["signer"] == HARDHAT_ADDRESSES[1] and seen["recovered_signer"] == HARDHAT_ADDRESSES[1]
+    )
+    assert (seen["price"], seen["original_size"], seen["size_matched"], seen["status"]) == (
+        "0.6",
+        "10",
+        "0",
+        "LIVE",
+    )
 
 
 def test_sdk_market_order_eoa_fills(simulator: Simulator) -> None:
@@ -96,10 +129,20 @@ def test_sdk_market_order_eoa_fills(simulator: Simulator) -> None:
 
 
 def test_sdk_deposit_wallet_order_accepted(simulator: Simulator) -> None:
-    """A POLY_1271 order (maker = signer = deposit wallet, ERC-7739 signature) from the key's owner is accepted."""
+    """A POLY_1271 order (maker = signer = deposit wallet, ERC-7739) by its owner is accepted."""
     c = account(simulator, 0)
-    body = sdk_limit_body(c.creds["apiKey"], 0, FED_YES, 0.55, 20, "BUY", "0.01", True, signature_type=3,
-                          funder=DEPOSIT_WALLET_0)
+    body = sdk_limit_body(
+        c.creds["apiKey"],
+        0,
+        FED_YES,
+        0.55,
+        20,
+        "BUY",
+        "0.01",
+        True,
+        signature_type=3,
+        funder=DEPOSIT_WALLET_0,
+    )
     resp = c.post_order(body)
     assert resp.status_code == 200, resp.text
     [seen] = simulator.orders()
@@ -110,8 +153,18 @@ def test_sdk_deposit_wallet_order_accepted(simulator: Simulator) -> None:
 def test_sdk_safe_wallet_order_accepted(simulator: Simulator) -> None:
     """A Safe (type 2) order signed by the owner EOA for its registered Safe is accepted."""
     c = account(simulator, 0)
-    body = sdk_limit_body(c.creds["apiKey"], 0, BTC_YES, 0.05, 10, "BUY", "0.001", False, signature_type=2,
-                          funder=SAFE_WALLET_0)
+    body = sdk_limit_body(
+        c.creds["apiKey"],
+        0,
+        BTC_YES,
+        0.05,
+        10,
+        "BUY",
+        "0.001",
+        False,
+        signature_type=2,
+        funder=SAFE_WALLET_0,
+    )
     assert c.post_order(body).status_code == 200
     assert simulator.orders()[0]["exchange"] == CTF_EXCHANGE_V2
 
@@ -119,10 +172,16 @@ def test_sdk_safe_wallet_order_accepted(simulator: Simulator) -> None:
 def test_protocol_v2_market_uses_exchange_v3(simulator: Simulator) -> None:
     """An order on a Protocol V2 market (positionId) verifies under ExchangeV3, domain version 3."""
     c = account(simulator, 1)
-    body = sdk_limit_body(c.creds["apiKey"], 1, LAKERS, 0.4, 10, "BUY", "0.005", False, position=True)
+    body = sdk_limit_body(
+        c.creds["apiKey"], 1, LAKERS, 0.4, 10, "BUY", "0.005", False, position=True
+    )
     assert c.post_order(body).status_code == 200
     [seen] = simulator.orders()
-    assert (seen["exchange"], seen["domain_version"], seen["exchange_name"]) == (EXCHANGE_V3, "3", "exchange_v3")
+    assert (seen["exchange"], seen["domain_version"], seen["exchange_name"]) == (
+        EXCHANGE_V3,
+        "3",
+        "exchange_v3",
+    )
 
 
 def test_spaced_body_accepted_when_hmac_covers_those_bytes(simulator: Simulator) -> None:
@@ -132,19 +191,26 @@ def test_spaced_body_accepted_when_hmac_covers_those_bytes(simulator: Simulator)
     assert c.request("POST", "/order", raw=json.dumps(body)).status_code == 200
 
 
-# ---- refused: auth and signature -------------------------------------------------------------------
+# ---- refused: auth and signature ---------------------------------------------------------------
+
 
 def test_bad_hmac_refused(simulator: Simulator) -> None:
-    """An HMAC over other bytes, a wrong passphrase, or another POLY_ADDRESS → 401 Unauthorized/Invalid api key."""
+    """HMAC over other bytes, wrong passphrase, or another POLY_ADDRESS → 401 Invalid api key."""
     c = account(simulator, 1)
     body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
     compact = json.dumps(body, separators=(",", ":"))
     headers = l2_headers(c.creds, c.address, "POST", "/order", compact)
     spaced = c.http.post("/order", content=json.dumps(body).encode(), headers=headers)
     assert (spaced.status_code, error_of(spaced)) == (401, "Unauthorized/Invalid api key")
-    bad_pass = c.http.post("/order", content=compact.encode(), headers={**headers, "POLY_PASSPHRASE": "x"})
+    bad_pass = c.http.post(
+        "/order", content=compact.encode(), headers={**headers, "POLY_PASSPHRASE": "x"}
+    )
     assert bad_pass.status_code == 401
-    other = c.http.post("/order", content=compact.encode(), headers={**headers, "POLY_ADDRESS": HARDHAT_ADDRESSES[2]})
+    other = c.http.post(
+        "/order",
+        content=compact.encode(),
+        headers={**headers, "POLY_ADDRESS": HARDHAT_ADDRESSES[2]},
+    )
     assert other.status_code == 401
     assert simulator.orders() == []
 
@@ -162,7 +228,9 @@ def test_tampered_signature_refused(simulator: Simulator) -> None:
 def test_wrong_domain_version_refused(simulator: Simulator) -> None:
     """Signed with domain version 3 for a CTF market → 400 order_version_mismatch."""
     c = account(simulator, 1)
-    body = raw_body(c.creds["apiKey"], 1, NEG_RISK_EXCHANGE_V2, FED_YES, 6_000_000, 10_000_000, version="3")
+    body = raw_body(
+        c.creds["apiKey"], 1, NEG_RISK_EXCHANGE_V2, FED_YES, 6_000_000, 10_000_000, version="3"
+    )
     resp = c.post_order(body)
     assert (resp.status_code, error_of(resp)) == (400, "order_version_mismatch")
 
@@ -184,10 +252,20 @@ def test_wrong_exchange_refused(simulator: Simulator) -> None:
 
 
 def test_deposit_signature_for_wrong_exchange_refused(simulator: Simulator) -> None:
-    """A deposit-wallet signature made for the standard exchange on a neg-risk market → invalid signature."""
+    """A deposit-wallet signature for the standard exchange on a neg-risk market → invalid."""
     c = account(simulator, 0)
-    body = sdk_limit_body(c.creds["apiKey"], 0, FED_YES, 0.55, 20, "BUY", "0.01", False, signature_type=3,
-                          funder=DEPOSIT_WALLET_0)
+    body = sdk_limit_body(
+        c.creds["apiKey"],
+        0,
+        FED_YES,
+        0.55,
+        20,
+        "BUY",
+        "0.01",
+        False,
+        signature_type=3,
+        funder=DEPOSIT_WALLET_0,
+    )
     assert error_of(c.post_order(body)) == "invalid signature"
 
 
@@ -196,24 +274,52 @@ def test_signer_must_be_api_key_address(simulator: Simulator) -> None:
     c2 = account(simulator, 2)
     body = sdk_limit_body(c2.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
     resp = c2.post_order(body)
-    assert (resp.status_code, error_of(resp)) == (400, "the order signer address has to be the address of the API KEY")
+    assert (resp.status_code, error_of(resp)) == (
+        400,
+        "the order signer address has to be the address of the API KEY",
+    )
 
 
 def test_owner_field_must_be_api_key(simulator: Simulator) -> None:
     """A body whose `owner` is not the calling API key → owner error."""
     c = account(simulator, 1)
-    body = sdk_limit_body("00000000-0000-0000-0000-000000000000", 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
+    body = sdk_limit_body(
+        "00000000-0000-0000-0000-000000000000", 1, FED_YES, 0.6, 10, "BUY", "0.01", True
+    )
     assert error_of(c.post_order(body)) == "the order owner has to be the owner of the API KEY"
 
 
 def test_unregistered_wallets_refused(simulator: Simulator) -> None:
-    """Type 3 for an unknown deposit wallet → signer error; type 2 for someone else's Safe → owner error."""
+    """Type 3 for an unknown deposit wallet → signer error; another's Safe → owner error."""
     c = account(simulator, 1)
-    dep = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, signature_type=3,
-                         funder=DEPOSIT_WALLET_0)
-    assert error_of(c.post_order(dep)) == "the order signer address has to be the address of the API KEY"
-    safe = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, signature_type=2,
-                          funder=SAFE_WALLET_0)
+    dep = sdk_limit_body(
+        c.creds["apiKey"],
+        1,
+        FED_YES,
+        0.6,
+        10,
+        "BUY",
+        "0.01",
+        True,
+        signature_type=3,
+        funder=DEPOSIT_WALLET_0,
+    )
+    assert (
+        error_of(c.post_order(dep))
+        == "the order signer address has to be the address of the API KEY"
+    )
+    safe = sdk_limit_body(
+        c.creds["apiKey"],
+        1,
+        FED_YES,
+        0.6,
+        10,
+        "BUY",
+        "0.01",
+        True,
+        signature_type=2,
+        funder=SAFE_WALLET_0,
+    )
     assert error_of(c.post_order(safe)) == "the order owner has to be the owner of the API KEY"
 
 
@@ -222,10 +328,14 @@ def test_deposit_wallet_flow_enforced_per_account(simulator: Simulator) -> None:
     simulator.set_account_flags(HARDHAT_ADDRESSES[1], require_deposit_wallet=True)
     c = account(simulator, 1)
     body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
-    assert error_of(c.post_order(body)) == "maker address not allowed, please use the deposit wallet flow"
+    assert (
+        error_of(c.post_order(body))
+        == "maker address not allowed, please use the deposit wallet flow"
+    )
 
 
 # ---- refused: order rules ------------------------------------------------------------------------
+
 
 def test_off_tick_price_refused(simulator: Simulator) -> None:
     """0.605 on a 0.01-tick market → the tick-size message with the order id."""
@@ -233,7 +343,10 @@ def test_off_tick_price_refused(simulator: Simulator) -> None:
     body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.605, 10, "BUY", "0.001", True)
     resp = c.post_order(body)
     oid = sdk_order_hash(body, NEG_RISK_EXCHANGE_V2)
-    assert (resp.status_code, error_of(resp)) == (400, f"order {oid} is invalid. Price (0.605) breaks minimum tick size rule: 0.01")
+    assert (resp.status_code, error_of(resp)) == (
+        400,
+        f"order {oid} is invalid. Price (0.605) breaks minimum tick size rule: 0.01",
+    )
 
 
 def test_size_under_minimum_refused(simulator: Simulator) -> None:
@@ -241,7 +354,10 @@ def test_size_under_minimum_refused(simulator: Simulator) -> None:
     c = account(simulator, 1)
     body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 3, "BUY", "0.01", True)
     oid = sdk_order_hash(body, NEG_RISK_EXCHANGE_V2)
-    assert error_of(c.post_order(body)) == f"order {oid} is invalid. Size (3) lower than the minimum: 5"
+    assert (
+        error_of(c.post_order(body))
+        == f"order {oid} is invalid. Size (3) lower than the minimum: 5"
+    )
 
 
 def test_share_precision_refused(simulator: Simulator) -> None:
@@ -254,16 +370,29 @@ def test_share_precision_refused(simulator: Simulator) -> None:
 def test_market_buy_precision_refused(simulator: Simulator) -> None:
     """A FOK BUY spending $10.123 (3 decimals) → market-buy accuracy error."""
     c = account(simulator, 1)
-    body = raw_body(c.creds["apiKey"], 1, NEG_RISK_EXCHANGE_V2, FED_YES, 10_123_000, 15_000_000, order_type="FOK")
-    assert error_of(c.post_order(body)) == ("invalid amounts, the market buy orders maker amount supports a max "
-                                            "accuracy of 2 decimals, taker amount a max of 4 decimals")
+    body = raw_body(
+        c.creds["apiKey"],
+        1,
+        NEG_RISK_EXCHANGE_V2,
+        FED_YES,
+        10_123_000,
+        15_000_000,
+        order_type="FOK",
+    )
+    assert error_of(c.post_order(body)) == (
+        "invalid amounts, the market buy orders maker amount supports a max "
+        "accuracy of 2 decimals, taker amount a max of 4 decimals"
+    )
 
 
 def test_marketable_buy_under_one_dollar_refused(simulator: Simulator) -> None:
     """A crossing BUY of 10 shares at 0.065 ($0.65) → the $1 marketable minimum."""
     c = account(simulator, 1)
     body = sdk_limit_body(c.creds["apiKey"], 1, BTC_YES, 0.065, 10, "BUY", "0.001", False)
-    assert error_of(c.post_order(body)) == "invalid amount for a marketable BUY order ($0.65), min size: 1"
+    assert (
+        error_of(c.post_order(body))
+        == "invalid amount for a marketable BUY order ($0.65), min size: 1"
+    )
 
 
 def test_duplicate_refused(simulator: Simulator) -> None:
@@ -277,13 +406,18 @@ def test_duplicate_refused(simulator: Simulator) -> None:
 
 
 def test_balance_checked_including_resting_orders(simulator: Simulator) -> None:
-    """Account 2 holds $150: a $120 bid rests, a second $60 bid is refused (resting orders commit funds)."""
+    """Account 2 holds $150: a $120 bid rests, a second $60 bid is refused (funds committed)."""
     c = account(simulator, 2)
     ok = c.post_order(sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 200, "BUY", "0.01", True))
     assert ok.status_code == 200
-    resp = c.post_order(sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 100, "BUY", "0.01", True))
+    resp = c.post_order(
+        sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 100, "BUY", "0.01", True)
+    )
     assert resp.status_code == 400
-    assert error_of(resp) == "not enough balance / allowance: the balance is not enough -> balance: 30000000"
+    assert (
+        error_of(resp)
+        == "not enough balance / allowance: the balance is not enough -> balance: 30000000"
+    )
 
 
 def test_sell_without_shares_refused(simulator: Simulator) -> None:
@@ -304,9 +438,13 @@ def test_missing_allowance_refused(simulator: Simulator) -> None:
 def test_post_only_crossing_refused_and_resting_accepted(simulator: Simulator) -> None:
     """postOnly at the ask crosses → refused; postOnly below the ask rests."""
     c = account(simulator, 1)
-    crossing = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.65, 10, "BUY", "0.01", True, post_only=True)
+    crossing = sdk_limit_body(
+        c.creds["apiKey"], 1, FED_YES, 0.65, 10, "BUY", "0.01", True, post_only=True
+    )
     assert error_of(c.post_order(crossing)) == "invalid post-only order: order crosses book"
-    resting = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.61, 10, "BUY", "0.01", True, post_only=True)
+    resting = sdk_limit_body(
+        c.creds["apiKey"], 1, FED_YES, 0.61, 10, "BUY", "0.01", True, post_only=True
+    )
     assert c.post_order(resting).json()["status"] == "live"
 
 
@@ -315,16 +453,23 @@ def test_fok_not_fully_fillable_refused(simulator: Simulator) -> None:
     c = account(simulator, 1)
     before = simulator.book(FED_YES)["asks"]
     body = sdk_market_body(c.creds["apiKey"], 1, FED_YES, 900, "BUY", 0.65, "0.01", True)
-    assert error_of(c.post_order(body)) == "order couldn't be fully filled. FOK orders are fully filled or killed."
+    assert (
+        error_of(c.post_order(body))
+        == "order couldn't be fully filled. FOK orders are fully filled or killed."
+    )
     assert simulator.book(FED_YES)["asks"] == before and simulator.orders() == []
 
 
 def test_fak_without_match_refused(simulator: Simulator) -> None:
     """A FAK BUY below the best ask finds nothing → the FAK message."""
     c = account(simulator, 1)
-    body = sdk_market_body(c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.5, "0.01", True, order_type="FAK")
-    assert error_of(c.post_order(body)) == ("no orders found to match with FAK order. FAK orders are partially "
-                                            "filled or killed if no match is found.")
+    body = sdk_market_body(
+        c.creds["apiKey"], 1, FED_YES, 10, "BUY", 0.5, "0.01", True, order_type="FAK"
+    )
+    assert error_of(c.post_order(body)) == (
+        "no orders found to match with FAK order. FAK orders are partially "
+        "filled or killed if no match is found."
+    )
 
 
 def test_closed_and_paused_markets_refused(simulator: Simulator) -> None:
@@ -342,13 +487,35 @@ def test_expiration_rules(simulator: Simulator) -> None:
     """GTD needs an expiration more than 60 s ahead; GTC must carry expiration 0."""
     c = account(simulator, 1)
     now = int(simulator.now())
-    soon = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, order_type="GTD",
-                          expiration=now + 30)
+    soon = sdk_limit_body(
+        c.creds["apiKey"],
+        1,
+        FED_YES,
+        0.6,
+        10,
+        "BUY",
+        "0.01",
+        True,
+        order_type="GTD",
+        expiration=now + 30,
+    )
     assert error_of(c.post_order(soon)) == "invalid expiration"
-    gtc = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, expiration=now + 3600)
+    gtc = sdk_limit_body(
+        c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, expiration=now + 3600
+    )
     assert error_of(c.post_order(gtc)) == "invalid expiration"
-    later = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True, order_type="GTD",
-                           expiration=now + 3600)
+    later = sdk_limit_body(
+        c.creds["apiKey"],
+        1,
+        FED_YES,
+        0.6,
+        10,
+        "BUY",
+        "0.01",
+        True,
+        order_type="GTD",
+        expiration=now + 3600,
+    )
     assert c.post_order(later).json()["status"] == "live"
 
 
@@ -370,7 +537,7 @@ def test_malformed_payload_refused(simulator: Simulator) -> None:
 
 
 def test_trading_modes(simulator: Simulator) -> None:
-    """cancel-only answers 503 to new orders; post-only mode refuses non-post-only orders with its code."""
+    """cancel-only answers 503 to new orders; post-only mode refuses other orders with its code."""
     c = account(simulator, 1)
     simulator.configure(trading_mode="cancel_only")
     body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
@@ -383,12 +550,19 @@ def test_trading_modes(simulator: Simulator) -> None:
 
 # ---- batch ---------------------------------------------------------------------------------------
 
+
 def test_batch_of_sixteen_refused(simulator: Simulator) -> None:
     """POST /orders with 16 entries → 400 naming the 15 maximum; nothing stored."""
     c = account(simulator, 1)
-    bodies = [sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True) for _ in range(16)]
+    bodies = [
+        sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
+        for _ in range(16)
+    ]
     resp = c.request("POST", "/orders", bodies)
-    assert (resp.status_code, error_of(resp)) == (400, "Too many orders in payload: 16, max allowed: 15")
+    assert (resp.status_code, error_of(resp)) == (
+        400,
+        "Too many orders in payload: 16, max allowed: 15",
+    )
     assert simulator.orders() == []
 
 
@@ -406,15 +580,17 @@ def test_batch_reports_each_order(simulator: Simulator) -> None:
 
 
 def test_official_client_places_and_cancels(simulator: Simulator) -> None:
-    """py-clob-client-v2's ClobClient: L1 create/derive, post a resting order, read it, cancel it."""
+    """py-clob-client-v2 ClobClient: L1 create/derive, post a resting order, read, cancel it."""
     from py_clob_client_v2.client import ClobClient
     from py_clob_client_v2.clob_types import OrderArgsV2, OrderPayload, PartialCreateOrderOptions
 
     client = ClobClient(simulator.clob_url, chain_id=137, key=HARDHAT_KEYS[1])
     creds = client.create_or_derive_api_key()
     client.set_api_creds(creds)
-    resp = client.create_and_post_order(OrderArgsV2(token_id=FED_YES, price=0.6, size=10, side="BUY"),
-                                        PartialCreateOrderOptions(tick_size="0.01", neg_risk=True))
+    resp = client.create_and_post_order(
+        OrderArgsV2(token_id=FED_YES, price=0.6, size=10, side="BUY"),
+        PartialCreateOrderOptions(tick_size="0.01", neg_risk=True),
+    )
     assert resp["success"] is True and resp["status"] == "live"
     assert client.get_order(resp["orderID"])["status"] == "LIVE"
     assert [o["id"] for o in client.get_open_orders()] == [resp["orderID"]]
