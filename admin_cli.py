@@ -268,7 +268,6 @@ def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_t
     """Make a follower copy a trader from now on (within the follower's tier limits)."""
     from accounts import FollowLimits
     from accounts import add_follow as do_add
-
     from tiers import enforce_new_follow
 
     limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
@@ -360,10 +359,9 @@ def list_follows(ctx: _Context, wallet: str | None, show_all: bool, as_json: boo
 @pass_ctx
 def rotate_keys(ctx: _Context) -> None:
     """Re-encrypt every stored secret under the first ENCRYPTION_KEY (safe to re-run)."""
-    from accounts import rotate_keys as do_rotate
-
     from sqlalchemy import func, select
 
+    from accounts import rotate_keys as do_rotate
     from models import Follower
 
     keyring = ctx.keyring()
@@ -640,7 +638,8 @@ def status(ctx: _Context, as_json: bool) -> None:
 @cli.command("history")
 @click.option("--wallet", default=None, help="Only this follower's copies.")
 @click.option("--trader", default=None, help="Only copies of this trader.")
-@click.option("--start", default=None, callback=_day("--start"), help="Queued on/after this UTC day.")
+@click.option("--start", default=None, callback=_day("--start"),
+              help="Queued on/after this UTC day.")
 @click.option("--end", default=None, callback=_day("--end"), help="Queued on/before this UTC day.")
 @click.option("--market", default=None, help="Condition id, or words of the market's title.")
 @click.option("--status", "statuses", multiple=True,
@@ -702,7 +701,8 @@ def _switch_command(disable: bool) -> click.Command:
 
         reason = kw.get("reason")
         if everything == (wallet is not None):
-            raise UserInputError(f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
+            raise UserInputError(
+                f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
         if trader is not None and wallet is None:
             raise UserInputError("--follow needs --wallet")
         if reason is not None and not reason.strip():
@@ -715,7 +715,8 @@ def _switch_command(disable: bool) -> click.Command:
                             "open order")
                 else:
                     was = ks.enable_all(s)
-                    text = "kill switch OFF: copying resumes" if was else "kill switch was already off"
+                    text = ("kill switch OFF: copying resumes" if was
+                            else "kill switch was already off")
             elif trader is not None:
                 follow = find_follow(s, wallet, trader)  # type: ignore[arg-type]
                 label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
@@ -725,7 +726,8 @@ def _switch_command(disable: bool) -> click.Command:
                 else:
                     was = ks.enable_follow(s, follow)
                     text = (f"follow {label} enabled" if was
-                            else f"follow {label} was not disabled (use `admin resume` for a pause)")
+                            else f"follow {label} was not disabled "
+                                 "(use `admin resume` for a pause)")
             else:
                 follower = find_follower(s, wallet)  # type: ignore[arg-type]
                 if disable:
@@ -739,10 +741,12 @@ def _switch_command(disable: bool) -> click.Command:
         click.echo(text)
 
     if disable:
-        command = click.option("--reason", default=None, help="Why (shown by `admin status`).")(command)
+        command = click.option("--reason", default=None,
+                               help="Why (shown by `admin status`).")(command)
     command.help = (
         "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow)."
-        if disable else "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
+        if disable else
+        "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
     return command
 
 
@@ -790,7 +794,7 @@ def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> N
                 find_follower(s, wallet)
         except InputError:
             raise
-        except Exception:  # noqa: BLE001 - the database check below reports it
+        except Exception:  # noqa: BLE001, S110 - the database check below reports it
             pass
     client = None
     if not offline:
@@ -804,7 +808,8 @@ def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> N
                  env_file=env_file_path())
     try:
         doc.check_deployment()
-        schema_ok = all(c.status.value == "OK" for c in doc.results if c.name in ("database", "schema"))
+        schema_ok = all(c.status.value == "OK" for c in doc.results
+                        if c.name in ("database", "schema"))
         if wallet is not None and schema_ok:
             doc.check_follower(wallet)
     finally:

@@ -79,9 +79,11 @@ def initial_prices(session: Session, order_ids: list[int]) -> dict[int, str]:
     return out
 
 
-def order_rows(session: Session, statuses: tuple[CopyStatus, ...], now: datetime) -> list[dict[str, object]]:
+def order_rows(session: Session, statuses: tuple[CopyStatus, ...],
+               now: datetime) -> list[dict[str, object]]:
     """Copy orders in these statuses, oldest first, with age and prices."""
-    q = (select(CopyOrder, Follower.funder_address, Trader.wallet, TraderFill.title, Market.question)
+    q = (select(CopyOrder, Follower.funder_address, Trader.wallet, TraderFill.title,
+                Market.question)
          .join(Follower, Follower.id == CopyOrder.follower_id)
          .join(Follow, Follow.id == CopyOrder.follow_id)
          .join(Trader, Trader.id == Follow.trader_id)
@@ -239,7 +241,7 @@ def history_rows(session: Session, f: HistoryFilter) -> list[dict[str, object]]:
                             func.lower(TraderFill.title).like(needle),
                             func.lower(TraderFill.slug).like(needle)))
     q = q.order_by(CopyOrder.queued_at.desc(), CopyOrder.id.desc()).limit(f.limit)
-    out = []
+    out: list[dict[str, object]] = []
     for co, follower, trader, title, question in session.execute(q).all():
         out.append({
             "id": co.id,

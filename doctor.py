@@ -30,7 +30,7 @@ PROBE_WALLET = "0x" + "0" * 39 + "1"
 EIP7702_PREFIX = "0xef0100"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one check."""
 
     OK = "OK"
@@ -116,9 +116,9 @@ class Doctor:
     def check_deployment(self) -> None:
         """Run every deployment-wide check."""
         s = self.settings
-        self.add(ok("settings", f"EXECUTION_MODE={s.execution_mode}, database "
-                                f"{'sqlite' if s.database_url.startswith('sqlite') else 'postgresql'}"
-                                f", chain {s.chain_id}"))
+        kind = "sqlite" if s.database_url.startswith("sqlite") else "postgresql"
+        self.add(ok("settings", f"EXECUTION_MODE={s.execution_mode}, database {kind}, "
+                                f"chain {s.chain_id}"))
         self.add(self._env_file())
         db_ok = self.add(self._database()).status is Status.OK
         schema_ok = db_ok and self.add(self._schema()).status is Status.OK

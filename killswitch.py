@@ -1,7 +1,8 @@
 """The kill switch: deployment-wide, per follower and per follow, and the one question daemons ask.
 
 Storage (no schema change needed):
-- global: `SystemFlag('kill_switch')` = 'on' | 'off'; its reason in `SystemFlag('kill_switch:reason')`;
+- global: `SystemFlag('kill_switch')` = 'on' | 'off'; the reason in
+  `SystemFlag('kill_switch:reason')`;
 - follower: `Follower.status = DISABLED`; reason in `SystemFlag('kill_switch:follower:<id>')`;
 - follow: `Follow.status = PAUSED` plus `SystemFlag('kill_switch:follow:<id>')` holding the
   reason. The flag is what makes it a kill-switch disable rather than a plain pause: `resume`
@@ -107,7 +108,8 @@ def is_globally_disabled(session: Session) -> bool:
     return row is not None and row.value == "on"
 
 
-def copying_allowed(session: Session, follower: Follower, follow: Follow) -> tuple[bool, str | None]:
+def copying_allowed(session: Session, follower: Follower,
+                    follow: Follow) -> tuple[bool, str | None]:
     """(True, None) when `follow` may copy now, else (False, reason code). Two small queries."""
     if is_globally_disabled(session):
         return False, REASON_GLOBAL

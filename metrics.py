@@ -100,7 +100,8 @@ class Registry:
         self._hists: dict[str, dict[LabelKey, _Histogram]] = {}
         self._warned: set[str] = set()
 
-    def _spec(self, short: str, kind: str, labels: dict[str, object]) -> tuple[Spec, LabelKey] | None:
+    def _spec(self, short: str, kind: str,
+              labels: dict[str, object]) -> tuple[Spec, LabelKey] | None:
         spec = self.catalogue.get(short)
         problem = None
         if spec is None:
@@ -176,7 +177,8 @@ class Registry:
                 if spec.kind == "histogram":
                     for key, h in sorted(self._hists.get(spec.name, {}).items()):
                         for bound, n in zip(h.buckets, h.counts, strict=True):  # cumulative
-                            lines.append(f"{spec.name}_bucket{_labels(key, ('le', _num(bound)))} {n}")
+                            le = _labels(key, ("le", _num(bound)))
+                            lines.append(f"{spec.name}_bucket{le} {n}")
                         lines.append(f"{spec.name}_bucket{_labels(key, ('le', '+Inf'))} {h.count}")
                         lines.append(f"{spec.name}_sum{_labels(key)} {_num(h.total)}")
                         lines.append(f"{spec.name}_count{_labels(key)} {h.count}")

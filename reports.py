@@ -64,7 +64,8 @@ def parse_day(text: str, what: str) -> date:
         raise InputError(f"{what} must be a date like 2024-01-31, got {text!r}") from None
 
 
-def day_window(start: date | None, end: date | None, now: datetime) -> tuple[datetime | None, datetime]:
+def day_window(start: date | None, end: date | None,
+               now: datetime) -> tuple[datetime | None, datetime]:
     """[start 00:00 UTC, end+1 day 00:00 UTC); end defaults to now. InputError if reversed."""
     lo = datetime.combine(start, time(0), UTC) if start else None
     hi = datetime.combine(end, time(0), UTC) + timedelta(days=1) if end else now
@@ -274,7 +275,7 @@ def signed_usd(value: Decimal | None) -> str:
     if value is None:
         return "n/a"
     q = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-    return f"{'-' if q < 0 else '+'}${canonical_decimal(abs(q)) if q else '0'}"
+    return f"{'-' if q < 0 else '+'}${format(abs(q), 'f')}"
 
 
 @dataclass
@@ -518,7 +519,7 @@ def draw_chart(series: dict[str, list[tuple[datetime, Decimal]]], path: str, tit
         for trader, points in sorted(series.items()):
             xs = [p[0] for p in points]
             ys = [float(p[1]) for p in points]  # plotting only: never used for money arithmetic
-            ax.step(xs, ys, where="post", label=trader)
+            ax.step(xs, ys, where="post", label=trader)  # type: ignore[arg-type]
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(title)
         ax.set_ylabel("cumulative realized P&L (pUSD)")

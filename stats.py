@@ -8,6 +8,7 @@ SQL SUM would be wrong there). Money totals come from the fills the ledger recor
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from models import (
 ZERO = Decimal(0)
 
 
-def _by(session: Session, column) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _by(session: Session, column: Any) -> dict[str, int]:
     rows = session.execute(select(column, func.count()).group_by(column)).all()
     return {getattr(k, "value", str(k)): int(n) for k, n in sorted(rows, key=lambda kv: str(
         getattr(kv[0], "value", kv[0])))}

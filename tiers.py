@@ -18,9 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from accounts import InputError
-from models import Tier
+from models import Follow, Tier
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 REASON_FREE = "tier_free_no_copying"
 REASON_PCT = "tier_copy_pct_limit"
@@ -65,7 +69,7 @@ def limits_of(tier: Tier | str) -> TierLimits:
 
 
 def copy_allowed(tier: Tier | str, copy_pct: Decimal) -> tuple[bool, str | None]:
-    """Whether a follow at `copy_pct` % may copy now under `tier`: (True, None) or (False, reason)."""
+    """May a follow at `copy_pct` % copy now under `tier`: (True, None) or (False, reason)."""
     lim = limits_of(tier)
     if not lim.copying:
         return False, REASON_FREE
@@ -119,23 +123,23 @@ def tier_violations(tier: Tier | str, follows: Iterable[tuple[str, Decimal]]) ->
 
 # --- database side (used by the admin CLI) ---------------------------------------------------
 
-def _open_follows(session, follower_id: int):  # type: ignore[no-untyped-def]
+def _open_follows(session: Session, follower_id: int) -> list[Follow]:
     from sqlalchemy import select
 
-    from models import Follow, FollowStatus
+    from models import FollowStatus
 
     return list(session.scalars(
         select(Follow).where(Follow.follower_id == follower_id,
                              Follow.status != FollowStatus.REMOVED).order_by(Follow.id)))
 
 
-def enforce_new_follow(session, follow) -> None:  # type: ignore[no-untyped-def]
+def enforce_new_follow(session: Session, follow: Follow) -> None:
     """Raise TierLimitError when a just-added (flushed) follow breaks its follower's tier."""
     others = [f for f in _open_follows(session, follow.follower_id) if f.id != follow.id]
     check_follow_allowed(follow.follower.tier, len(others), follow.copy_pct)
 
 
-def set_tier(session, wallet: str, tier: Tier | str) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+def set_tier(session: Session, wallet: str, tier: Tier | str) -> tuple[str, str, str]:
     """Change a follower's tier; refuses a change its current follows would violate.
 
     Returns (wallet, old tier, new tier).
