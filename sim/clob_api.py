@@ -662,5 +662,3 @@ def build_router() -> Router:
     r.add("GET", r"/data/orders", get_orders)
     r.add("GET", r"/data/trades", get_trades)
     return r
-
-

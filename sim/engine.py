@@ -19,7 +19,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
-from sim.matching import Fill, Resting, TokenBook
+from sim.matching import Fill, Resting, TokenBook, cost_of
 from sim.state import (
     COLLATERAL,
     TRADE_CONFIRMED,
@@ -152,6 +152,8 @@ def settle(
         world.trades[trade.id] = trade
         world.trade_ids.append(trade.id)
         world.pending_trades.add(trade.id)
+        if trade.mined_at is not None:
+            world.auto_trades.add(trade.id)
         if taker.order is not None:
             taker.order.associate_trades.append(trade.id)
         for f in level:
@@ -182,6 +184,7 @@ def _settle_maker(
     else:
         world.ledger.move(order.maker, token_id, -fill.shares)
         world.ledger.move(order.maker, COLLATERAL, fill.cost)
+    world.set_reservation(order, reservation_of(order))
     if order.remaining == 0:
         order.status = "MATCHED"
         world.unindex_open(order)
@@ -209,6 +212,13 @@ def _settle_taker(
         world.ledger.move(order.maker, COLLATERAL, cost - fee)
 
 
+def reservation_of(order: SimOrder) -> int:
+    """What a resting order commits: pUSD for the unfilled part of a BUY, shares for a SELL."""
+    if order.side == "BUY":
+        return cost_of(order.remaining, order.price)
+    return order.remaining
+
+
 def rest(world: World, order: SimOrder) -> None:
     """Put a (partially filled) user order on the book."""
     book = world.books[order.token_id]
@@ -220,6 +230,7 @@ def rest(world: World, order: SimOrder) -> None:
     )
     order.rested = True
     world.index_open(order)
+    world.set_reservation(order, reservation_of(order))
 
 
 def cancel(world: World, order: SimOrder, reason: str = "canceled") -> bool:
@@ -230,6 +241,7 @@ def cancel(world: World, order: SimOrder, reason: str = "canceled") -> bool:
     order.status = "CANCELED"
     order.status_reason = reason
     world.unindex_open(order)
+    world.set_reservation(order, 0)
     return True
 
 
@@ -240,7 +252,7 @@ def refresh(world: World) -> None:
         order = world.orders[oid]
         if order.expiration <= now:
             cancel(world, order, "expired")
-    for tid in list(world.pending_trades):
+    for tid in list(world.auto_trades):
         trade = world.trades[tid]
         if trade.status == TRADE_MATCHED and trade.mined_at is not None and now >= trade.mined_at:
             advance_trade(world, trade, TRADE_MINED, at=trade.mined_at)
@@ -250,6 +262,8 @@ def refresh(world: World) -> None:
             and now >= trade.confirmed_at
         ):
             advance_trade(world, trade, TRADE_CONFIRMED, at=trade.confirmed_at)
+        if trade.status != TRADE_MATCHED and trade.confirmed_at is None:
+            world.auto_trades.discard(tid)  # nothing more happens on its own
 
 
 def advance_trade(
@@ -275,6 +289,7 @@ def _mark(world: World, trade: ClobTrade, status: str, when: float) -> None:
         _emit_rows(world, trade, int(when))
     if status in TRADE_TERMINAL:
         world.pending_trades.discard(trade.id)
+        world.auto_trades.discard(trade.id)
 
 
 def trade_tx_visible(trade: ClobTrade) -> bool:

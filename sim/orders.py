@@ -17,7 +17,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sim import engine
-from sim.matching import cost_of
 from sim.state import COLLATERAL, ApiKeyRecord, Market, SimOrder, World
 from sim.units import MAX_UINT256, decimals, fmt, fmt_base, from_base, money2, to_base
 from sim.verify import (
@@ -226,18 +225,12 @@ def _check_wallet_rules(
 
 def reserved_collateral(world: World, maker: str) -> int:
     """pUSD base units committed by the maker's resting BUY orders."""
-    return sum(
-        cost_of(o.remaining, o.price) for o in world.open_orders_of(maker) if o.side == "BUY"
-    )
+    return world.reserved_amount(maker, COLLATERAL)
 
 
 def reserved_shares(world: World, maker: str, token_id: str) -> int:
     """Share base units committed by the maker's resting SELL orders of one token."""
-    return sum(
-        o.remaining
-        for o in world.open_orders_of(maker)
-        if o.side == "SELL" and o.token_id == token_id
-    )
+    return world.reserved_amount(maker, token_id)
 
 
 def _check_mode(world: World, post_only: bool) -> None:

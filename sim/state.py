@@ -237,6 +237,7 @@ class SimOrder:
     status_reason: str = ""
     size_matched: int = 0
     rested: bool = False
+    reserved: int = 0  # base units this resting order commits (pUSD for BUY, shares for SELL)
     associate_trades: list[str] = field(default_factory=list)
 
     @property
@@ -395,9 +396,11 @@ class World:
         self.orders: dict[str, SimOrder] = {}
         self.open_by_maker: dict[str, set[str]] = {}
         self.live_gtd: set[str] = set()
+        self.reserved: dict[str, dict[str, int]] = {}
         self.trades: dict[str, ClobTrade] = {}
         self.trade_ids: list[str] = []
         self.pending_trades: set[str] = set()
+        self.auto_trades: set[str] = set()  # pending trades with automatic status deadlines
         self.rows: list[DataRow] = []
         self.rows_by_wallet: dict[str, list[DataRow]] = {}
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -487,6 +490,17 @@ class World:
         """Forget an order that stopped resting."""
         self.open_by_maker.get(order.maker.lower(), set()).discard(order.id)
         self.live_gtd.discard(order.id)
+
+    def set_reservation(self, order: SimOrder, amount: int) -> None:
+        """Record what a resting order now commits, keeping the maker's total in step."""
+        asset = COLLATERAL if order.side == "BUY" else order.token_id
+        totals = self.reserved.setdefault(order.maker.lower(), {})
+        totals[asset] = totals.get(asset, 0) + amount - order.reserved
+        order.reserved = amount
+
+    def reserved_amount(self, maker: str, asset: str) -> int:
+        """Base units of `asset` (COLLATERAL or a token id) committed by resting orders."""
+        return self.reserved.get(maker.lower(), {}).get(asset, 0)
 
     def open_orders_of(self, maker: str) -> list[SimOrder]:
         """Resting orders whose funder is `maker`."""

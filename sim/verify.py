@@ -127,9 +127,15 @@ def address_bytes(address: str) -> bytes:
         raise SignatureError(f"not an address: {address!r}") from exc
 
 
+@lru_cache(maxsize=8192)
 def checksum(address: str) -> str:
-    """EIP-55 form of an address."""
-    return to_checksum_address("0x" + address_bytes(address).hex())
+    """EIP-55 form of an address (cached: the same few addresses recur on every order)."""
+    return _checksum_raw(address_bytes(address))
+
+
+@lru_cache(maxsize=8192)
+def _checksum_raw(raw: bytes) -> str:
+    return to_checksum_address("0x" + raw.hex())
 
 
 def hex_bytes(text: str) -> bytes:
@@ -202,7 +208,7 @@ def ecrecover(digest: bytes, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises plain Exception on unrecoverable input
         raise SignatureError("signature does not recover") from exc
-    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
+    return _checksum_raw(keccak(pub.format(compressed=False)[1:])[-20:])
 
 
 def parse_deposit_signature(signature: bytes) -> DepositSignature:

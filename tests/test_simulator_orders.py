@@ -597,3 +597,17 @@ def test_official_client_places_and_cancels(simulator: Simulator) -> None:
     cancel = client.cancel_order(OrderPayload(orderID=resp["orderID"]))
     assert cancel == {"canceled": [resp["orderID"]], "not_canceled": {}}
     assert SimClient  # helper imported for type context
+
+
+def test_commitments_follow_fills_and_cancels(simulator: Simulator) -> None:
+    """Funds committed by a resting bid shrink as it fills and come back when it is cancelled."""
+    c = account(simulator, 2)
+    oid = c.post_order(sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 200, "BUY", "0.01", True))
+    simulator.sweep(FED_YES, "SELL", "0.6", str(402.17 + 1210.33 + 845 + 3120.5 + 100))
+    assert simulator.balances(HARDHAT_ADDRESSES[2])["pusd"] == "90"  # paid 60, 60 still committed
+    exact = sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 50, "BUY", "0.01", True)
+    assert c.post_order(exact).status_code == 200
+    over = sdk_limit_body(c.creds["apiKey"], 2, FED_YES, 0.6, 5, "BUY", "0.01", True)
+    assert c.post_order(over).status_code == 400
+    c.request("DELETE", "/order", {"orderID": oid.json()["orderID"]})
+    assert c.post_order(over).status_code == 200
