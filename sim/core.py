@@ -550,7 +550,7 @@ class Simulator:
         delay: float = 0.0,
     ) -> dict[str, Any]:
         """The next `count` requests to (service, method, path) fail as `kind`: 429, 5xx,
-        accept_then_5xx, delay or drop. `path` may end in * for a prefix."""
+        accept_then_5xx, delay, drop or accept_then_drop. `path` may end in * for a prefix."""
         rule = self.faults.add(
             method,
             path,

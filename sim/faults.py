@@ -2,8 +2,9 @@
 
 Kinds: `429` (with Retry-After), `5xx` (status of your choice), `accept_then_5xx` (the request
 is fully processed — an order IS placed — but the answer is a 500), `delay` (answer normally
-after `delay` seconds) and `drop` (close the socket without answering). Any kind may also carry a
-`delay` applied first.
+after `delay` seconds), `drop` (close the socket without answering, nothing processed) and
+`accept_then_drop` (processed, then the socket closes without an answer). Any kind may also
+carry a `delay` applied first.
 
 Invariant: each injected rule fires exactly `count` times, on the first matching requests, in
 the order rules were added; control routes (/_sim/...) are never faulted.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sim.http import Response
 
-KINDS = ("429", "5xx", "accept_then_5xx", "delay", "drop")
+KINDS = ("429", "5xx", "accept_then_5xx", "delay", "drop", "accept_then_drop")
 
 
 @dataclass

@@ -192,6 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(fault_response(fault, app.name))
                 return
         resp = app.handle(req)
+        if fault is not None and fault.kind == "accept_then_drop":
+            self._drop()
+            return
         if fault is not None and fault.kind == "accept_then_5xx":
             resp = fault_response(fault, app.name)
         self._send(resp)

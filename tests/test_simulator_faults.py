@@ -115,3 +115,14 @@ def test_invalid_fault_refused(simulator: Simulator) -> None:
         simulator.inject_fault("POST", "/order", "5xx", status=200)
     with pytest.raises(ValueError):
         simulator.inject_fault("GET", "/book", "delay")
+
+
+def test_accept_then_drop_places_the_order(simulator: Simulator) -> None:
+    """The connection dies without an answer but the order is live (the in-doubt case)."""
+    c = account(simulator, 1)
+    body = sdk_limit_body(c.creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
+    simulator.inject_fault("POST", "/order", "accept_then_drop")
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post_order(body)
+    [order] = simulator.orders()
+    assert c.get(f"/data/order/{order['id']}").json()["status"] == "LIVE"

@@ -87,3 +87,25 @@ def test_cli_bad_scenario_is_usage_error(tmp_path) -> None:  # type: ignore[no-u
         timeout=30,
     )
     assert proc.returncode == 2 and "cannot read scenario" in proc.stderr
+
+
+def test_remote_errors_and_reset(simulator_process: SimProcess) -> None:
+    """A bad control call raises with the simulator's message; reset empties orders and keys."""
+    remote = simulator_process.remote
+    try:
+        remote.set_book(token_id=FED_YES, bids=[["0.7", "10"]], asks=[["0.6", "10"]])
+    except RuntimeError as exc:
+        assert "400" in str(exc) and "cross" in str(exc)
+    else:
+        raise AssertionError("a crossed synthetic book must be refused")
+    creds = remote.create_api_key(address=HARDHAT_ADDRESSES[1])
+    client = SimClient(simulator_process.clob_url, creds, HARDHAT_ADDRESSES[1])
+    try:
+        body = sdk_limit_body(creds["apiKey"], 1, FED_YES, 0.6, 10, "BUY", "0.01", True)
+        assert client.post_order(body).status_code == 200
+        remote.set_clock(advance=3600)
+        remote.reset()
+        assert remote.orders() == [] and abs(remote.now() - time.time()) < 60
+        assert client.get("/data/orders").status_code == 401  # keys are gone too
+    finally:
+        client.close()
