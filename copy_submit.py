@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import metrics
 from config import Settings
 from copy_fsm import OPEN_AT_VENUE, UNRESOLVED, can_move, transition
 from crypto import KeyRing, signing_key
@@ -38,10 +39,6 @@ from models import (
     Follower,
     FollowerFill,
     FollowerPosition,
-    FollowerStatus,
-    FollowStatus,
-    SystemFlag,
-    Tier,
     TraderFill,
     TraderPositionSnapshot,
 )
@@ -200,22 +197,13 @@ def trader_shares_before(session: Session, fill: TraderFill) -> Decimal | None:
     return max(size, ZERO)
 
 
-def kill_switch_on(session: Session) -> bool:
-    """True when `admin disable --all` has stopped all copying."""
-    flag = session.get(SystemFlag, "kill_switch")
-    return flag is not None and flag.value == "on"
-
-
 def gate(session: Session, follower: Follower, follow: Follow, live: bool) -> None:
-    """Raise SkipCopy when this copy must not trade at all."""
-    if kill_switch_on(session):
-        raise SkipCopy("kill_switch", "copying is disabled for the whole deployment")
-    if follower.status != FollowerStatus.ACTIVE:
-        raise SkipCopy(f"follower_{follower.status.value}")
-    if follow.status != FollowStatus.ACTIVE:
-        raise SkipCopy(f"follow_{follow.status.value}")
-    if follower.tier == Tier.FREE:
-        raise SkipCopy("tier_free", "the FREE tier has no automatic copying")
+    """Raise SkipCopy when this copy must not trade: kill switch, pause, tier, credentials."""
+    from killswitch import copying_allowed
+
+    allowed, reason = copying_allowed(session, follower, follow)
+    if not allowed:
+        raise SkipCopy(reason or "not_allowed")
     if live and follower.encrypted_api_creds is None:
         raise SkipCopy("no_credentials", "run `admin auth-follower` for this follower")
 
@@ -519,10 +507,12 @@ async def process_claimed(ctx: ExecutorContext, co_id: int) -> str:
             return f"skipped:{skip.reason}"
     ctx.crash_hook("after_signed")
     status = await post_and_record(ctx, co_id, market)
+    metrics.observe("copy_overhead_seconds", (ctx.clock() - fill.occurred_at).total_seconds())
     return status.value
 
 
 def _skip(s: Session, co: CopyOrder, skip: SkipCopy) -> None:
+    metrics.inc("copies_skipped", reason=skip.reason[:64])
     co.reason_detail = skip.detail[:500] if skip.detail else None
     co.lease_owner = co.lease_expires_at = None
     transition(s, co, CopyStatus.SKIPPED, "skip", reason=skip.reason[:64])

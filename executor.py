@@ -23,6 +23,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import metrics
 from config import ConfigError, Settings, load_settings
 from copy_submit import ExecutorContext, process_claimed
 from daemon import (
@@ -36,6 +37,7 @@ from daemon import (
 from db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
 from fill_store import NOTIFY_CHANNEL
 from order_work import claim_batch, manage_open_orders, reconcile_unresolved, release_expired_claims
+from startup_checks import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.executor")
 CLAIM_BATCH = 50
@@ -194,6 +196,16 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     install_signal_handlers(stop)
     manage_clock = CycleClock(settings.order_manage_interval)
     started = utcnow()
+    metrics_server = metrics.start_server(settings.metrics_port)
+
+    def on_cycle(st: CycleStats) -> None:
+        record_heartbeat(factory, name, st, started)
+        for key, n in st.counts.items():
+            if key.startswith("copies_"):
+                metrics.inc("copies", n, status=key.removeprefix("copies_"))
+        metrics.observe("cycle_seconds", st.elapsed_ms / 1000, daemon="executor")
+        metrics.set_gauge("last_cycle_timestamp_seconds", time.time(), daemon="executor")
+        metrics.sync_total("rate_limit_waits", client.rate_limit_waits)
     log.info("executor starting in %s mode: %s", settings.execution_mode, settings.redacted())
 
     async def startup(ev: asyncio.Event) -> None:
@@ -207,10 +219,11 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
         return await run_loop(
             name, cycle, interval=settings.executor_poll_interval, stop=stop,
             notifier=SystemdNotifier(), startup=startup, once=args.once,
-            wait_for_work=waker.wait if waker else None,
-            on_cycle=lambda st: record_heartbeat(factory, name, st, started),
+            wait_for_work=waker.wait if waker else None, on_cycle=on_cycle,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         if waker is not None:
             waker.close()
         await client.aclose()
@@ -225,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="one cycle (reconcile + submit + manage open orders), then exit")
     args = parser.parse_args(argv)
     try:
+        check_env_file_permissions(env_file_path())
         settings = load_settings()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

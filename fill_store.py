@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import case, literal, null, select, text
 from sqlalchemy.orm import Session
 
-from db import canonical_decimal, insert_ignore
+from db import DecimalType, UTCDateTime, canonical_decimal, insert_ignore
 from models import CopyOrder, CopyStatus, Follow, Follower, FollowerStatus, FollowStatus, TraderFill
 from pm_types import Activity
 
@@ -102,27 +103,22 @@ def _fill_values(trader_id: int, rows: Sequence[Activity], now: datetime) -> lis
     ]
 
 
-def active_follows(session: Session, trader_id: int) -> list[tuple[int, int, datetime]]:
-    """(follow id, follower id, started_at) of every follow that should copy this trader now."""
-    q = (
-        select(Follow.id, Follow.follower_id, Follow.started_at)
-        .join(Follower, Follower.id == Follow.follower_id)
-        .where(Follow.trader_id == trader_id, Follow.status == FollowStatus.ACTIVE,
-               Follower.status == FollowerStatus.ACTIVE)
-    )
-    return [(a, b, c) for a, b, c in session.execute(q).all()]
-
-
-def copy_decision(fill: dict[str, Any], started_at: datetime,
-                  max_delay: timedelta) -> tuple[CopyStatus, str | None]:
-    """QUEUED, or SKIPPED with the reason, for one (fill, follow)."""
+def fill_level_skip(fill: dict[str, Any], max_delay: timedelta) -> str | None:
+    """A reason that skips the copies of every follow (combo, stale), or None."""
     if fill["is_combo"]:
-        return CopyStatus.SKIPPED, "combo"
-    if fill["occurred_at"] < started_at.replace(microsecond=0):  # block times are whole seconds
-        return CopyStatus.SKIPPED, "before_follow"
+        return "combo"
     if fill["first_seen_at"] - fill["occurred_at"] > max_delay:
-        return CopyStatus.SKIPPED, "stale"
-    return CopyStatus.QUEUED, None
+        return "stale"
+    return None
+
+
+def before_follow_threshold(fill: dict[str, Any]) -> datetime:
+    """A follow that started at or after this instant began after the fill.
+
+    Block times are whole seconds: the fill is before the follow iff occurred_at is earlier
+    than the follow's start truncated to the second, i.e. iff started_at ≥ occurred_at + 1 s.
+    """
+    return fill["occurred_at"] + timedelta(seconds=1)
 
 
 def store_fills(
@@ -145,37 +141,45 @@ def store_fills(
     if not inserted:
         return StoreResult(0, 0, 0)
     new_fills = [dict(v, id=inserted[v["fill_key"]]) for v in values if v["fill_key"] in inserted]
-    copyable = [f for f in new_fills if f["activity_type"] == "TRADE" and f["side"]]
-    follows = active_follows(session, trader_id) if copyable else []
-    orders = list(_copy_rows(copyable, follows, max_copy_delay, now))
-    queued = sum(1 for o in orders if o["status"] == CopyStatus.QUEUED)
-    if orders:
-        session.execute(insert_ignore(CopyOrder.__table__, dialect), orders)
-        if queued and dialect == "postgresql":
-            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    return StoreResult(len(new_fills), queued, len(orders) - queued)
+    queued = skipped = 0
+    for fill in new_fills:
+        if fill["activity_type"] == "TRADE" and fill["side"]:
+            q, k = fan_out(session, trader_id, fill, max_copy_delay, now)
+            queued, skipped = queued + q, skipped + k
+    if queued and dialect == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return StoreResult(len(new_fills), queued, skipped)
 
 
-def _copy_rows(fills: Iterable[dict[str, Any]], follows: Sequence[tuple[int, int, datetime]],
-               max_delay: timedelta, now: datetime) -> Iterable[dict[str, Any]]:
-    for fill in fills:
-        for follow_id, follower_id, started_at in follows:
-            status, reason = copy_decision(fill, started_at, max_delay)
-            yield {
-                "follow_id": follow_id,
-                "trader_fill_id": fill["id"],
-                "follower_id": follower_id,
-                "side": fill["side"],
-                "token_id": fill["token_id"],
-                "condition_id": fill["condition_id"],
-                "trader_price": fill["price"],
-                "status": status,
-                "reason": reason,
-                "filled_size": 0,
-                "attempts": 0,
-                "paper": False,
-                "queued_at": now,
-                "closed_at": now if status == CopyStatus.SKIPPED else None,
-                "updated_at": now,
-            }
-
+def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: timedelta,
+            now: datetime) -> tuple[int, int]:
+    """One INSERT … SELECT: a copy order per active follow of an active follower; (queued, skipped)."""
+    table = CopyOrder.__table__
+    fixed_reason = fill_level_skip(fill, max_delay)
+    if fixed_reason is not None:
+        status: Any = literal(CopyStatus.SKIPPED.value)
+        reason: Any = literal(fixed_reason)
+        closed: Any = literal(now, UTCDateTime())
+    else:
+        late_follow = Follow.started_at >= literal(before_follow_threshold(fill), UTCDateTime())
+        status = case((late_follow, literal(CopyStatus.SKIPPED.value)), else_=literal(CopyStatus.QUEUED.value))
+        reason = case((late_follow, literal("before_follow")), else_=null())
+        closed = case((late_follow, literal(now, UTCDateTime())), else_=null())
+    source = (
+        select(Follow.id, literal(fill["id"]), Follow.follower_id, literal(fill["side"]),
+               literal(fill["token_id"]), literal(fill["condition_id"]),
+               literal(fill["price"], DecimalType()), status, reason,
+               literal(Decimal(0), DecimalType()), literal(0), literal(False),
+               literal(now, UTCDateTime()), closed, literal(now, UTCDateTime()))
+        .join(Follower, Follower.id == Follow.follower_id)
+        .where(Follow.trader_id == trader_id, Follow.status == FollowStatus.ACTIVE,
+               Follower.status == FollowerStatus.ACTIVE)
+    )
+    columns = ["follow_id", "trader_fill_id", "follower_id", "side", "token_id", "condition_id",
+               "trader_price", "status", "reason", "filled_size", "attempts", "paper", "queued_at",
+               "closed_at", "updated_at"]
+    dialect = session.get_bind().dialect.name
+    stmt = insert_ignore(table, dialect).from_select(columns, source).returning(table.c.status)
+    statuses = session.execute(stmt).scalars().all()
+    queued = sum(1 for st in statuses if st == CopyStatus.QUEUED)
+    return queued, len(statuses) - queued

@@ -28,21 +28,19 @@ from copy_submit import (
     apply_refresh,
     creds_of,
     filled_by_hash,
-    kill_switch_on,
     market_for,
     move,
-    order_shares,
     post_and_record,
     sign_into,
     spec_for,
 )
 from db import session_scope
+from killswitch import KillSwitchState
 from models import (
     CopyOrder,
     CopyStatus,
     Follow,
     Follower,
-    FollowerStatus,
     FollowStatus,
     PositionEventKind,
     TraderFill,
@@ -153,15 +151,14 @@ def trader_exited(session: Session, co: CopyOrder) -> bool:
     return ev is not None
 
 
-def stop_reason(session: Session, co: CopyOrder) -> str | None:
-    """Why this open copy must be cancelled now (kill switch, pause, trader exit), or None."""
-    if kill_switch_on(session):
-        return "kill_switch"
+def stop_reason(session: Session, co: CopyOrder, switches: KillSwitchState | None = None) -> str | None:
+    """Why this open copy must be cancelled now (kill switch, removal, trader exit), or None."""
+    switches = switches or KillSwitchState.load(session)
     follower = session.get(Follower, co.follower_id)
     follow = session.get(Follow, co.follow_id)
     assert follower is not None and follow is not None
-    if follower.status == FollowerStatus.DISABLED:
-        return "follower_disabled"
+    if switches.must_cancel_open_orders(follower, follow):
+        return "kill_switch" if switches.global_on else "disabled"
     if follow.status == FollowStatus.REMOVED:
         return "follow_removed"
     if trader_exited(session, co):
@@ -173,8 +170,9 @@ def cancel_queued_for_exits(ctx: ExecutorContext) -> int:
     """QUEUED BUY copies whose trader has already exited, or that the kill switch stops."""
     n = 0
     with session_scope(ctx.factory) as s:
+        switches = KillSwitchState.load(s)
         for co in s.scalars(_locking(select(CopyOrder).where(CopyOrder.status == CopyStatus.QUEUED), s)):
-            reason = stop_reason(s, co)
+            reason = stop_reason(s, co, switches)
             if reason is not None:
                 transition(s, co, CopyStatus.CANCELED, "stop", reason=reason)
                 n += 1

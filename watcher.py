@@ -18,16 +18,18 @@ import logging
 import os
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+import metrics
 from config import ConfigError, Settings, load_settings
 from daemon import (
     CycleStats,
@@ -42,6 +44,7 @@ from fill_store import store_fills
 from market_store import known_tokens, upsert_market
 from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
 from positions_watch import Holding, record_snapshot
+from startup_checks import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.watcher")
 CACHE_BUST_SECONDS = 86400
@@ -89,7 +92,7 @@ class WatcherContext:
     shard: Shard = field(default_factory=Shard)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     clock: Callable[[], datetime] = utcnow
-    concurrency: int = 16
+    concurrency: int = 8  # polls are rate-limited anyway; fewer connections, less pool overhead
     page_limit: int = 500
     max_pages: int = 20
 
@@ -170,6 +173,7 @@ class PollResult:
     skipped: int = 0
     rejected_rows: int = 0
     failed: bool = False
+    quiet: bool = False
     new_markets: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -194,16 +198,16 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
         log.warning("trader %s: more than %d rows since the cursor; the rest comes next cycle",
                     trader.wallet, len(rows))
     seen_at = ctx.clock()
+    newest = max((int(r.timestamp.timestamp()) for r in rows), default=cursor)
+    if trader.cursor_ts is not None and not rows:
+        result.quiet = True  # nothing to write but last_polled_at (batched per cycle)
+        return result
     with session_scope(ctx.factory) as s:
         stored = store_fills(s, trader.id, rows, now=seen_at,
                              max_copy_delay=timedelta(seconds=ctx.settings.max_copy_delay))
-        row = s.get(Trader, trader.id)
-        assert row is not None
-        newest = max((int(r.timestamp.timestamp()) for r in rows), default=cursor)
-        row.cursor_ts = max(cursor, newest)
-        if trader.cursor_ts is None:
-            row.seeded_at = seen_at
-        row.last_polled_at = seen_at
+        s.execute(update(Trader).where(Trader.id == trader.id).values(
+            cursor_ts=max(cursor, newest), last_polled_at=seen_at,
+            **({"seeded_at": seen_at} if trader.cursor_ts is None else {})))
     result.new_fills, result.queued, result.skipped = stored.new_fills, stored.queued, stored.skipped
     if stored.new_fills:
         result.new_markets = {(r.condition_id, r.token_id) for r in rows
@@ -267,7 +271,12 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
                 log.warning("trader %s: poll failed: %s", t.wallet, exc)
                 return PollResult(failed=True)
 
-    results = [r for r in await asyncio.gather(*(guarded(t) for t in traders)) if r is not None]
+    polled = await asyncio.gather(*(guarded(t) for t in traders))
+    results = [r for r in polled if r is not None]
+    quiet_ids = [t.id for t, r in zip(traders, polled, strict=True) if r is not None and r.quiet]
+    if quiet_ids:
+        with session_scope(ctx.factory) as s:
+            s.execute(update(Trader).where(Trader.id.in_(quiet_ids)).values(last_polled_at=ctx.clock()))
     counts = stats.counts
     counts["traders"] = len(traders)
     counts["polled"] = len(results)
@@ -317,6 +326,15 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
     install_signal_handlers(stop)
     name = "watcher" if shard.count == 1 else f"watcher-{shard.name}"
     started = utcnow()
+    metrics_server = metrics.start_server(settings.metrics_port)
+
+    def on_cycle(st: CycleStats) -> None:
+        record_heartbeat(factory, name, st, started)
+        metrics.inc("fills_detected", st.counts.get("new_fills", 0))
+        metrics.inc("copies_queued", st.counts.get("queued", 0))
+        metrics.observe("cycle_seconds", st.elapsed_ms / 1000, daemon="watcher")
+        metrics.set_gauge("last_cycle_timestamp_seconds", time.time(), daemon="watcher")
+        metrics.sync_total("rate_limit_waits", client.rate_limit_waits)
     log.info("watcher starting: shard %s, settings %s", shard.name, settings.redacted())
 
     async def cycle(ev: asyncio.Event) -> CycleStats:
@@ -325,10 +343,11 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
     try:
         return await run_loop(
             name, cycle, interval=settings.watcher_poll_interval, stop=stop,
-            notifier=SystemdNotifier(), once=args.once,
-            on_cycle=lambda st: record_heartbeat(factory, name, st, started),
+            notifier=SystemdNotifier(), once=args.once, on_cycle=on_cycle,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         release_lease(factory, shard, ctx.owner)
         await client.aclose()
         engine.dispose()
@@ -339,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     install_early_signal_handlers()
     args = _parse_args(argv)
     try:
+        check_env_file_permissions(env_file_path())
         settings = load_settings()
         shard = Shard.parse(args.shard)
     except (ConfigError, ValueError) as exc:

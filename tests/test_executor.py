@@ -426,3 +426,30 @@ def test_claim_is_exclusive(h: Harness) -> None:
     with h.db.session() as s:
         assert s.scalar(select(func.count()).select_from(CopyOrder)
                         .where(CopyOrder.status == CopyStatus.CLAIMED)) == 1
+
+
+def test_disabling_a_follower_cancels_its_open_orders(h: Harness) -> None:
+    """`admin disable --wallet` (follower DISABLED): the executor cancels its live venue order."""
+    import killswitch
+    from models import Follower
+    h.trader_fill()
+    h.cycle()
+    assert h.only().status == CopyStatus.LIVE
+    with session_scope(h.db.factory) as s:
+        killswitch.disable_follower(s, s.get(Follower, h.follower_id), "test")
+    h.cycle()
+    co = h.only()
+    assert co.status == CopyStatus.CANCELED and co.reason == "disabled"
+    assert h.fx.live_orders() == []
+
+
+def test_free_tier_is_not_copied(h: Harness) -> None:
+    """A FREE-tier follower's copies are skipped with the tier reason at copy time."""
+    from models import Follower
+    with session_scope(h.db.factory) as s:
+        s.get(Follower, h.follower_id).tier = Tier.FREE  # type: ignore[union-attr]
+    h.trader_fill()
+    h.cycle()
+    co = h.only()
+    assert co.status == CopyStatus.SKIPPED and co.reason.startswith("tier")  # type: ignore[union-attr]
+    assert h.fx.posts == []
