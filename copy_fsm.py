@@ -61,7 +61,7 @@ def transition(
     order.status = target
     if reason is not None:
         order.reason = reason
-    elif target in TERMINAL and order.reason is None:
+    elif target in TERMINAL and target != S.FILLED and order.reason is None:
         order.reason = event
     if target in TERMINAL and order.closed_at is None:
         order.closed_at = utcnow()

@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import metrics
@@ -75,7 +77,17 @@ class ExecutorContext:
     clock: Callable[[], datetime] = utcnow
     timestamps: TimestampSource = field(default_factory=TimestampSource)
     crash_hook: Callable[[str], None] = _env_crash_hook
-    balance_cache: dict[int, Decimal] = field(default_factory=dict)
+    balance_cache: dict[int, Decimal] = field(default_factory=dict)  # per cycle
+    creds_cache: dict[int, ApiCreds | None] = field(default_factory=dict)  # per cycle
+    market_cache: dict[str, tuple[float, MarketInfo]] = field(default_factory=dict)
+    book_cache: dict[str, tuple[float, OrderBook | None]] = field(default_factory=dict)
+    market_ttl: float = 60.0
+    book_ttl: float = 1.0
+
+    def new_cycle(self) -> None:
+        """Forget what may only be reused within one cycle (balances, decrypted credentials)."""
+        self.balance_cache.clear()
+        self.creds_cache.clear()
 
     @property
     def lease(self) -> timedelta:
@@ -115,62 +127,82 @@ def filled_by_hash(session: Session, copy_id: int, order_hash: str | None) -> De
     return sum(sizes, ZERO)
 
 
-def open_copies(session: Session, *where: Any) -> list[CopyOrder]:
-    """Copy orders that may still trade at the venue (signed, in doubt, live, partial, canceling)."""
-    return list(session.scalars(select(CopyOrder).where(CopyOrder.status.in_(OPEN_STATES), *where)))
+@dataclass(frozen=True)
+class OpenCopy:
+    """A follower's copy that may still trade: its unfilled shares at its limit price."""
+
+    id: int
+    follow_id: int
+    side: str
+    token_id: str
+    condition_id: str
+    price: Decimal
+    remaining: Decimal
+    signed_at: datetime | None
 
 
-def remaining_of_current(session: Session, co: CopyOrder) -> Decimal:
-    """Unfilled shares of the copy's current venue order."""
-    return max(order_shares(co.signed_payload) - filled_by_hash(session, co.id, co.order_hash), ZERO)
+def open_copies_of(session: Session, follower_id: int, paper: bool, exclude: int) -> list[OpenCopy]:
+    """Every open copy of a follower (two queries, whatever their number)."""
+    open_filter = (CopyOrder.follower_id == follower_id, CopyOrder.paper == paper,
+                   CopyOrder.status.in_(OPEN_STATES))
+    rows = session.execute(select(
+        CopyOrder.id, CopyOrder.follow_id, CopyOrder.side, CopyOrder.token_id, CopyOrder.condition_id,
+        CopyOrder.intended_price, CopyOrder.venue_size, CopyOrder.signed_at,
+    ).where(*open_filter, CopyOrder.id != exclude)).all()
+    if not rows:
+        return []
+    filled: dict[int, Decimal] = defaultdict(Decimal)
+    for cid, size in session.execute(
+            select(FollowerFill.copy_order_id, FollowerFill.size)
+            .join(CopyOrder, and_(CopyOrder.id == FollowerFill.copy_order_id,
+                                  CopyOrder.order_hash == FollowerFill.order_hash))
+            .where(*open_filter)):
+        filled[cid] += size
+    return [OpenCopy(cid, fid, side, token, cond, price or ZERO,
+                     max((venue or ZERO) - filled[cid], ZERO), signed)
+            for cid, fid, side, token, cond, price, venue, signed in rows]
 
 
-def reserved_buy_usd(session: Session, follower_id: int, paper: bool, exclude: int) -> Decimal:
-    """pUSD held back by this follower's open BUY copies (unfilled shares × limit price)."""
-    total = ZERO
-    for co in open_copies(session, CopyOrder.follower_id == follower_id, CopyOrder.side == "BUY",
-                          CopyOrder.paper == paper, CopyOrder.id != exclude):
-        total += remaining_of_current(session, co) * (co.intended_price or ZERO)
-    return total
+def reserved_buy_usd(open_: list[OpenCopy]) -> Decimal:
+    """pUSD held back by open BUY copies (unfilled shares × limit price)."""
+    return sum((c.remaining * c.price for c in open_ if c.side == "BUY"), ZERO)
 
 
-def held_shares(session: Session, follow_id: int, token_id: str, paper: bool, exclude: int) -> Decimal:
+def held_shares(session: Session, follow_id: int, token_id: str, paper: bool,
+                open_: list[OpenCopy]) -> Decimal:
     """Shares of `token_id` held through this follow, minus those already offered by open SELLs."""
     size = session.scalar(select(FollowerPosition.size).where(
         FollowerPosition.follow_id == follow_id, FollowerPosition.token_id == token_id,
         FollowerPosition.paper == paper)) or ZERO
-    for co in open_copies(session, CopyOrder.follow_id == follow_id, CopyOrder.token_id == token_id,
-                          CopyOrder.side == "SELL", CopyOrder.paper == paper, CopyOrder.id != exclude):
-        size -= remaining_of_current(session, co)
+    size -= sum((c.remaining for c in open_
+                 if c.side == "SELL" and c.follow_id == follow_id and c.token_id == token_id), ZERO)
     return max(size, ZERO)
 
 
-def spent_today_usd(session: Session, follow_id: int, now: datetime, exclude: int) -> Decimal:
+def spent_today_usd(session: Session, follow_id: int, now: datetime, exclude: int,
+                    open_: list[OpenCopy]) -> Decimal:
     """USD committed today (UTC) by this follow's BUY copies: fills plus open remainders."""
     day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     total = ZERO
-    rows = session.scalars(select(CopyOrder).where(
-        CopyOrder.follow_id == follow_id, CopyOrder.side == "BUY", CopyOrder.id != exclude,
-        CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= day))
-    for co in rows:
-        total += (co.filled_size or ZERO) * (co.avg_fill_price or ZERO)
-        if co.status in OPEN_STATES:
-            total += remaining_of_current(session, co) * (co.intended_price or ZERO)
+    for filled, avg in session.execute(select(CopyOrder.filled_size, CopyOrder.avg_fill_price).where(
+            CopyOrder.follow_id == follow_id, CopyOrder.side == "BUY", CopyOrder.id != exclude,
+            CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= day)):
+        total += (filled or ZERO) * (avg or ZERO)
+    total += sum((c.remaining * c.price for c in open_ if c.side == "BUY" and c.follow_id == follow_id
+                  and c.signed_at is not None and c.signed_at >= day), ZERO)
     return total
 
 
 def market_exposure_usd(session: Session, follow_id: int, condition_id: str, paper: bool,
-                        exclude: int) -> Decimal:
+                        open_: list[OpenCopy]) -> Decimal:
     """This follow's cost basis in one market plus its open BUY remainders there."""
     total = ZERO
-    for pos in session.scalars(select(FollowerPosition).where(
+    for size, avg in session.execute(select(FollowerPosition.size, FollowerPosition.avg_cost).where(
             FollowerPosition.follow_id == follow_id, FollowerPosition.condition_id == condition_id,
             FollowerPosition.paper == paper)):
-        total += pos.size * pos.avg_cost
-    for co in open_copies(session, CopyOrder.follow_id == follow_id, CopyOrder.side == "BUY",
-                          CopyOrder.condition_id == condition_id, CopyOrder.paper == paper,
-                          CopyOrder.id != exclude):
-        total += remaining_of_current(session, co) * (co.intended_price or ZERO)
+        total += size * avg
+    total += sum((c.remaining * c.price for c in open_ if c.side == "BUY" and c.follow_id == follow_id
+                  and c.condition_id == condition_id), ZERO)
     return total
 
 
@@ -211,7 +243,33 @@ def gate(session: Session, follower: Follower, follow: Follow, live: bool) -> No
 # --- the steps ------------------------------------------------------------------------------
 
 async def market_for(ctx: ExecutorContext, token_id: str, condition_id: str) -> MarketInfo:
-    """Cached market info, refreshed from Polymarket when missing or old."""
+    """Cached market info (memory, then database), refreshed from Polymarket when missing or old."""
+    hit = ctx.market_cache.get(token_id)
+    if hit is not None and time.monotonic() - hit[0] < ctx.market_ttl:
+        return hit[1]
+    info = await _market_from_db_or_api(ctx, token_id, condition_id)
+    ctx.market_cache[token_id] = (time.monotonic(), info)
+    return info
+
+
+def forget_market(ctx: ExecutorContext, condition_id: str) -> None:
+    """Drop a market from the in-memory cache (after a tick-size rejection)."""
+    for token, (_, info) in list(ctx.market_cache.items()):
+        if info.condition_id == condition_id:
+            del ctx.market_cache[token]
+
+
+async def book_for(ctx: ExecutorContext, token_id: str) -> OrderBook | None:
+    """The order book, reused for at most `book_ttl` seconds (bursts of copies of one token)."""
+    hit = ctx.book_cache.get(token_id)
+    if hit is not None and time.monotonic() - hit[0] < ctx.book_ttl:
+        return hit[1]
+    book = await ctx.client.get_book(token_id)
+    ctx.book_cache[token_id] = (time.monotonic(), book)
+    return book
+
+
+async def _market_from_db_or_api(ctx: ExecutorContext, token_id: str, condition_id: str) -> MarketInfo:
     with session_scope(ctx.factory) as s:
         info = load_market(s, token_id=token_id, max_age=MARKET_MAX_AGE, now=ctx.clock())
     if info is not None:
@@ -236,10 +294,12 @@ async def live_balance(ctx: ExecutorContext, follower: Follower, creds: ApiCreds
 
 
 def creds_of(ctx: ExecutorContext, follower: Follower) -> ApiCreds | None:
-    """Decrypted L2 credentials, or None (paper mode without credentials)."""
+    """Decrypted L2 credentials (kept for one cycle), or None (paper mode without credentials)."""
     if follower.encrypted_api_creds is None or ctx.keyring is None:
         return None
-    return ctx.keyring.decrypt_api_creds(follower.encrypted_api_creds)
+    if follower.id not in ctx.creds_cache:
+        ctx.creds_cache[follower.id] = ctx.keyring.decrypt_api_creds(follower.encrypted_api_creds)
+    return ctx.creds_cache[follower.id]
 
 
 def order_amounts(side: Side, decision: PriceDecision, shares: Decimal, tick: Decimal) -> tuple[int, int]:
@@ -276,6 +336,7 @@ def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Followe
     owner = creds.api_key if creds is not None else "paper"
     co.signed_payload = post_order_body(signed, owner, decision.order_type)
     co.order_hash = signed.order_hash
+    co.venue_size = Decimal(taker_amount if side is Side.BUY else maker_amount) / Decimal(1_000_000)
     co.intended_price = decision.price
     co.order_type = decision.order_type.value
     co.attempts = (co.attempts or 0) + 1
@@ -390,12 +451,13 @@ async def post_and_record(ctx: ExecutorContext, co_id: int, market: MarketInfo) 
             invalidate = getattr(ctx.client, "invalidate_market", None)
             if invalidate:
                 invalidate(condition_id=co.condition_id)
+            forget_market(ctx, co.condition_id)
             from models import Market
             row = s.get(Market, co.condition_id)
             if row is not None:
                 row.fetched_at = datetime(1970, 1, 1, tzinfo=UTC)
-    if isinstance(outcome, Accepted) and not ctx.venue.paper:
-        await refresh_copy(ctx, co_id, market)
+    if isinstance(outcome, Accepted) and outcome.status != "live" and not ctx.venue.paper:
+        await refresh_copy(ctx, co_id, market)  # matched/delayed: read the fills now
         with session_scope(ctx.factory) as s:
             status = s.get(CopyOrder, co_id).status  # type: ignore[union-attr]
     return status
@@ -438,7 +500,7 @@ async def process_claimed(ctx: ExecutorContext, co_id: int) -> str:
             return f"skipped:{skip.reason}"
     try:
         market = await market_for(ctx, co.token_id, co.condition_id)
-        book: OrderBook | None = await ctx.client.get_book(co.token_id)
+        book = await book_for(ctx, co.token_id)
     except RetryLater as exc:
         _release(ctx, co_id, str(exc))
         return "retry"
@@ -479,18 +541,19 @@ async def process_claimed(ctx: ExecutorContext, co_id: int) -> str:
         if ctx.venue.paper and follower.paper_balance is None:
             follower.paper_balance = ctx.settings.paper_balance_usd
         available = (follower.paper_balance if ctx.venue.paper else balance) or ZERO
+        open_ = open_copies_of(s, follower.id, co.paper, co.id)
         if side is Side.BUY:
-            available -= reserved_buy_usd(s, follower.id, co.paper, co.id)
+            available -= reserved_buy_usd(open_)
         rules = FollowRules(
             copy_pct=follow.copy_pct, max_usd_per_trade=follow.max_usd_per_trade,
             min_price=follow.price_min, max_price=follow.price_max,
             daily_cap_usd=follow.daily_usd_cap,
-            spent_today_usd=spent_today_usd(s, follow.id, now, co.id),
+            spent_today_usd=spent_today_usd(s, follow.id, now, co.id, open_),
             exposure_cap_usd=follow.market_exposure_cap,
-            exposure_usd=market_exposure_usd(s, follow.id, co.condition_id, co.paper, co.id))
+            exposure_usd=market_exposure_usd(s, follow.id, co.condition_id, co.paper, open_))
         state = FollowerState(
             available_usd=max(available, ZERO),
-            held_shares=held_shares(s, follow.id, co.token_id, co.paper, co.id) if side is Side.SELL else ZERO,
+            held_shares=held_shares(s, follow.id, co.token_id, co.paper, open_) if side is Side.SELL else ZERO,
             trader_shares_before=trader_shares_before(s, fill) if side is Side.SELL else None)
         cap_price = slippage_limit(side, co.trader_price, market.tick_size, max_slip)
         sized = size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo),

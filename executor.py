@@ -64,7 +64,7 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
     """Reconcile, then claim and submit everything claimable, then manage open orders if due."""
     stats = CycleStats()
     c = stats.counts
-    ctx.balance_cache.clear()
+    ctx.new_cycle()
     c["lease_released"] = release_expired_claims(ctx)
     c["reconciled"] = await reconcile_unresolved(ctx)
     submitted: dict[str, int] = {}

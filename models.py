@@ -246,6 +246,7 @@ class CopyOrder(Base):
     order_type: Mapped[str | None] = mapped_column(String(4))
     signed_payload: Mapped[bytes | None] = mapped_column(LargeBinary)
     order_hash: Mapped[str | None] = mapped_column(String(66), unique=True)
+    venue_size: Mapped[Decimal | None] = mapped_column(DecimalType())  # shares of the current venue order
     exchange_order_id: Mapped[str | None] = mapped_column(String(66))
     filled_size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     avg_fill_price: Mapped[Decimal | None] = mapped_column(DecimalType())

@@ -26,6 +26,7 @@ from copy_submit import (
     ExecutorContext,
     SkipCopy,
     apply_refresh,
+    book_for,
     creds_of,
     filled_by_hash,
     market_for,
@@ -223,7 +224,7 @@ async def manage_one(ctx: ExecutorContext, co_id: int) -> str:
     if reason is not None:
         await cancel_copy(ctx, co_id, market, reason)
         return "canceled"
-    book = await ctx.client.get_book(token)
+    book = await book_for(ctx, token)
     if book is None:
         return "open"
     decision = price_copy(Side(co.side), co.trader_price, book, market.tick_size,

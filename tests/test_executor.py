@@ -84,7 +84,7 @@ class Harness:
         venue = PaperVenue(self.fx, self.clock) if paper else LiveVenue(self.fx)
         self.ctx = ExecutorContext(settings=settings, factory=db.factory, client=self.fx, venue=venue,
                                    keyring=self.keyring, owner="test-exec", clock=self.clock,
-                                   crash_hook=self._crash)
+                                   crash_hook=self._crash, book_ttl=0.0, market_ttl=0.0)
         self.manage = CycleClock(0)
         self._n = 0
 

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Offline demo: PMCT copies scripted traders on the local Polymarket simulator.
+
+`make demo` (or `.venv/bin/python demo.py`): starts the simulator, uses a fresh SQLite database
+and a generated encryption key in ./demo-out, adds a follower (a public throwaway test key),
+derives its CLOB credentials, follows two traders, runs the watcher and the executor (live
+against the simulator, or `--paper`), lets the traders trade, prints what was copied and the
+follower's P&L report, then stops everything. No network beyond 127.0.0.1, no money, no keys
+of your own. Secrets are never printed; logs go to demo-out/*.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+OUT = ROOT / "demo-out"
+PY = sys.executable
+# Public Hardhat/Anvil test account #1: known to everyone, never funded on a real chain.
+DEMO_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+DEMO_WALLET = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+TRADERS = {"quiet": "0x0d6cf071dbddb6780f4b6912b49d683b8f234395",
+           "car": "0x7c3db723f1d4d8cb9c550095203b686cb11e5c6b"}
+# (seconds after the daemons start, trader, market, outcome, side, size, price)
+SCRIPT = [
+    (2, "quiet", "fed", "Yes", "BUY", "120", "0.65"),
+    (4, "car", "btc", "Yes", "BUY", "1500", "0.065"),
+    (6, "quiet", "fed", "No", "BUY", "100", "0.35"),
+    (9, "car", "lakers", "Lakers", "BUY", "400", "0.42"),
+    (12, "quiet", "fed", "Yes", "SELL", "185", "0.64"),
+]
+
+
+def say(text: str) -> None:
+    """One line of demo narration."""
+    print(f"[demo] {text}", flush=True)
+
+
+def start_simulator() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The simulator as a subprocess; returns it and its three base URLs."""
+    proc = subprocess.Popen([PY, str(ROOT / "simulator.py"), "--scenario", str(ROOT / "scenarios" / "demo.json")],  # noqa: S603
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(OUT / "simulator.log", "w"),  # noqa: SIM115
+                            text=True)
+    urls: dict[str, str] = {}
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().strip()
+        if line == "SIMULATOR_READY":
+            return proc, urls
+        if "=" in line:
+            key, value = line.split("=", 1)
+            urls[key] = value
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit("demo: the simulator did not start; see demo-out/simulator.log")
+
+
+def admin(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run `./admin ARGS`; stop the demo on failure."""
+    done = subprocess.run([PY, str(ROOT / "admin"), *args], cwd=ROOT, env=env, input=stdin,  # noqa: S603
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SystemExit(f"demo: `admin {args[0]}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def daemon(env: dict[str, str], script: str) -> subprocess.Popen[bytes]:
+    """Start watcher.py or executor.py with its log in demo-out."""
+    log = open(OUT / f"{script.removesuffix('.py')}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen([PY, str(ROOT / script)], cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+
+
+def settled(env: dict[str, str], expected: int) -> bool:
+    """True when at least `expected` copies exist and none is still on its way."""
+    from sqlalchemy import func, select
+
+    from db import make_engine
+    from models import CopyOrder, CopyStatus
+
+    engine = make_engine(env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(CopyOrder)).scalar_one()
+            busy = conn.execute(select(func.count()).select_from(CopyOrder).where(CopyOrder.status.in_(
+                [CopyStatus.QUEUED, CopyStatus.CLAIMED, CopyStatus.SIGNED, CopyStatus.IN_DOUBT]))).scalar_one()
+    finally:
+        engine.dispose()
+    return total >= expected and busy == 0
+
+
+def copied_table(env: dict[str, str]) -> list[dict[str, Any]]:
+    """Trader fill → copy order rows for the summary."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from db import make_engine
+    from models import CopyOrder, Market, MarketTokenRow, Trader, TraderFill
+
+    engine = make_engine(env["DATABASE_URL"])
+    rows = []
+    try:
+        with Session(engine) as s:
+            labels = {w: k for k, w in TRADERS.items()}
+            for co in s.scalars(select(CopyOrder).order_by(CopyOrder.id)):
+                fill = s.get(TraderFill, co.trader_fill_id)
+                trader = s.get(Trader, fill.trader_id) if fill else None
+                token = s.get(MarketTokenRow, co.token_id)
+                market = s.get(Market, token.condition_id) if token else None
+                rows.append({
+                    "trader": labels.get(trader.wallet, trader.wallet[:10]) if trader else "?",
+                    "market": (market.question[:38] if market else co.condition_id[:12]),
+                    "outcome": token.outcome if token else (fill.outcome if fill else ""),
+                    "trader_fill": f"{fill.side} {fill.size} @ {fill.price}" if fill else "",
+                    "copy": (f"{co.side} {co.intended_size} @ {co.intended_price}"
+                             if co.intended_size is not None else "-"),
+                    "filled": f"{co.filled_size}" + (f" @ {co.avg_fill_price:.4f}" if co.avg_fill_price else ""),
+                    "status": co.status.value + (f" ({co.reason})" if co.reason else ""),
+                })
+    finally:
+        engine.dispose()
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Aligned columns."""
+    if not rows:
+        print("(no copies)")
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.upper().ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+
+
+def stop(proc: subprocess.Popen[Any], name: str) -> int:
+    """SIGTERM and wait; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        say(f"{name} did not stop within 30 s and was killed")
+        return -9
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo end to end; exit 0 when every process stopped cleanly and copies happened."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paper", action="store_true", help="paper mode: simulated fills, no order posted")
+    parser.add_argument("--log-level", default="INFO", help="daemon log level (logs in demo-out/)")
+    parser.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for copies to settle")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from cryptography.fernet import Fernet
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    say("starting the local Polymarket simulator (Data API, Gamma, CLOB V2) on 127.0.0.1")
+    sim, urls = start_simulator()
+    env = {**os.environ, **urls,
+           "DATABASE_URL": f"sqlite:///{OUT / 'pmct.db'}",
+           "ENCRYPTION_KEY": Fernet.generate_key().decode(),  # throwaway, never printed
+           "EXECUTION_MODE": "paper" if args.paper else "live",
+           "PMCT_ENV_FILE": str(OUT / "no.env"),
+           "WATCHER_POLL_INTERVAL": "1", "EXECUTOR_POLL_INTERVAL": "1",
+           "ORDER_MANAGE_INTERVAL": "2", "POSITION_SNAPSHOT_INTERVAL": "3",
+           "LOG_LEVEL": args.log_level.upper()}
+    procs: list[tuple[str, subprocess.Popen[Any]]] = []
+    codes: dict[str, int] = {}
+    try:
+        say(f"database {env['DATABASE_URL']}; mode {env['EXECUTION_MODE']}")
+        say(admin(env, "init-db").strip())
+        say(admin(env, "add-follower", "--name", "Demo Follower", "--email", "demo@example.com",
+                  "--private-key", "-", "--tier", "elite", stdin=DEMO_KEY + "\n").strip())
+        say(admin(env, "auth-follower", "--wallet", DEMO_WALLET).strip())
+        for name, wallet in TRADERS.items():
+            say(admin(env, "add-follow", "--wallet", DEMO_WALLET, "--follow", wallet, "--copy-pct", "10",
+                      "--max-trade", "25", "--label", name).strip())
+        procs = [("watcher", daemon(env, "watcher.py")), ("executor", daemon(env, "executor.py"))]
+        say("watcher and executor running; the scripted traders start trading")
+        from sim import RemoteSimulator
+
+        remote = RemoteSimulator(urls["POLYMARKET_CLOB_API_URL"])
+        time.sleep(2.5)  # let the watcher seed its cursors
+        t0 = time.monotonic()
+        for at, trader, market, outcome, side, size, price in SCRIPT:
+            time.sleep(max(0.0, at - (time.monotonic() - t0)))
+            remote.add_trader_fill(trader=TRADERS[trader], market=market, outcome=outcome, side=side,
+                                   size=size, price=price)
+            say(f"trader {trader}: {side} {size} {market}/{outcome} @ {price}")
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and not settled(env, expected=len(SCRIPT)):
+            time.sleep(0.5)
+        time.sleep(2)  # one more manage pass picks up resting fills
+        print()
+        say("what was copied (trader fill -> follower order):")
+        rows = copied_table(env)
+        print_table(rows)
+        print()
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        say(f"P&L report (`admin report --wallet {DEMO_WALLET} --start {day} --by-trader`):")
+        print(admin(env, "report", "--wallet", DEMO_WALLET, "--start", day, "--by-trader"))
+        if not args.paper:
+            placed = [o for o in remote.orders() if o.get("maker", "").lower() == DEMO_WALLET.lower()]
+            say(f"the simulator verified and accepted {len(placed)} signed order(s) from the follower")
+    finally:
+        for name, proc in reversed(procs):
+            codes[name] = stop(proc, name)
+        codes["simulator"] = stop(sim, "simulator")
+    say("stopped: " + ", ".join(f"{k} exit {v}" for k, v in codes.items()) + f"; logs in {OUT}")
+    copied = sum(1 for r in rows if r["status"].startswith(("FILLED", "LIVE", "PARTIAL")))
+    ok = all(v == 0 for v in codes.values()) and copied > 0
+    say("demo finished" if ok else "demo finished with problems (see the logs)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
