@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-OUT = ROOT / "demo-out"
+OUT = ROOT / "demo-out"  # replaced by --out
 PY = sys.executable
 # Public Hardhat/Anvil test account #1: known to everyone, never funded on a real chain.
 DEMO_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper", action="store_true", help="paper mode: simulated fills, no order posted")
     parser.add_argument("--log-level", default="INFO", help="daemon log level (logs in demo-out/)")
     parser.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for copies to settle")
+    parser.add_argument("--out", type=Path, default=OUT, help="working directory (wiped first)")
     args = parser.parse_args(argv)
+    globals()["OUT"] = args.out.resolve()
     sys.path.insert(0, str(ROOT))
     from cryptography.fernet import Fernet
 
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     sim, urls = start_simulator()
     env = {**os.environ, **urls,
            "DATABASE_URL": f"sqlite:///{OUT / 'pmct.db'}",
-           "ENCRYPTION_KEY": Fernet.generate_key().decode(),  # throwaway, never printed
+           # a throwaway key, never printed (tests pass their own to check no log holds it)
+           "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or Fernet.generate_key().decode(),
            "EXECUTION_MODE": "paper" if args.paper else "live",
            "PMCT_ENV_FILE": str(OUT / "no.env"),
            "WATCHER_POLL_INTERVAL": "1", "EXECUTOR_POLL_INTERVAL": "1",
