@@ -269,6 +269,7 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
                 return await poll_trader(ctx, t)
             except Exception as exc:  # noqa: BLE001 - one trader must not stop the others
                 log.warning("trader %s: poll failed: %s", t.wallet, exc)
+                metrics.inc("http_errors", error_class=metrics.error_class(exc))
                 return PollResult(failed=True)
 
     polled = await asyncio.gather(*(guarded(t) for t in traders))
