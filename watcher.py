@@ -92,7 +92,7 @@ class WatcherContext:
     shard: Shard = field(default_factory=Shard)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     clock: Callable[[], datetime] = utcnow
-    concurrency: int = 8  # polls are rate-limited anyway; fewer connections, less pool overhead
+    concurrency: int = 4  # polls are rate-limited anyway; fewer connections, less pool overhead
     page_limit: int = 500
     max_pages: int = 20
 

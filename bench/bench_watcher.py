@@ -49,7 +49,7 @@ def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:
 async def _cycle(settings: Settings, url: str) -> tuple[float, float, dict[str, int]]:
     factory = make_sessionmaker(make_engine(url))
     client = PolymarketClient.from_settings(settings, http2=False)
-    ctx = WatcherContext(settings=settings, factory=factory, client=client, owner="bench", concurrency=32)
+    ctx = WatcherContext(settings=settings, factory=factory, client=client, owner="bench")
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         stats = await watch_cycle(ctx, asyncio.Event())
