@@ -1,14 +1,11 @@
-"""Turning one claimed copy order into exactly one venue order (DESIGN.md promise 1).
+"""The executor's shared steps: context, market/book/credential caches, signing one order into
+its copy row, recording what the venue answered, and the single-order post/refresh used by
+reconciliation and repricing. The batch submit path is `copy_batch.submit_batch`.
 
-The order of steps is the invariant:
-1. gather inputs (no lock), price against the live book;
-2. in one transaction holding the follower's row lock: reserve balance (open orders of the same
-   follower count against it), size, sign (key plaintext only inside `crypto.signing_key`),
-   store the exact body + its locally computed order hash, move CLAIMED → SIGNED, commit;
-3. POST exactly those bytes, once;
-4. record the outcome (LIVE / PARTIAL / FILLED / REJECTED / IN_DOUBT) and any fills.
-A crash between 2 and 4 leaves a SIGNED or IN_DOUBT row that `reconcile` settles by hash (or
-re-posts the same bytes); nothing ever re-signs an order whose outcome is in doubt.
+Invariant (DESIGN.md promise 1): a body is POSTed only after the row holding exactly that body
+and its locally computed order hash was committed as SIGNED; a crash between the commit and the
+recorded outcome leaves a SIGNED or IN_DOUBT row that `reconcile` settles by hash (or re-posts
+the same bytes); nothing ever re-signs an order whose outcome is in doubt.
 """
 
 from __future__ import annotations
@@ -17,14 +14,13 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import metrics
@@ -32,15 +28,14 @@ from config import Settings
 from copy_fsm import OPEN_AT_VENUE, UNRESOLVED, can_move, transition
 from crypto import KeyRing, signing_key
 from db import session_scope, utcnow
-from ledger import record_fill
+from ledger import FillRecord, record_fill
 from market_store import load_market, upsert_market
 from models import (
     CopyOrder,
     CopyStatus,
-    Follow,
     Follower,
     FollowerFill,
-    FollowerPosition,
+    Market,
     TraderFill,
     TraderPositionSnapshot,
 )
@@ -48,8 +43,7 @@ from order_math import OrderMathError, limit_order_amounts, market_buy_amounts, 
 from order_signing import OrderRequest, TimestampSource, exchange_for, post_order_body, sign_order
 from pm_records import Accepted, Duplicate, InDoubt, PostOutcome, RateLimited, Rejected, RejectKind
 from pm_types import ApiCreds, MarketInfo, OrderBook, OrderType, Side, SignatureType
-from sizing import FollowerState, FollowRules, LeaderFill, Skip, size_copy
-from smart_pricing import PriceAction, PriceDecision, price_copy, slippage_limit
+from smart_pricing import PriceAction, PriceDecision
 from venue import OrderRefresh, OrderSpec, Venue
 
 log = logging.getLogger("pmct.executor")
@@ -83,6 +77,7 @@ class ExecutorContext:
     book_cache: dict[str, tuple[float, OrderBook | None]] = field(default_factory=dict)
     market_ttl: float = 60.0
     book_ttl: float = 1.0
+    post_concurrency: int = 32  # POSTs in flight at once (one batch)
 
     def new_cycle(self) -> None:
         """Forget what may only be reused within one cycle (balances, decrypted credentials)."""
@@ -127,85 +122,6 @@ def filled_by_hash(session: Session, copy_id: int, order_hash: str | None) -> De
     return sum(sizes, ZERO)
 
 
-@dataclass(frozen=True)
-class OpenCopy:
-    """A follower's copy that may still trade: its unfilled shares at its limit price."""
-
-    id: int
-    follow_id: int
-    side: str
-    token_id: str
-    condition_id: str
-    price: Decimal
-    remaining: Decimal
-    signed_at: datetime | None
-
-
-def open_copies_of(session: Session, follower_id: int, paper: bool, exclude: int) -> list[OpenCopy]:
-    """Every open copy of a follower (two queries, whatever their number)."""
-    open_filter = (CopyOrder.follower_id == follower_id, CopyOrder.paper == paper,
-                   CopyOrder.status.in_(OPEN_STATES))
-    rows = session.execute(select(
-        CopyOrder.id, CopyOrder.follow_id, CopyOrder.side, CopyOrder.token_id, CopyOrder.condition_id,
-        CopyOrder.intended_price, CopyOrder.venue_size, CopyOrder.signed_at,
-    ).where(*open_filter, CopyOrder.id != exclude)).all()
-    if not rows:
-        return []
-    filled: dict[int, Decimal] = defaultdict(Decimal)
-    for cid, size in session.execute(
-            select(FollowerFill.copy_order_id, FollowerFill.size)
-            .join(CopyOrder, and_(CopyOrder.id == FollowerFill.copy_order_id,
-                                  CopyOrder.order_hash == FollowerFill.order_hash))
-            .where(*open_filter)):
-        filled[cid] += size
-    return [OpenCopy(cid, fid, side, token, cond, price or ZERO,
-                     max((venue or ZERO) - filled[cid], ZERO), signed)
-            for cid, fid, side, token, cond, price, venue, signed in rows]
-
-
-def reserved_buy_usd(open_: list[OpenCopy]) -> Decimal:
-    """pUSD held back by open BUY copies (unfilled shares × limit price)."""
-    return sum((c.remaining * c.price for c in open_ if c.side == "BUY"), ZERO)
-
-
-def held_shares(session: Session, follow_id: int, token_id: str, paper: bool,
-                open_: list[OpenCopy]) -> Decimal:
-    """Shares of `token_id` held through this follow, minus those already offered by open SELLs."""
-    size = session.scalar(select(FollowerPosition.size).where(
-        FollowerPosition.follow_id == follow_id, FollowerPosition.token_id == token_id,
-        FollowerPosition.paper == paper)) or ZERO
-    size -= sum((c.remaining for c in open_
-                 if c.side == "SELL" and c.follow_id == follow_id and c.token_id == token_id), ZERO)
-    return max(size, ZERO)
-
-
-def spent_today_usd(session: Session, follow_id: int, now: datetime, exclude: int,
-                    open_: list[OpenCopy]) -> Decimal:
-    """USD committed today (UTC) by this follow's BUY copies: fills plus open remainders."""
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    total = ZERO
-    for filled, avg in session.execute(select(CopyOrder.filled_size, CopyOrder.avg_fill_price).where(
-            CopyOrder.follow_id == follow_id, CopyOrder.side == "BUY", CopyOrder.id != exclude,
-            CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= day)):
-        total += (filled or ZERO) * (avg or ZERO)
-    total += sum((c.remaining * c.price for c in open_ if c.side == "BUY" and c.follow_id == follow_id
-                  and c.signed_at is not None and c.signed_at >= day), ZERO)
-    return total
-
-
-def market_exposure_usd(session: Session, follow_id: int, condition_id: str, paper: bool,
-                        open_: list[OpenCopy]) -> Decimal:
-    """This follow's cost basis in one market plus its open BUY remainders there."""
-    total = ZERO
-    for size, avg in session.execute(select(FollowerPosition.size, FollowerPosition.avg_cost).where(
-            FollowerPosition.follow_id == follow_id, FollowerPosition.condition_id == condition_id,
-            FollowerPosition.paper == paper)):
-        total += size * avg
-    total += sum((c.remaining * c.price for c in open_ if c.side == "BUY" and c.follow_id == follow_id
-                  and c.condition_id == condition_id), ZERO)
-    return total
-
-
 def trader_shares_before(session: Session, fill: TraderFill) -> Decimal | None:
     """The trader's holding in the token just before `fill`: last snapshot + fills since."""
     snap = session.execute(
@@ -227,17 +143,6 @@ def trader_shares_before(session: Session, fill: TraderFill) -> Decimal | None:
     for side, sz in later:
         size += sz if side == "BUY" else -sz
     return max(size, ZERO)
-
-
-def gate(session: Session, follower: Follower, follow: Follow, live: bool) -> None:
-    """Raise SkipCopy when this copy must not trade: kill switch, pause, tier, credentials."""
-    from killswitch import copying_allowed
-
-    allowed, reason = copying_allowed(session, follower, follow)
-    if not allowed:
-        raise SkipCopy(reason or "not_allowed")
-    if live and follower.encrypted_api_creds is None:
-        raise SkipCopy("no_credentials", "run `admin auth-follower` for this follower")
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -357,7 +262,8 @@ def spec_for(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Follower
         condition_id=co.condition_id, side=Side(co.side), price=co.intended_price,
         shares=order_shares(co.signed_payload), order_type=OrderType(co.order_type or "GTC"),
         creds=creds, signer_address=follower.signer_address, funder_address=follower.funder_address,
-        fee_rate=market.fee_rate, fee_exponent=market.fee_exponent, posted_at=co.posted_at,
+        fee_rate=market.fee_rate, fee_exponent=market.fee_exponent,
+        posted_at=co.posted_at or co.signed_at,  # a batch records posted_at after its POSTs
         already_filled=filled_by_hash(s, co.id, co.order_hash))
 
 
@@ -424,8 +330,27 @@ def apply_refresh(s: Session, co: CopyOrder, refresh: OrderRefresh, fills_done: 
             move(s, co, CopyStatus.CANCELED, "venue_closed", reason=reason)
 
 
+def record_post_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome: PostOutcome,
+                        fills: tuple[FillRecord, ...]) -> None:
+    """Record one POST answer and the fills known with it (paper); tick-size refusals drop the cache."""
+    apply_outcome(ctx, s, co, outcome)
+    if fills:
+        apply_refresh(s, co, OrderRefresh("live" if co.status == CopyStatus.LIVE else "unknown",
+                                          ZERO, fills))
+        if co.order_type in ("FOK", "FAK") or (co.filled_size or ZERO) >= (co.intended_size or ZERO):
+            apply_refresh(s, co, OrderRefresh("filled", co.filled_size, ()))
+    if isinstance(outcome, Rejected) and outcome.kind == RejectKind.TICK_SIZE:
+        invalidate = getattr(ctx.client, "invalidate_market", None)
+        if invalidate:
+            invalidate(condition_id=co.condition_id)
+        forget_market(ctx, co.condition_id)
+        row = s.get(Market, co.condition_id)
+        if row is not None:
+            row.fetched_at = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 async def post_and_record(ctx: ExecutorContext, co_id: int, market: MarketInfo) -> CopyStatus:
-    """POST the stored body once, record the outcome, then read back fills (steps 3-4)."""
+    """POST one copy's stored body once and record the outcome (reconciliation and repricing)."""
     with session_scope(ctx.factory) as s:
         co = s.get(CopyOrder, co_id)
         follower = s.get(Follower, co.follower_id) if co else None
@@ -440,22 +365,8 @@ async def post_and_record(ctx: ExecutorContext, co_id: int, market: MarketInfo) 
         assert co is not None
         if co.order_hash != spec.order_hash:
             return co.status  # somebody (reconcile) moved on already
-        apply_outcome(ctx, s, co, outcome)
-        if fills:
-            apply_refresh(s, co, OrderRefresh("live" if co.status == CopyStatus.LIVE else "unknown",
-                                              ZERO, fills))
-            if co.order_type in ("FOK", "FAK") or (co.filled_size or ZERO) >= (co.intended_size or ZERO):
-                apply_refresh(s, co, OrderRefresh("filled", co.filled_size, ()))
+        record_post_outcome(ctx, s, co, outcome, fills)
         status = co.status
-        if isinstance(outcome, Rejected) and outcome.kind == RejectKind.TICK_SIZE:
-            invalidate = getattr(ctx.client, "invalidate_market", None)
-            if invalidate:
-                invalidate(condition_id=co.condition_id)
-            forget_market(ctx, co.condition_id)
-            from models import Market
-            row = s.get(Market, co.condition_id)
-            if row is not None:
-                row.fetched_at = datetime(1970, 1, 1, tzinfo=UTC)
     if isinstance(outcome, Accepted) and outcome.status != "live" and not ctx.venue.paper:
         await refresh_copy(ctx, co_id, market)  # matched/delayed: read the fills now
         with session_scope(ctx.factory) as s:
@@ -483,116 +394,18 @@ async def refresh_copy(ctx: ExecutorContext, co_id: int, market: MarketInfo) -> 
 
 
 async def process_claimed(ctx: ExecutorContext, co_id: int) -> str:
-    """Size, price, sign, submit one claimed copy; returns a short label of what happened."""
-    now = ctx.clock()
-    with session_scope(ctx.factory) as s:
-        co = s.get(CopyOrder, co_id)
-        if co is None or co.status != CopyStatus.CLAIMED or co.lease_owner != ctx.owner:
-            return "lost_claim"
-        fill = s.get(TraderFill, co.trader_fill_id)
-        follow = s.get(Follow, co.follow_id)
-        follower = s.get(Follower, co.follower_id)
-        assert fill is not None and follow is not None and follower is not None
-        try:
-            gate(s, follower, follow, live=not ctx.venue.paper)
-        except SkipCopy as skip:
-            _skip(s, co, skip)
-            return f"skipped:{skip.reason}"
-    try:
-        market = await market_for(ctx, co.token_id, co.condition_id)
-        book = await book_for(ctx, co.token_id)
-    except RetryLater as exc:
-        _release(ctx, co_id, str(exc))
-        return "retry"
-    except Exception as exc:  # noqa: BLE001 - network trouble: try again next cycle
-        _release(ctx, co_id, f"{type(exc).__name__}: {exc}")
-        return "retry"
-    if book is None:
-        with session_scope(ctx.factory) as s:
-            _skip(s, s.get(CopyOrder, co_id), SkipCopy("no_orderbook"))  # type: ignore[arg-type]
-        return "skipped:no_orderbook"
-    side = Side(co.side)
-    max_slip = follow.max_slippage if follow.max_slippage is not None else ctx.settings.default_max_slippage
-    decision = price_copy(side, co.trader_price, book, market.tick_size, now - fill.occurred_at, max_slip)
-    if decision.action is PriceAction.SKIP:
-        with session_scope(ctx.factory) as s:
-            _skip(s, s.get(CopyOrder, co_id), SkipCopy(f"pricing_{decision.reason.value or 'skip'}"))  # type: ignore[arg-type]
-        return "skipped:pricing"
-    if decision.action is PriceAction.WAIT:
-        _release(ctx, co_id, f"pricing wait: {decision.reason.value}",
-                 hold=timedelta(seconds=ctx.settings.order_manage_interval))
-        return "wait"
-    creds = creds_of(ctx, follower)
-    balance: Decimal | None = None
-    if not ctx.venue.paper and side is Side.BUY:
-        assert creds is not None
-        try:
-            balance = await live_balance(ctx, follower, creds)
-        except Exception as exc:  # noqa: BLE001
-            _release(ctx, co_id, f"balance read failed: {exc}")
-            return "retry"
-    with session_scope(ctx.factory) as s:
-        follower = s.get(Follower, follower.id, with_for_update=True)  # serialises this follower
-        co = s.get(CopyOrder, co_id, with_for_update=True)
-        assert follower is not None and co is not None
-        if co.status != CopyStatus.CLAIMED or co.lease_owner != ctx.owner:
-            return "lost_claim"
-        co.paper = ctx.venue.paper
-        if ctx.venue.paper and follower.paper_balance is None:
-            follower.paper_balance = ctx.settings.paper_balance_usd
-        available = (follower.paper_balance if ctx.venue.paper else balance) or ZERO
-        open_ = open_copies_of(s, follower.id, co.paper, co.id)
-        if side is Side.BUY:
-            available -= reserved_buy_usd(open_)
-        rules = FollowRules(
-            copy_pct=follow.copy_pct, max_usd_per_trade=follow.max_usd_per_trade,
-            min_price=follow.price_min, max_price=follow.price_max,
-            daily_cap_usd=follow.daily_usd_cap,
-            spent_today_usd=spent_today_usd(s, follow.id, now, co.id, open_),
-            exposure_cap_usd=follow.market_exposure_cap,
-            exposure_usd=market_exposure_usd(s, follow.id, co.condition_id, co.paper, open_))
-        state = FollowerState(
-            available_usd=max(available, ZERO),
-            held_shares=held_shares(s, follow.id, co.token_id, co.paper, open_) if side is Side.SELL else ZERO,
-            trader_shares_before=trader_shares_before(s, fill) if side is Side.SELL else None)
-        cap_price = slippage_limit(side, co.trader_price, market.tick_size, max_slip)
-        sized = size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo),
-                          rules, market, state,
-                          price=max(cap_price, decision.price or cap_price) if side is Side.BUY else decision.price)
-        if isinstance(sized, Skip):
-            _skip(s, co, SkipCopy(sized.reason.value, sized.detail))
-            return f"skipped:{sized.reason.value}"
-        co.intended_size = sized.shares
-        try:
-            sign_into(ctx, s, co, follower, market, decision, sized.shares, creds, "sign")
-        except SkipCopy as skip:
-            _skip(s, co, skip)
-            return f"skipped:{skip.reason}"
-    ctx.crash_hook("after_signed")
-    status = await post_and_record(ctx, co_id, market)
-    metrics.observe("copy_overhead_seconds", (ctx.clock() - fill.occurred_at).total_seconds())
-    return status.value
+    """Size, price, sign, submit one claimed copy (a batch of one); a short label of what happened."""
+    from copy_batch import submit_batch
+
+    return (await submit_batch(ctx, [co_id]))[co_id]
 
 
-def _skip(s: Session, co: CopyOrder, skip: SkipCopy) -> None:
+def skip_copy(s: Session, co: CopyOrder, skip: SkipCopy) -> None:
+    """End a claimed copy SKIPPED with the reason (the caller commits)."""
     metrics.inc("copies_skipped", reason=skip.reason[:64])
     co.reason_detail = skip.detail[:500] if skip.detail else None
     co.lease_owner = co.lease_expires_at = None
     transition(s, co, CopyStatus.SKIPPED, "skip", reason=skip.reason[:64])
-
-
-def _release(ctx: ExecutorContext, co_id: int, why: str, hold: timedelta | None = None) -> None:
-    """Give a claim back (now, or after `hold` by letting the lease run out)."""
-    with session_scope(ctx.factory) as s:
-        co = s.get(CopyOrder, co_id, with_for_update=True)
-        if co is None or co.status != CopyStatus.CLAIMED or co.lease_owner != ctx.owner:
-            return
-        if hold is not None:
-            co.lease_expires_at = ctx.clock() + hold
-            return
-        co.lease_owner = co.lease_expires_at = None
-        transition(s, co, CopyStatus.QUEUED, "release", detail={"why": why[:300]})
-    log.info("copy %s released for a later cycle: %s", co_id, why)
 
 
 def count_open(session: Session, follower_id: int) -> int:

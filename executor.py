@@ -25,7 +25,8 @@ from typing import Any
 
 import metrics
 from config import ConfigError, Settings, load_settings
-from copy_submit import ExecutorContext, process_claimed
+from copy_batch import claim_jobs, submit_jobs
+from copy_submit import ExecutorContext
 from daemon import (
     CycleStats,
     SystemdNotifier,
@@ -36,11 +37,14 @@ from daemon import (
 )
 from db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
 from fill_store import NOTIFY_CHANNEL
-from order_work import claim_batch, manage_open_orders, reconcile_unresolved, release_expired_claims
+from order_work import begin_cycle, manage_open_orders, reconcile_unresolved
 from startup_checks import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.executor")
-CLAIM_BATCH = 50
+FIRST_BATCH = 8  # the first claim of a cycle is small: its copies reach the venue sooner
+CLAIM_BATCH = 128  # then batches double up to this
+HOUSEKEEPING_INTERVAL = 1.0  # s: expired leases and reconciliation at most this often (a daemon
+# woken by NOTIFY for every new fill would otherwise redo them before every copy)
 
 
 class CycleClock:
@@ -60,46 +64,35 @@ class CycleClock:
 
 
 async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: CycleClock,
-                         *, force_manage: bool = False) -> CycleStats:
-    """Reconcile, then claim and submit everything claimable, then manage open orders if due."""
+                         *, force_manage: bool = False, housekeeping: bool = True) -> CycleStats:
+    """Reconcile (with `housekeeping`), then claim and submit everything claimable in batches,
+    then manage open orders if due."""
     stats = CycleStats()
     c = stats.counts
     ctx.new_cycle()
-    c["lease_released"] = release_expired_claims(ctx)
-    c["reconciled"] = await reconcile_unresolved(ctx)
+    if housekeeping:
+        c["lease_released"], unresolved = begin_cycle(ctx)
+        c["reconciled"] = await reconcile_unresolved(ctx, ids=unresolved)
     submitted: dict[str, int] = {}
-    while not stop.is_set():
-        ids = claim_batch(ctx, CLAIM_BATCH)
-        if not ids:
+    size = FIRST_BATCH
+    while not stop.is_set():  # SIGTERM is looked at between batches and before a batch signs
+        jobs, labels = claim_jobs(ctx, size)
+        if not jobs and not labels:
             break
-        for n, co_id in enumerate(ids):
-            if stop.is_set():  # give the rest back: nothing of them has been signed
-                _release_all(ctx, ids[n:])
-                break
-            try:
-                label = await process_claimed(ctx, co_id)
-            except Exception:
-                log.exception("copy %s: processing failed; it will be reconciled or retried", co_id)
-                label = "error"
+        try:
+            labels.update(await submit_jobs(ctx, jobs, stop))
+        except Exception:
+            log.exception("a batch of %d copies failed; they will be reconciled or retried", len(jobs))
+            labels.update({job.id: "error" for job in jobs})
+        for label in labels.values():
             key = label.split(":")[0].lower()
             submitted[key] = submitted.get(key, 0) + 1
+        size = min(size * 2, CLAIM_BATCH)
     c.update({f"copies_{k}": v for k, v in submitted.items()})
     if not stop.is_set() and (force_manage or manage_clock.due()):
         for k, v in (await manage_open_orders(ctx)).items():
             c[f"orders_{k}"] = v
     return stats
-
-
-def _release_all(ctx: ExecutorContext, ids: list[int]) -> None:
-    from copy_fsm import transition
-    from models import CopyOrder, CopyStatus
-
-    with session_scope(ctx.factory) as s:
-        for co_id in ids:
-            co = s.get(CopyOrder, co_id, with_for_update=True)
-            if co is not None and co.status == CopyStatus.CLAIMED and co.lease_owner == ctx.owner:
-                co.lease_owner = co.lease_expires_at = None
-                transition(s, co, CopyStatus.QUEUED, "release", detail={"why": "shutdown"})
 
 
 class PgWaker:
@@ -162,6 +155,13 @@ def warn_if_second_sqlite_executor(factory: Any, name: str, settings: Settings) 
                         "executor: stop one of them or move to PostgreSQL", hb.pid, hb.host)
 
 
+def engine_options(url: str) -> dict[str, Any]:
+    """PostgreSQL: send a batch's many-row UPDATEs in pages rather than one round trip per row."""
+    if is_sqlite_url(url):
+        return {}
+    return {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 200}
+
+
 def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorContext:
     """Wire the venue for the configured mode (paper unless EXECUTION_MODE=live)."""
     from crypto import KeyRing
@@ -184,7 +184,7 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.encryption_key:
         print("error: ENCRYPTION_KEY is not set; the executor cannot sign", file=sys.stderr)
         return 2
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **engine_options(settings.database_url))
     factory = make_sessionmaker(engine)
     client = PolymarketClient.from_settings(settings)
     ctx = build_context(settings, factory, client)
@@ -195,6 +195,7 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     manage_clock = CycleClock(settings.order_manage_interval)
+    housekeeping_clock = CycleClock(HOUSEKEEPING_INTERVAL)
     started = utcnow()
     metrics_server = metrics.start_server(settings.metrics_port)
 
@@ -213,7 +214,8 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
         log.info("start-up reconciliation looked at %d unresolved copy order(s)", n)
 
     async def cycle(ev: asyncio.Event) -> CycleStats:
-        return await executor_cycle(ctx, ev, manage_clock, force_manage=args.once)
+        return await executor_cycle(ctx, ev, manage_clock, force_manage=args.once,
+                                    housekeeping=housekeeping_clock.due())
 
     try:
         return await run_loop(

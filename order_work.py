@@ -15,7 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -64,42 +64,70 @@ def _locking(q, session: Session):  # type: ignore[no-untyped-def]
 
 # --- claims ---------------------------------------------------------------------------------
 
+def release_expired_in(s: Session, ctx: ExecutorContext) -> int:
+    """In `s`: CLAIMED rows whose lease ran out go back to QUEUED."""
+    now = ctx.clock()
+    rows = s.scalars(_locking(select(CopyOrder).where(
+        CopyOrder.status == CopyStatus.CLAIMED, CopyOrder.lease_expires_at < now), s)).all()
+    for co in rows:
+        co.lease_owner = co.lease_expires_at = None
+        transition(s, co, CopyStatus.QUEUED, "lease_expired")
+    return len(rows)
+
+
 def release_expired_claims(ctx: ExecutorContext) -> int:
     """CLAIMED rows whose lease ran out go back to QUEUED."""
-    now = ctx.clock()
     with session_scope(ctx.factory) as s:
-        rows = s.scalars(_locking(select(CopyOrder).where(
-            CopyOrder.status == CopyStatus.CLAIMED, CopyOrder.lease_expires_at < now), s)).all()
-        for co in rows:
-            co.lease_owner = co.lease_expires_at = None
-            transition(s, co, CopyStatus.QUEUED, "lease_expired")
-        return len(rows)
+        return release_expired_in(s, ctx)
+
+
+def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> None:
+    """In `s`: QUEUED rows locked by the caller become CLAIMED under this executor's lease."""
+    now = ctx.clock()
+    for co in rows:
+        co.lease_owner = ctx.owner
+        co.lease_expires_at = now + ctx.lease
+        co.claimed_at = now
+        transition(s, co, CopyStatus.CLAIMED, "claim", detail={"owner": ctx.owner})
+
+
+def claim_rows(s: Session, ctx: ExecutorContext, limit: int) -> list[CopyOrder]:
+    """In `s`: claim up to `limit` QUEUED copies (oldest first) under this executor's lease."""
+    rows = list(s.scalars(_locking(select(CopyOrder).where(CopyOrder.status == CopyStatus.QUEUED)
+                                   .order_by(CopyOrder.id).limit(limit), s)).all())
+    mark_claimed(s, ctx, rows)
+    return rows
 
 
 def claim_batch(ctx: ExecutorContext, limit: int) -> list[int]:
     """Claim up to `limit` QUEUED copies (oldest first) under this executor's lease."""
-    now = ctx.clock()
     with session_scope(ctx.factory) as s:
-        rows = s.scalars(_locking(select(CopyOrder).where(CopyOrder.status == CopyStatus.QUEUED)
-                                  .order_by(CopyOrder.id).limit(limit), s)).all()
-        for co in rows:
-            co.lease_owner = ctx.owner
-            co.lease_expires_at = now + ctx.lease
-            co.claimed_at = now
-            transition(s, co, CopyStatus.CLAIMED, "claim", detail={"owner": ctx.owner})
-        return [co.id for co in rows]
+        return [co.id for co in claim_rows(s, ctx, limit)]
+
+
+def begin_cycle(ctx: ExecutorContext) -> tuple[int, list[int]]:
+    """One short transaction: expired claims back to QUEUED, and the copies to reconcile now."""
+    with session_scope(ctx.factory) as s:
+        released = release_expired_in(s, ctx)
+        return released, unresolved_ids(s, ctx.clock(), startup=False)
 
 
 # --- reconciliation -------------------------------------------------------------------------
 
-async def reconcile_unresolved(ctx: ExecutorContext, *, startup: bool = False) -> int:
-    """Settle SIGNED and IN_DOUBT copies by order hash; returns how many were looked at."""
-    now = ctx.clock()
-    with session_scope(ctx.factory) as s:
-        q = select(CopyOrder.id).where(CopyOrder.status.in_([CopyStatus.SIGNED, CopyStatus.IN_DOUBT]))
-        if not startup:
-            q = q.where((CopyOrder.status == CopyStatus.IN_DOUBT) | (CopyOrder.signed_at < now - SIGNED_GRACE))
-        ids = list(s.scalars(q.order_by(CopyOrder.id)))
+def unresolved_ids(s: Session, now: datetime, *, startup: bool) -> list[int]:
+    """SIGNED and IN_DOUBT copies due for reconciliation (fresh SIGNED ones are left alone)."""
+    q = select(CopyOrder.id).where(CopyOrder.status.in_([CopyStatus.SIGNED, CopyStatus.IN_DOUBT]))
+    if not startup:
+        q = q.where((CopyOrder.status == CopyStatus.IN_DOUBT) | (CopyOrder.signed_at < now - SIGNED_GRACE))
+    return list(s.scalars(q.order_by(CopyOrder.id)))
+
+
+async def reconcile_unresolved(ctx: ExecutorContext, *, startup: bool = False,
+                               ids: list[int] | None = None) -> int:
+    """Settle SIGNED and IN_DOUBT copies by order hash (`ids` if given); returns how many were looked at."""
+    if ids is None:
+        with session_scope(ctx.factory) as s:
+            ids = unresolved_ids(s, ctx.clock(), startup=startup)
     for co_id in ids:
         try:
             await reconcile_one(ctx, co_id)
