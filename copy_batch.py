@@ -37,21 +37,25 @@ import metrics
 from copy_fsm import OPEN_AT_VENUE, UNRESOLVED, transition
 from copy_submit import (
     ExecutorContext,
+    OrderPlan,
     SkipCopy,
     book_for,
     creds_of,
     live_balance,
     market_for,
+    plan_order,
     record_post_outcome,
     refresh_copy,
-    sign_into,
+    sign_planned,
     skip_copy,
     trader_shares_before,
 )
+from crypto import signing_key
 from db import DecimalType, session_scope
 from killswitch import KillSwitchState
 from models import CopyOrder, CopyStatus, Follow, Follower, FollowerFill, FollowerPosition, TraderFill
 from order_work import mark_claimed
+from pm_parse import MAX_BATCH_ORDERS
 from pm_records import Accepted, PostOutcome
 from pm_types import ApiCreds, MarketInfo, OrderBook, OrderType, Side
 from sizing import FollowerState, FollowRules, LeaderFill, Skip, size_copy
@@ -240,14 +244,13 @@ class Reservations:
                      if c.side == "SELL" and c.token_id == token_id), ZERO)
         return max(size, ZERO)
 
-    def reserve(self, follower_id: int, co: CopyOrder) -> None:
-        """Count a copy just signed in this batch as open (its whole venue size)."""
-        assert co.intended_price is not None and co.venue_size is not None
-        copy = OpenCopy(co.id, co.follow_id, co.side, co.token_id, co.condition_id, co.intended_price,
-                        co.venue_size, co.signed_at)
+    def reserve(self, follower_id: int, co: CopyOrder, price: Decimal, venue_size: Decimal,
+                now: datetime) -> None:
+        """Count a copy sized in this batch as open: `venue_size` shares at limit `price`."""
+        copy = OpenCopy(co.id, co.follow_id, co.side, co.token_id, co.condition_id, price, venue_size, now)
         self.open_by_follow.setdefault(co.follow_id, []).append(copy)
         if co.side == "BUY":
-            self.reserved[follower_id] = self.reserved_buy_usd(follower_id) + copy.remaining * copy.price
+            self.reserved[follower_id] = self.reserved_buy_usd(follower_id) + venue_size * price
 
 
 # --- step 1: load, gate, inputs ------------------------------------------------------------------
@@ -309,7 +312,13 @@ def claim_jobs(ctx: ExecutorContext, limit: int) -> tuple[list[Job], dict[int, s
         return _gate(s, ctx, rows, [r[0].id for r in rows])
 
 
-async def _market_and_book(ctx: ExecutorContext, token: str, cond: str) -> tuple[Any, Any]:
+async def _market_and_book(ctx: ExecutorContext, sem: asyncio.Semaphore, token: str,
+                           cond: str) -> tuple[Any, Any]:
+    async with sem:
+        return await _market_and_book_now(ctx, token, cond)
+
+
+async def _market_and_book_now(ctx: ExecutorContext, token: str, cond: str) -> tuple[Any, Any]:
     try:
         market: Any = await market_for(ctx, token, cond)
     except Exception as exc:  # noqa: BLE001 - RetryLater or network trouble: try again next cycle
@@ -321,9 +330,11 @@ async def _market_and_book(ctx: ExecutorContext, token: str, cond: str) -> tuple
     return market, book
 
 
-async def _balance(ctx: ExecutorContext, follower: Follower, creds: ApiCreds) -> Decimal | Exception:
+async def _balance(ctx: ExecutorContext, sem: asyncio.Semaphore, follower: Follower,
+                   creds: ApiCreds) -> Decimal | Exception:
     try:
-        return await live_balance(ctx, follower, creds)
+        async with sem:
+            return await live_balance(ctx, follower, creds)
     except Exception as exc:  # noqa: BLE001 - give those copies back for a later cycle
         return exc
 
@@ -333,7 +344,8 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
     now = ctx.clock()
     todo = [j for j in jobs if j.action is None]
     tokens = sorted({(j.co.token_id, j.co.condition_id) for j in todo})
-    got = await asyncio.gather(*(_market_and_book(ctx, t, c) for t, c in tokens))
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))  # requests in flight, as for the POSTs
+    got = await asyncio.gather(*(_market_and_book(ctx, sem, t, c) for t, c in tokens))
     inputs = {t: g for (t, _), g in zip(tokens, got, strict=True)}
     buyers: dict[int, Job] = {}
     for job in todo:
@@ -357,7 +369,7 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
         if not ctx.venue.paper and Side(job.co.side) is Side.BUY:
             buyers.setdefault(job.follower.id, job)
     followers = list(buyers.values())
-    results = await asyncio.gather(*(_balance(ctx, j.follower, j.creds) for j in followers))  # type: ignore[arg-type]
+    results = await asyncio.gather(*(_balance(ctx, sem, j.follower, j.creds) for j in followers))  # type: ignore[arg-type]
     balances: dict[int, Decimal] = {}
     for job, result in zip(followers, results, strict=True):
         if isinstance(result, Exception):
@@ -440,7 +452,8 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
         mine = {cid for cid, co in cos.items()
                 if co.status == CopyStatus.CLAIMED and co.lease_owner == ctx.owner}
         book = Reservations.load(s, to_size, ctx.venue.paper, now) if to_size else None
-        for job in jobs:
+        plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
+        for job in jobs:  # sizing in copy id order: earlier copies are served first
             if job.id not in mine:
                 job.label, job.action = "lost_claim", ("lost", None)
                 continue
@@ -448,28 +461,36 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
             if job.action is not None:
                 _settle(ctx, s, co, job, now)
                 continue
-            assert book is not None
+            assert book is not None and job.market is not None and job.decision is not None
             follower = followers[job.follower.id]
             co.paper = ctx.venue.paper
             if ctx.venue.paper and follower.paper_balance is None:
                 follower.paper_balance = ctx.settings.paper_balance_usd
-            sized = _size(ctx, s, job, co, follower, book, balances)
-            if isinstance(sized, Skip):
-                skip_copy(s, co, SkipCopy(sized.reason.value, sized.detail))
-                job.label = f"skipped:{sized.reason.value}"
-                continue
-            co.intended_size = sized
-            assert job.market is not None and job.decision is not None
             try:
-                sign_into(ctx, s, co, follower, job.market, job.decision, sized, job.creds, "sign")
+                sized = _size(ctx, s, job, co, follower, book, balances)
+                if isinstance(sized, Skip):
+                    raise SkipCopy(sized.reason.value, sized.detail)
+                plan = plan_order(ctx, co, follower, job.market, job.decision, sized)
             except SkipCopy as skip:
                 skip_copy(s, co, skip)
                 job.label = f"skipped:{skip.reason}"
                 continue
-            book.reserve(follower.id, co)
+            co.intended_size = sized
+            assert plan.decision.price is not None
+            book.reserve(follower.id, co, plan.decision.price, plan.venue_size, now)
             job.co, job.follower = co, follower
-            job.spec = _spec(co, follower, job.market, job.creds)
-            signed.append(job)
+            plans.setdefault(follower.id, []).append((job, plan))
+        assert not plans or ctx.keyring is not None
+        for fid, planned in plans.items():  # one decryption of each follower's key per batch
+            follower = followers[fid]
+            with signing_key(ctx.keyring, follower.encrypted_private_key,  # type: ignore[arg-type]
+                             follower.signer_address) as key:
+                for job, plan in planned:
+                    sign_planned(ctx, s, job.co, plan, key, job.creds, "sign")
+                    assert job.market is not None
+                    job.spec = _spec(job.co, follower, job.market, job.creds)
+                    signed.append(job)
+    signed.sort(key=lambda j: j.id)
     return signed
 
 
@@ -501,21 +522,35 @@ def _spec(co: CopyOrder, follower: Follower, market: MarketInfo, creds: ApiCreds
 
 # --- steps 3 and 4: post, record ----------------------------------------------------------------
 
+def post_groups(jobs: list[Job], size: int) -> list[list[Job]]:
+    """The batch's orders cut into POST units: per follower (one API key), at most `size` each."""
+    by_follower: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_follower.setdefault(job.follower.id, []).append(job)
+    return [group[i:i + size] for group in by_follower.values() for i in range(0, len(group), size)]
+
+
 async def post_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
-    """POST every signed body once, at most `ctx.post_concurrency` in flight."""
+    """POST every signed body once: a follower's orders together (POST /orders, ≤ 15), at most
+    `ctx.post_concurrency` requests in flight."""
     sem = asyncio.Semaphore(max(1, ctx.post_concurrency))
 
-    async def one(job: Job) -> None:
-        assert job.spec is not None
+    async def one(group: list[Job]) -> None:
         async with sem:
-            job.sent_at = ctx.clock()
+            sent = ctx.clock()
+            for job in group:
+                job.sent_at = sent
             try:
-                job.outcome, job.fills = await ctx.venue.post(job.spec)
+                answers = await ctx.venue.post_many([job.spec for job in group])  # type: ignore[misc]
             except Exception:  # noqa: BLE001 - outcome unknown: stays SIGNED, reconciled by hash
-                log.exception("copy %s: POST failed unexpectedly; it will be reconciled", job.id)
-                job.outcome = None
+                log.exception("copies %s: POST failed unexpectedly; they will be reconciled",
+                              [job.id for job in group])
+                return
+            for job, (outcome, fills) in zip(group, answers, strict=True):
+                job.outcome, job.fills = outcome, fills
 
-    await asyncio.gather(*(one(j) for j in jobs))
+    size = MAX_BATCH_ORDERS if ctx.post_orders_batches else 1
+    await asyncio.gather(*(one(group) for group in post_groups(jobs, size)))
 
 
 def _retrying(ctx: ExecutorContext, work: Callable[[Session], T]) -> T:

@@ -77,7 +77,8 @@ class ExecutorContext:
     book_cache: dict[str, tuple[float, OrderBook | None]] = field(default_factory=dict)
     market_ttl: float = 60.0
     book_ttl: float = 1.0
-    post_concurrency: int = 32  # POSTs in flight at once (one batch)
+    post_concurrency: int = 8  # POST requests in flight at once (one batch)
+    post_orders_batches: bool = True  # a follower's orders of one batch go as POST /orders
 
     def new_cycle(self) -> None:
         """Forget what may only be reused within one cycle (balances, decrypted credentials)."""
@@ -220,11 +221,26 @@ def order_amounts(side: Side, decision: PriceDecision, shares: Decimal, tick: De
     return a.maker_amount, a.taker_amount
 
 
-def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Follower,
-              market: MarketInfo, decision: PriceDecision, shares: Decimal,
-              creds: ApiCreds | None, event: str) -> None:
-    """Sign a venue order for `shares` and store it on `co` (caller commits: SIGNED)."""
-    assert ctx.keyring is not None and decision.price is not None and decision.order_type
+@dataclass(frozen=True)
+class OrderPlan:
+    """A venue order worked out for a copy but not signed yet."""
+
+    request: OrderRequest
+    exchange: Any  # order_signing.Exchange
+    decision: PriceDecision
+    shares: Decimal
+
+    @property
+    def venue_size(self) -> Decimal:
+        """Shares of the venue order (BUY: taker amount, SELL: maker amount)."""
+        raw = self.request.taker_amount if self.request.side is Side.BUY else self.request.maker_amount
+        return Decimal(raw) / Decimal(1_000_000)
+
+
+def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: MarketInfo,
+               decision: PriceDecision, shares: Decimal) -> OrderPlan:
+    """Amounts, maker/signer and exchange of the venue order for `shares` (SkipCopy if impossible)."""
+    assert decision.price is not None and decision.order_type
     side = Side(co.side)
     try:
         maker_amount, taker_amount = order_amounts(side, decision, shares, market.tick_size)
@@ -235,13 +251,19 @@ def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Followe
     req = OrderRequest(maker=follower.funder_address, signer=order_signer, token_id=co.token_id,
                        maker_amount=maker_amount, taker_amount=taker_amount, side=side,
                        signature_type=sig_type)
-    exchange = exchange_for(market.version, market.neg_risk, ctx.settings.chain_id)
-    with signing_key(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
-        signed = sign_order(req, key, exchange, ctx.settings.chain_id, timestamps=ctx.timestamps)
+    return OrderPlan(req, exchange_for(market.version, market.neg_risk, ctx.settings.chain_id), decision, shares)
+
+
+def sign_planned(ctx: ExecutorContext, s: Session, co: CopyOrder, plan: OrderPlan, key: str,
+                 creds: ApiCreds | None, event: str) -> None:
+    """Sign `plan` with the decrypted `key` and store it on `co` (caller commits: SIGNED)."""
+    decision = plan.decision
+    assert decision.price is not None and decision.order_type
+    signed = sign_order(plan.request, key, plan.exchange, ctx.settings.chain_id, timestamps=ctx.timestamps)
     owner = creds.api_key if creds is not None else "paper"
     co.signed_payload = post_order_body(signed, owner, decision.order_type)
     co.order_hash = signed.order_hash
-    co.venue_size = Decimal(taker_amount if side is Side.BUY else maker_amount) / Decimal(1_000_000)
+    co.venue_size = plan.venue_size
     co.intended_price = decision.price
     co.order_type = decision.order_type.value
     co.attempts = (co.attempts or 0) + 1
@@ -249,8 +271,18 @@ def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Followe
     co.posted_at = co.acked_at = None
     co.lease_owner = co.lease_expires_at = None
     transition(s, co, CopyStatus.SIGNED, event, detail={
-        "price": str(decision.price), "shares": str(shares), "order_type": decision.order_type.value,
-        "stage": decision.stage.value, "exchange": exchange.address})
+        "price": str(decision.price), "shares": str(plan.shares), "order_type": decision.order_type.value,
+        "stage": decision.stage.value, "exchange": plan.exchange.address})
+
+
+def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Follower,
+              market: MarketInfo, decision: PriceDecision, shares: Decimal,
+              creds: ApiCreds | None, event: str) -> None:
+    """Sign a venue order for `shares` and store it on `co` (caller commits: SIGNED)."""
+    assert ctx.keyring is not None
+    plan = plan_order(ctx, co, follower, market, decision, shares)
+    with signing_key(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
+        sign_planned(ctx, s, co, plan, key, creds, event)
 
 
 def spec_for(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Follower,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import select as select_mod
@@ -42,7 +43,7 @@ from startup_checks import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.executor")
 FIRST_BATCH = 8  # the first claim of a cycle is small: its copies reach the venue sooner
-CLAIM_BATCH = 128  # then batches double up to this
+CLAIM_BATCH = 256  # then batches double up to this
 HOUSEKEEPING_INTERVAL = 1.0  # s: expired leases and reconciliation at most this often (a daemon
 # woken by NOTIFY for every new fill would otherwise redo them before every copy)
 
@@ -155,6 +156,21 @@ def warn_if_second_sqlite_executor(factory: Any, name: str, settings: Settings) 
                         "executor: stop one of them or move to PostgreSQL", hb.pid, hb.host)
 
 
+def warm_up() -> None:
+    """Load what the first copy would otherwise wait for, then take start-up objects out of GC.
+
+    `crypto.address_of_key` imports eth_account lazily; that first import takes about half a
+    second, which would otherwise land on the first copy after a start. `gc.freeze()` moves the
+    objects alive now (modules, caches: hundreds of thousands) to the permanent generation, so
+    the collections that batches of ORM objects trigger no longer walk them all (measured: a
+    128-copy flush 30-120 ms → 22-30 ms).
+    """
+    import eth_account  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 def engine_options(url: str) -> dict[str, Any]:
     """PostgreSQL: send a batch's many-row UPDATEs in pages rather than one round trip per row."""
     if is_sqlite_url(url):
@@ -210,6 +226,7 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     log.info("executor starting in %s mode: %s", settings.execution_mode, settings.redacted())
 
     async def startup(ev: asyncio.Event) -> None:
+        warm_up()
         n = await reconcile_unresolved(ctx, startup=True)
         log.info("start-up reconciliation looked at %d unresolved copy order(s)", n)
 

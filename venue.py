@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from fees import taker_fee
 from ledger import FillRecord
 from paper_fill import fill_resting, simulate_fill
+from pm_parse import MAX_BATCH_ORDERS
 from pm_records import Accepted, CancelResult, PostOutcome, Rejected, RejectKind
 from pm_types import ApiCreds, OrderType, Side
 
@@ -61,6 +62,9 @@ class Venue(Protocol):
     async def post(self, spec: OrderSpec) -> tuple[PostOutcome, tuple[FillRecord, ...]]:
         """Place the order; fills known at placement (paper) come back with the outcome."""
 
+    async def post_many(self, specs: list[OrderSpec]) -> list[tuple[PostOutcome, tuple[FillRecord, ...]]]:
+        """Place up to MAX_BATCH_ORDERS orders of one signer; one answer per spec, in order."""
+
     async def refresh(self, spec: OrderSpec) -> OrderRefresh:
         """Current state and the fills not recorded yet."""
 
@@ -85,6 +89,16 @@ class LiveVenue:
         """POST exactly `spec.body` once."""
         assert spec.creds is not None
         return await self.client.post_order(spec.body, spec.creds, spec.signer_address), ()
+
+    async def post_many(self, specs: list[OrderSpec]) -> list[tuple[PostOutcome, tuple[FillRecord, ...]]]:
+        """One POST /orders carrying each `spec.body` byte for byte (one POST /order for a single spec)."""
+        if len(specs) == 1:
+            return [await self.post(specs[0])]
+        first = specs[0]
+        assert first.creds is not None and 0 < len(specs) <= MAX_BATCH_ORDERS
+        assert all(s.creds == first.creds and s.signer_address == first.signer_address for s in specs)
+        outcomes = await self.client.post_orders([s.body for s in specs], first.creds, first.signer_address)
+        return [(o, ()) for o in outcomes]
 
     async def refresh(self, spec: OrderSpec) -> OrderRefresh:
         """GET /data/order by hash; trades fetched only when more has matched than recorded."""
@@ -170,6 +184,10 @@ class PaperVenue:
             for i, (price, size) in enumerate(sim.fills))
         status = "matched" if sim.filled_shares > 0 else "live"
         return Accepted(spec.order_hash, status, None, None, tuple(f.trade_id for f in fills)), fills
+
+    async def post_many(self, specs: list[OrderSpec]) -> list[tuple[PostOutcome, tuple[FillRecord, ...]]]:
+        """Each spec as `post`, one after the other (paper never sends anything)."""
+        return [await self.post(spec) for spec in specs]
 
     async def refresh(self, spec: OrderSpec) -> OrderRefresh:
         """A resting paper order fills when a later book trades through its limit."""

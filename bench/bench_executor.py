@@ -37,7 +37,7 @@ from crypto import KeyRing, address_of_key
 from db import make_engine, make_sessionmaker, session_scope
 from fill_store import store_fills
 from models import CopyOrder, CopyStatus, Tier
-from pm_types import Activity, ApiCreds, SignatureType, Side
+from pm_types import Activity, ApiCreds, Side, SignatureType
 from polymarket_client import PolymarketClient
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Hardhat #1 (public)

@@ -80,6 +80,7 @@ class FakeExchange:
         self.cancels: list[str] = []
         self.next_post: list[str] = []  # behaviours: accept_then_error, timeout_unsent, reject
         self.live_history: list[int] = []  # number of live orders after each post
+        self.batch_posts: list[int] = []  # sizes of the POST /orders requests
         self._trade_n = 0
 
     # -- the client surface ---------------------------------------------------------------------
@@ -131,6 +132,12 @@ class FakeExchange:
             return InDoubt("HTTP 500 after the order was placed", http_status=500)
         status = "matched" if order.matched > 0 else "live"
         return Accepted(order.hash, status, None, None, tuple(t.id for t in order.trades))
+
+    async def post_orders(self, bodies: list[bytes], creds: Any, signer_address: str) -> list[PostOutcome]:
+        """POST /orders: at most 15 bodies of one key, each placed (or refused) as by post_order."""
+        assert 0 < len(bodies) <= 15
+        self.batch_posts.append(len(bodies))
+        return [await self.post_order(body, creds, signer_address) for body in bodies]
 
     def _match(self, order: VenueOrder) -> None:
         bk = self.books.get(order.body["order"]["tokenId"])

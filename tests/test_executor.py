@@ -453,3 +453,152 @@ def test_free_tier_is_not_copied(h: Harness) -> None:
     co = h.only()
     assert co.status == CopyStatus.SKIPPED and co.reason.startswith("tier")  # type: ignore[union-attr]
     assert h.fx.posts == []
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+def add_second_follower(h: Harness) -> int:
+    """Another follower (Hardhat #1 key, own credentials) copying the same trader; its id."""
+    from accounts import FollowLimits
+    from tests.conftest import TEST_KEY_2
+    with session_scope(h.db.factory) as s:
+        f = add_follower(s, h.keyring, name="B", email="b@x.io", private_key=TEST_KEY_2,
+                         signature_type=SignatureType.EOA, funder=None, tier=Tier.PRO)
+        f.encrypted_api_creds = h.keyring.encrypt_api_creds(
+            ApiCreds("key-2", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "pass-phrase-2"))
+        add_follow(s, follower_wallet=f.funder_address, trader_wallet=TRADER, copy_pct=D("10"),
+                   max_usd_per_trade=D("50"), now=T0 - timedelta(hours=1), limits=FollowLimits())
+        return f.id
+
+
+def test_one_batch_never_spends_more_than_a_followers_balance(h: Harness) -> None:
+    """Balance $30, two followers, 6 fills → 12 copies sized in ONE batch: each follower gets five
+    $5.80 orders ($29), its sixth is skipped insufficient_balance; nothing reserved beyond $30."""
+    second = add_second_follower(h)
+    h.fx.balance = D("30")
+    for _ in range(6):
+        h.trader_fill()
+    from executor import FIRST_BATCH
+    assert len(h.copies()) == 12 <= FIRST_BATCH * 2
+    from copy_batch import claim_jobs, submit_jobs
+    jobs, _ = claim_jobs(h.ctx, 12)
+    assert len(jobs) == 12
+    asyncio.run(submit_jobs(h.ctx, jobs))
+    for follower_id in (h.follower_id, second):
+        mine = [c for c in h.copies() if c.follower_id == follower_id]
+        assert [c.status for c in mine] == [CopyStatus.LIVE] * 5 + [CopyStatus.SKIPPED]
+        assert mine[-1].reason == "insufficient_balance"
+        reserved = sum((o.price * o.size for o in h.fx.orders.values()
+                        if o.body["owner"] == ("key-1" if follower_id == h.follower_id else "key-2")), D(0))
+        assert reserved == D("29") <= D("30")
+    assert sorted(h.fx.batch_posts) == [5, 5]  # each follower's orders went as one POST /orders
+
+
+def test_a_batch_respects_what_earlier_batches_reserved(h: Harness) -> None:
+    """Two batches of one follower: the second sees the first one's open orders as spent."""
+    h.fx.balance = D("20")
+    for _ in range(2):
+        h.trader_fill()
+    h.cycle()
+    for _ in range(2):
+        h.trader_fill()
+    h.cycle()
+    statuses = [c.status for c in h.copies()]
+    assert statuses == [CopyStatus.LIVE] * 3 + [CopyStatus.SKIPPED]
+    assert sum(o.price * o.size for o in h.fx.orders.values()) == D("17.4")
+
+
+def test_reservations_sum_unfilled_shares_at_the_limit_price(h: Harness) -> None:
+    """Open BUY reservations = Σ (venue size − fills of the current order) × limit price, computed
+    the same way on SQLite (rows) and PostgreSQL (one aggregate)."""
+    from copy_batch import open_copies, reserved_buy_by_follower
+    for _ in range(3):
+        h.trader_fill()
+    h.cycle()
+    h.fx.fill_resting(h.copies()[1].order_hash, "4")  # type: ignore[arg-type]
+    h.cycle()
+    assert [c.status for c in h.copies()] == [CopyStatus.LIVE, CopyStatus.PARTIAL, CopyStatus.LIVE]
+    with h.db.session() as s:
+        reserved = reserved_buy_by_follower(s, [h.follower_id], False)
+        rows = open_copies(s, False, follower_ids=[h.follower_id])
+    assert reserved == {h.follower_id: D("5.8") + D("3.48") + D("5.8")}
+    assert sorted(c.remaining for _, c in rows) == [D("6"), D("10"), D("10")]
+
+
+def test_crash_after_a_batch_signed_then_restart_gives_one_order_per_copy(h: Harness) -> None:
+    """Crash after the SIGNED commit of a 6-copy batch (nothing posted): start-up reconciliation
+    re-posts each stored body once; every copy ends with exactly one venue order."""
+    add_second_follower(h)
+    for _ in range(3):
+        h.trader_fill()
+    h.crash_at = "after_signed"
+    with pytest.raises(Crash):
+        h.cycle()
+    signed = h.copies()
+    assert len(signed) == 6 and all(c.status == CopyStatus.SIGNED for c in signed)
+    assert h.fx.posts == []
+    h.crash_at = None
+    asyncio.run(reconcile_unresolved(h.ctx, startup=True))
+    h.cycle()
+    copies = h.copies()
+    assert all(c.status == CopyStatus.LIVE for c in copies)
+    assert sorted(h.fx.orders) == sorted(c.order_hash for c in copies)  # type: ignore[type-var]
+    assert sorted(h.fx.posts) == sorted(c.signed_payload for c in signed)  # type: ignore[type-var]
+
+
+def test_crash_after_a_batch_posted_then_restart_finds_every_order(h: Harness) -> None:
+    """Crash after a batch's POSTs, before recording: reconciliation finds each order by hash and
+    posts nothing again."""
+    add_second_follower(h)
+    for _ in range(3):
+        h.trader_fill()
+    h.crash_at = "after_post"
+    with pytest.raises(Crash):
+        h.cycle()
+    assert all(c.status == CopyStatus.SIGNED for c in h.copies())
+    posted = len(h.fx.posts)  # every body sent, alone or inside a POST /orders
+    assert posted == len(h.fx.orders) == 6
+    h.crash_at = None
+    asyncio.run(reconcile_unresolved(h.ctx, startup=True))
+    h.cycle()
+    assert all(c.status == CopyStatus.LIVE for c in h.copies())
+    assert len(h.fx.orders) == 6 and len(h.fx.posts) == posted
+
+
+def test_stop_before_a_batch_signs_gives_its_claims_back(h: Harness) -> None:
+    """SIGTERM arriving while a batch gathers its inputs: nothing is signed, the claims return to
+    QUEUED, and the next start copies them."""
+    for _ in range(3):
+        h.trader_fill()
+    stop = asyncio.Event()
+    real_get_book = h.fx.get_book
+
+    async def get_book_then_stop(token_id: str):  # type: ignore[no-untyped-def]
+        stop.set()
+        return await real_get_book(token_id)
+
+    h.fx.get_book = get_book_then_stop  # type: ignore[method-assign]
+    asyncio.run(executor_cycle(h.ctx, stop, h.manage))
+    assert [c.status for c in h.copies()] == [CopyStatus.QUEUED] * 3
+    assert all(c.order_hash is None for c in h.copies()) and h.fx.posts == []
+    h.fx.get_book = real_get_book  # type: ignore[method-assign]
+    h.cycle()
+    assert [c.status for c in h.copies()] == [CopyStatus.LIVE] * 3
+
+
+def test_paper_batch_spends_the_paper_balance_once(database: Database, fernet_key: str) -> None:
+    """Paper, $20 paper balance, four marketable $5.80 copies in one batch: three fill, the fourth
+    is skipped; the paper balance ends at 20 − 3 × 5.80."""
+    h = Harness(database, fernet_key, paper=True)
+    h.fx.books[YES] = book(YES, [("0.55", "500")], [("0.58", "500")])
+    from models import Follower
+    with session_scope(h.db.factory) as s:
+        s.get(Follower, h.follower_id).paper_balance = D("20")  # type: ignore[union-attr]
+    for _ in range(4):
+        h.trader_fill()
+    h.cycle()
+    assert [c.status for c in h.copies()] == [CopyStatus.FILLED] * 3 + [CopyStatus.SKIPPED]
+    assert h.copies()[3].reason == "insufficient_balance"
+    with h.db.session() as s:
+        assert s.scalar(select(Follower.paper_balance)) == D("20") - 3 * D("5.8")
+    assert h.fx.posts == []

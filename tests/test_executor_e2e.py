@@ -23,12 +23,11 @@ from crypto import KeyRing
 from db import session_scope
 from executor import CycleClock, build_context, executor_cycle
 from models import CopyOrder, CopyOrderEvent, CopyStatus, Follower, FollowerFill, Tier
-from polymarket_client import PolymarketClient
 from pm_types import SignatureType
+from polymarket_client import PolymarketClient
 from sim import Simulator
 from tests.conftest_sim import (
     DEPOSIT_WALLET_0,
-    FED_YES,
     HARDHAT_ADDRESSES,
     HARDHAT_KEYS,
     TRADER_QUIET,
@@ -179,6 +178,38 @@ def test_kill_9_at_a_crash_point_then_restart_gives_one_venue_order(dep: Deploym
     assert dep.copies()[0].status == CopyStatus.LIVE
 
 
+@pytest.mark.parametrize("point", ["after_signed", "after_post"])
+def test_kill_9_in_a_multi_copy_batch_then_restart_gives_one_order_per_copy(
+        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str, point: str) -> None:
+    """Two followers, 6 fills → 12 copies; the executor dies at a crash point of its first batch
+    (8 copies); a restart settles those by hash (same bytes) and copies the other 4: exactly one
+    venue order per copy, none re-signed."""
+    from executor import FIRST_BATCH
+
+    d = Deployment(database, simulator_factory(quiet_scenario()), fernet_key)
+    d.add_follower(1)
+    d.add_follower(2)
+    d.watch()
+    for _ in range(6):
+        d.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "60", "0.60")
+    d.watch()
+    assert len(d.copies()) == 12 and FIRST_BATCH == 8
+    crashed = subprocess.run([sys.executable, "executor.py", "--once"], cwd=ROOT,  # noqa: S603
+                             env=d.env(PMCT_CRASH_AT=point), capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 137, crashed.stderr
+    statuses = [c.status for c in d.copies()]
+    assert statuses.count(CopyStatus.SIGNED) == 8 and statuses.count(CopyStatus.QUEUED) == 4
+    bodies = {c.id: c.signed_payload for c in d.copies() if c.status == CopyStatus.SIGNED}
+    assert len(d.sim.orders()) == (8 if point == "after_post" else 0)
+    done = subprocess.run([sys.executable, "executor.py", "--once"], cwd=ROOT,  # noqa: S603
+                          env=d.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    copies = d.copies()
+    assert all(c.status == CopyStatus.LIVE for c in copies), [c.status for c in copies]
+    assert sorted(o["id"] for o in d.sim.orders()) == sorted(c.order_hash for c in copies)  # type: ignore[type-var]
+    assert all(c.signed_payload == bodies[c.id] for c in copies if c.id in bodies)
+
+
 def test_paper_mode_never_posts_and_records_fills(database: Database,
                                                    simulator_factory: Callable[..., Simulator],
                                                    fernet_key: str) -> None:
@@ -203,11 +234,16 @@ def test_sigterm_exits_0_with_nothing_half_done(dep: Deployment) -> None:
     for _ in range(30):
         dep.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "60", "0.60")
     dep.watch()
-    dep.sim.inject_fault("POST", "/order", "delay", count=30, delay=0.2)
+    for route in ("/order", "/orders"):  # a slow venue on both order routes (a batch uses /orders)
+        dep.sim.inject_fault("POST", route, "delay", count=30, delay=0.2)
     proc = subprocess.Popen([sys.executable, "executor.py"], cwd=ROOT, env=dep.env(),  # noqa: S603
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def order_requests() -> int:
+        return sum(len(dep.sim.requests(service="clob", path=route)) for route in ("/order", "/orders"))
+
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(dep.sim.requests(service="clob", path="/order")) < 2:
+    while time.monotonic() < deadline and order_requests() < 1:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
