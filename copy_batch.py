@@ -434,11 +434,16 @@ def _lock_copies(s: Session, ids: Iterable[int]) -> dict[int, CopyOrder]:
 
 
 def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decimal]) -> list[Job]:
-    """Write skips/releases and size + sign the rest in one transaction; returns the signed jobs."""
+    """Write skips/releases and size + sign the rest in one transaction; returns the signed jobs.
+
+    A deadlock rolls the whole transaction back (nothing of it was committed, so nothing was
+    posted) and it is done again from the start, new signatures included.
+    """
     now = ctx.clock()
     to_size = [j for j in jobs if j.action is None]
-    signed: list[Job] = []
-    with session_scope(ctx.factory) as s:
+
+    def work(s: Session) -> list[Job]:
+        signed: list[Job] = []
         # one statement locks the followers and the copies, in (follower id, copy id) order: a
         # follower's row is always taken before any other follower with a larger id
         cos: dict[int, CopyOrder] = {}
@@ -455,7 +460,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
         plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
         for job in jobs:  # sizing in copy id order: earlier copies are served first
             if job.id not in mine:
-                job.label, job.action = "lost_claim", ("lost", None)
+                job.label = "lost_claim"
                 continue
             co = cos[job.id]
             if job.action is not None:
@@ -490,8 +495,9 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
                     assert job.market is not None
                     job.spec = _spec(job.co, follower, job.market, job.creds)
                     signed.append(job)
-    signed.sort(key=lambda j: j.id)
-    return signed
+        return sorted(signed, key=lambda j: j.id)
+
+    return _retrying(ctx, work)
 
 
 def _settle(ctx: ExecutorContext, s: Session, co: CopyOrder, job: Job, now: datetime) -> None:
@@ -571,7 +577,8 @@ def record_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
     """Record every POST outcome (and paper fills) in one transaction."""
     def work(s: Session) -> None:
         cos = _lock_copies(s, (j.id for j in jobs))
-        for job in jobs:
+        # by follower: paper fills lock follower rows, taken here in the order signing takes them
+        for job in sorted(jobs, key=lambda j: (j.follower.id, j.id)):
             assert job.spec is not None
             co = cos.get(job.id)
             if co is None or co.order_hash != job.spec.order_hash:

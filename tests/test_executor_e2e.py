@@ -271,6 +271,8 @@ def test_two_executors_race_on_200_copies(pg_database: Database,
         d.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "60", "0.60")
     d.watch()
     assert len(d.copies()) == 200
+    for route in ("/order", "/orders"):  # venue latency: neither executor can finish alone first
+        d.sim.inject_fault("POST", route, "delay", count=200, delay=0.25)
     procs = [subprocess.Popen([sys.executable, "executor.py", "--once"], cwd=ROOT, env=d.env(),  # noqa: S603
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
