@@ -1,16 +1,19 @@
 """A batch of claimed copy orders → venue orders, each exactly once (DESIGN.md promise 1).
 
 The order of steps is the invariant, for the whole batch at once:
-1. load the claimed copies with their fills, follows and followers (one query) and the kill
-   switch (one query); gate; fetch markets, books and balances per distinct token / follower,
-   concurrently; price. No lock is held and nothing is written.
-2. one transaction: lock the followers being sized (`FOR UPDATE`, ascending id, so two
-   executors never deadlock), lock the copies, load every open reservation of those followers
-   once, then size each copy in id order against the balance left after the open copies AND the
-   copies sized before it in this batch (kept in memory), sign (key plaintext only inside
-   `crypto.signing_key`), store the exact body + its locally computed order hash, move
-   CLAIMED → SIGNED; write skips and releases; commit. Then `crash_hook("after_signed")`.
-3. POST exactly those bytes, once each, concurrently (bounded). SIGTERM is not looked at
+1. claim and load in one short transaction: the copies with their fills, follows and followers
+   (one query, `FOR UPDATE OF copy_orders SKIP LOCKED`) and the kill switch (one query); gate.
+   Then, with no lock held and nothing written: markets and books per distinct token, balances
+   per follower (memory caches first, the rest fetched concurrently); price.
+2. one transaction: lock the batch's followers and copies in (follower id, copy id) order, so
+   two executors never deadlock on followers; re-check every claim; read the followers' open
+   reservations once (one aggregate on PostgreSQL); size each copy in copy id order against what
+   is left after the open copies AND the copies sized before it in this batch (kept in memory);
+   sign (each follower's key decrypted once, plaintext only inside `crypto.signing_key`); store
+   the exact body + its locally computed order hash, CLAIMED → SIGNED; write skips and releases;
+   commit. Then `crash_hook("after_signed")`.
+3. POST exactly those bytes, once each: a follower's orders together as one POST /orders (≤ 15,
+   each body byte for byte), a bounded number of requests in flight. SIGTERM is not looked at
    between 2 and 4: a batch that signed is always posted and recorded.
 4. `crash_hook("after_post")`; one transaction records every outcome (LIVE / PARTIAL / FILLED /
    REJECTED / IN_DOUBT) and any paper fills; matched or delayed answers are read back per order.
@@ -340,25 +343,12 @@ async def _balance(ctx: ExecutorContext, sem: asyncio.Semaphore, follower: Follo
 
 
 async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Decimal]:
-    """Markets, books (per distinct token) and live balances (per follower), concurrently; price."""
+    """Markets and books (per distinct token) and live balances (per BUYing follower), all at
+    once; then price each copy. Returns the balances read."""
     now = ctx.clock()
-    todo = [j for j in jobs if j.action is None]
-    tokens = sorted({(j.co.token_id, j.co.condition_id) for j in todo})
-    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))  # requests in flight, as for the POSTs
-    got = await asyncio.gather(*(_market_and_book(ctx, sem, t, c) for t, c in tokens))
-    inputs = {t: g for (t, _), g in zip(tokens, got, strict=True)}
-    buyers: dict[int, Job] = {}
-    for job in todo:
-        market, book = inputs[job.co.token_id]
-        if isinstance(market, Exception) or isinstance(book, Exception):
-            exc = market if isinstance(market, Exception) else book
-            job.decide("release", f"{type(exc).__name__}: {exc}", "retry")
-            continue
-        if book is None:
-            job.decide("skip", SkipCopy("no_orderbook"), "skipped:no_orderbook")
-            continue
-        job.market = market
-        if not _price(ctx, job, book, now):
+    todo: list[Job] = []
+    for job in jobs:
+        if job.action is not None:
             continue
         try:
             job.creds = creds_of(ctx, job.follower)
@@ -366,18 +356,34 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
             log.exception("copy %s: credentials unusable", job.id)
             job.decide("release", f"credentials: {type(exc).__name__}", "retry")
             continue
-        if not ctx.venue.paper and Side(job.co.side) is Side.BUY:
-            buyers.setdefault(job.follower.id, job)
-    followers = list(buyers.values())
-    results = await asyncio.gather(*(_balance(ctx, sem, j.follower, j.creds) for j in followers))  # type: ignore[arg-type]
+        todo.append(job)
+    tokens = sorted({(j.co.token_id, j.co.condition_id) for j in todo})
+    buyers = list({j.follower.id: j for j in todo
+                   if not ctx.venue.paper and Side(j.co.side) is Side.BUY}.values())
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))  # requests in flight, as for the POSTs
+    got, read = await asyncio.gather(
+        asyncio.gather(*(_market_and_book(ctx, sem, t, c) for t, c in tokens)),
+        asyncio.gather(*(_balance(ctx, sem, j.follower, j.creds) for j in buyers)))  # type: ignore[arg-type]
     balances: dict[int, Decimal] = {}
-    for job, result in zip(followers, results, strict=True):
+    failed: dict[int, Exception] = {}
+    for job, result in zip(buyers, read, strict=True):
         if isinstance(result, Exception):
-            for other in todo:
-                if other.follower.id == job.follower.id and other.action is None and other.co.side == "BUY":
-                    other.decide("release", f"balance read failed: {result}", "retry")
+            failed[job.follower.id] = result
         else:
             balances[job.follower.id] = result
+    inputs = {t: g for (t, _), g in zip(tokens, got, strict=True)}
+    for job in todo:
+        market, book = inputs[job.co.token_id]
+        if isinstance(market, Exception) or isinstance(book, Exception):
+            exc = market if isinstance(market, Exception) else book
+            job.decide("release", f"{type(exc).__name__}: {exc}", "retry")
+        elif book is None:
+            job.decide("skip", SkipCopy("no_orderbook"), "skipped:no_orderbook")
+        elif job.co.side == "BUY" and job.follower.id in failed:
+            job.decide("release", f"balance read failed: {failed[job.follower.id]}", "retry")
+        else:
+            job.market = market
+            _price(ctx, job, book, now)
     return balances
 
 
