@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Numeric, and_, func, select, type_coerce
+from sqlalchemy import Numeric, and_, bindparam, func, select, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer
 
@@ -157,6 +158,15 @@ def reserved_buy_by_follower(session: Session, follower_ids: Iterable[int], pape
             if c.side == "BUY":
                 out[fid] += c.remaining * c.price
         return out
+    rows = session.execute(_reserved_statement(), {"follower_ids": ids, "paper": paper})
+    for fid, total in rows:
+        out[fid] = total or ZERO
+    return out
+
+
+@lru_cache(maxsize=1)
+def _reserved_statement() -> Any:
+    """The PostgreSQL aggregate behind `reserved_buy_by_follower` (built once: ~0.3 ms each time)."""
     def num(col: Any) -> Any:  # the NUMERIC column as SQL arithmetic sees it
         return func.coalesce(type_coerce(col, Numeric()), 0)
 
@@ -166,13 +176,11 @@ def reserved_buy_by_follower(session: Session, follower_ids: Iterable[int], pape
               .correlate(CopyOrder).scalar_subquery())
     remaining = func.greatest(num(CopyOrder.venue_size) - filled, 0)
     usd = type_coerce(func.sum(remaining * num(CopyOrder.intended_price)), DecimalType())
-    for fid, total in session.execute(
-            select(CopyOrder.follower_id, usd)
-            .where(CopyOrder.follower_id.in_(ids), CopyOrder.paper == paper, CopyOrder.side == "BUY",
+    return (select(CopyOrder.follower_id, usd)
+            .where(CopyOrder.follower_id.in_(bindparam("follower_ids", expanding=True)),
+                   CopyOrder.paper == bindparam("paper"), CopyOrder.side == "BUY",
                    CopyOrder.status.in_(OPEN_STATES))
-            .group_by(CopyOrder.follower_id)):
-        out[fid] = total or ZERO
-    return out
+            .group_by(CopyOrder.follower_id))
 
 
 @dataclass

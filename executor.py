@@ -67,11 +67,16 @@ class CycleClock:
 async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: CycleClock,
                          *, force_manage: bool = False, housekeeping: bool = True) -> CycleStats:
     """Reconcile (with `housekeeping`), then claim and submit everything claimable in batches,
-    then manage open orders if due."""
+    then manage open orders if due.
+
+    Balances and decrypted credentials are read again at every housekeeping cycle and after
+    every pass that records fills outside the batches (reconciliation, management); the cycles
+    a NOTIFY wakes in between reuse them (the balance endpoint allows 20 reads/s).
+    """
     stats = CycleStats()
     c = stats.counts
-    ctx.new_cycle()
     if housekeeping:
+        ctx.new_cycle()
         c["lease_released"], unresolved = begin_cycle(ctx)
         c["reconciled"] = await reconcile_unresolved(ctx, ids=unresolved)
     submitted: dict[str, int] = {}
@@ -93,6 +98,7 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
     if not stop.is_set() and (force_manage or manage_clock.due()):
         for k, v in (await manage_open_orders(ctx)).items():
             c[f"orders_{k}"] = v
+        ctx.new_cycle()  # fills recorded by the manager are not in the balances read before
     return stats
 
 
