@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -216,12 +217,20 @@ async def manage_open_orders(ctx: ExecutorContext) -> dict[str, int]:
         ids = list(s.scalars(select(CopyOrder.id).where(CopyOrder.status.in_(
             [CopyStatus.LIVE, CopyStatus.PARTIAL, CopyStatus.CANCELING])).order_by(CopyOrder.id)))
     counts["open"] = len(ids)
-    for co_id in ids:
-        try:
-            outcome = await manage_one(ctx, co_id)
-        except Exception as exc:  # noqa: BLE001 - one order must not stop the others
-            log.warning("copy %s: management failed: %s", co_id, exc)
-            continue
+    # Each copy is handled on its own, several at once (their venue round trips overlap); every
+    # database step of `manage_one` is a short transaction with no await inside, so two copies'
+    # steps never interleave within one transaction.
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))
+
+    async def one(co_id: int) -> str | None:
+        async with sem:
+            try:
+                return await manage_one(ctx, co_id)
+            except Exception as exc:  # noqa: BLE001 - one order must not stop the others
+                log.warning("copy %s: management failed: %s", co_id, exc)
+                return None
+
+    for outcome in await asyncio.gather(*(one(co_id) for co_id in ids)):
         if outcome in counts:
             counts[outcome] += 1
     return counts
