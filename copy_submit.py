@@ -71,17 +71,21 @@ class ExecutorContext:
     clock: Callable[[], datetime] = utcnow
     timestamps: TimestampSource = field(default_factory=TimestampSource)
     crash_hook: Callable[[str], None] = _env_crash_hook
-    balance_cache: dict[int, Decimal] = field(default_factory=dict)  # per cycle
-    creds_cache: dict[int, ApiCreds | None] = field(default_factory=dict)  # per cycle
+    balance_cache: dict[int, Decimal] = field(default_factory=dict)  # until new_cycle()
+    creds_cache: dict[int, ApiCreds | None] = field(default_factory=dict)  # until new_cycle()
     market_cache: dict[str, tuple[float, MarketInfo]] = field(default_factory=dict)
     book_cache: dict[str, tuple[float, OrderBook | None]] = field(default_factory=dict)
     market_ttl: float = 60.0
     book_ttl: float = 1.0
-    post_concurrency: int = 8  # POST requests in flight at once (one batch)
-    post_orders_batches: bool = True  # a follower's orders of one batch go as POST /orders
+    # Requests in flight at once (a batch's POSTs, its input reads, the management pass). Measured
+    # against the simulator: httpx spends 0.86 ms of CPU per POST /order at 4 in flight and 1.9 ms
+    # at 32 (its pool walks every connection per request), so a few suffice; the venue's own
+    # per-IP limits (API.md §5.9) cap a process far below what 8 in flight can send.
+    post_concurrency: int = 8
+    post_orders_batches: bool = True  # a follower's orders of one batch go as one POST /orders
 
     def new_cycle(self) -> None:
-        """Forget what may only be reused within one cycle (balances, decrypted credentials)."""
+        """Forget balances and decrypted credentials (read again when next needed)."""
         self.balance_cache.clear()
         self.creds_cache.clear()
 
