@@ -339,7 +339,7 @@ def apply_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome: Post
              detail={"outcome": type(outcome).__name__})
 
 
-def apply_refresh(s: Session, co: CopyOrder, refresh: OrderRefresh, fills_done: bool = True) -> None:
+def apply_refresh(s: Session, co: CopyOrder, refresh: OrderRefresh, now: datetime | None = None) -> None:
     """Record new fills and move the copy to what the venue says about its current order."""
     new = 0
     for f in refresh.fills:
@@ -359,11 +359,27 @@ def apply_refresh(s: Session, co: CopyOrder, refresh: OrderRefresh, fills_done: 
     if co.status == CopyStatus.CANCELING:
         return  # the manager decides what follows a confirmed cancel
     if refresh.state in ("filled", "canceled"):
-        reason = "unfilled_remainder" if (co.filled_size or ZERO) > 0 else "canceled_at_venue"
         if (co.filled_size or ZERO) >= intended:
             move(s, co, CopyStatus.FILLED, "filled")
-        else:
-            move(s, co, CopyStatus.CANCELED, "venue_closed", reason=reason)
+            return
+        if refresh.size_matched > filled_by_hash(s, co.id, co.order_hash) and not _fills_overdue(co, now):
+            # the venue matched more than the trades we could read so far (they lag): keep the
+            # copy open so the next refresh records them, rather than close it short
+            if co.status in (CopyStatus.SIGNED, CopyStatus.IN_DOUBT):
+                move(s, co, CopyStatus.LIVE, "found")
+            log.info("copy %s: venue matched %s, trades not all visible yet", co.id, refresh.size_matched)
+            return
+        reason = "unfilled_remainder" if (co.filled_size or ZERO) > 0 else "canceled_at_venue"
+        move(s, co, CopyStatus.CANCELED, "venue_closed", reason=reason)
+
+
+FILLS_GRACE = timedelta(hours=1)
+
+
+def _fills_overdue(co: CopyOrder, now: datetime | None) -> bool:
+    """True when trades the venue reported matched have been missing for too long to wait."""
+    since = co.acked_at or co.posted_at or co.signed_at
+    return since is not None and (now or utcnow()) - since > FILLS_GRACE
 
 
 def record_post_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome: PostOutcome,
@@ -425,7 +441,7 @@ async def refresh_copy(ctx: ExecutorContext, co_id: int, market: MarketInfo) -> 
         co = s.get(CopyOrder, co_id, with_for_update=True)
         assert co is not None
         if co.order_hash == spec.order_hash:
-            apply_refresh(s, co, refresh)
+            apply_refresh(s, co, refresh, ctx.clock())
     return refresh
 
 

@@ -297,7 +297,7 @@ async def _cancel_and_settle(ctx: ExecutorContext, co_id: int, market, event: st
     with session_scope(ctx.factory) as s:
         co = s.get(CopyOrder, co_id, with_for_update=True)
         assert co is not None
-        apply_refresh(s, co, refresh)
+        apply_refresh(s, co, refresh, ctx.clock())
         if co.status != CopyStatus.CANCELING:
             return ZERO  # it filled completely in the meantime
         filled_here = max(filled_by_hash(s, co.id, co.order_hash), refresh.size_matched)

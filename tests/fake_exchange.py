@@ -80,6 +80,7 @@ class FakeExchange:
         self.cancels: list[str] = []
         self.next_post: list[str] = []  # behaviours: accept_then_error, timeout_unsent, reject
         self.live_history: list[int] = []  # number of live orders after each post
+        self.hide_trades = False  # trades matched but not yet listed by /data/trades
         self.batch_posts: list[int] = []  # sizes of the POST /orders requests
         self._trade_n = 0
 
@@ -179,6 +180,8 @@ class FakeExchange:
 
     async def get_clob_trades(self, creds: Any, signer_address: str, **filters: Any) -> list[ClobTrade]:
         """Every trade (the executor filters by order hash)."""
+        if self.hide_trades:
+            return []
         return [t for o in self.orders.values() for t in o.trades]
 
     async def cancel_order(self, order_id: str, creds: Any, signer_address: str) -> CancelResult:

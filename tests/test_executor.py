@@ -602,3 +602,18 @@ def test_paper_batch_spends_the_paper_balance_once(database: Database, fernet_ke
     with h.db.session() as s:
         assert s.scalar(select(Follower.paper_balance)) == D("20") - 3 * D("5.8")
     assert h.fx.posts == []
+
+
+def test_matched_order_with_lagging_trades_stays_open_until_they_show(h: Harness) -> None:
+    """The venue says matched but /data/trades lags: the copy is not closed short; it fills later."""
+    h.fx.books[YES] = book(YES, [("0.55", "500")], [("0.58", "500")])  # marketable at 0.58
+    h.fx.hide_trades = True
+    h.trader_fill()
+    h.cycle()
+    co = h.only()
+    assert co.status in (CopyStatus.LIVE, CopyStatus.IN_DOUBT, CopyStatus.PARTIAL), (co.status, co.reason)
+    assert co.status != CopyStatus.CANCELED
+    h.fx.hide_trades = False
+    h.cycle()
+    co = h.only()
+    assert co.status == CopyStatus.FILLED and co.filled_size == D("10")
