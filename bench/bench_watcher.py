@@ -23,7 +23,7 @@ from fill_store import store_fills
 from models import Follow, Follower, Tier, Trader
 from pm_types import Activity, Side
 from polymarket_client import PolymarketClient
-from watcher import WatcherContext, release_lease, watch_cycle, Shard
+from watcher import Shard, WatcherContext, release_lease, watch_cycle
 
 
 def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:

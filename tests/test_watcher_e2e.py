@@ -23,8 +23,8 @@ from config import Settings
 from crypto import KeyRing
 from db import session_scope
 from models import CopyOrder, CopyStatus, FollowStatus, Market, Trader, TraderFill
-from polymarket_client import PolymarketClient
 from pm_types import SignatureType
+from polymarket_client import PolymarketClient
 from sim import Simulator
 from tests.conftest_sim import DEMO_SCENARIO, HARDHAT_KEYS, TRADER_QUIET
 from tests.dbfixtures import Database
