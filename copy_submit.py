@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import metrics
@@ -459,8 +459,3 @@ def skip_copy(s: Session, co: CopyOrder, skip: SkipCopy) -> None:
     co.lease_owner = co.lease_expires_at = None
     transition(s, co, CopyStatus.SKIPPED, "skip", reason=skip.reason[:64])
 
-
-def count_open(session: Session, follower_id: int) -> int:
-    """How many copies of a follower are open at the venue (for status displays)."""
-    return session.scalar(select(func.count()).select_from(CopyOrder).where(
-        CopyOrder.follower_id == follower_id, CopyOrder.status.in_(OPEN_STATES))) or 0
