@@ -259,6 +259,7 @@ class PolymarketClient:
         monotonic: Clock = time.monotonic,
         market_cache_ttl: float = 30.0,
         signer_tier: str = "standard",
+        rate_wake_batch: int = 1,
         http_client: httpx.AsyncClient | None = None,
         http2: bool = True,
     ) -> None:
@@ -267,7 +268,8 @@ class PolymarketClient:
         self.clob_url = clob_url.rstrip("/")
         self.chain_id = chain_id
         self._clock = clock
-        self.rate_limiter = RateLimiter(clock=monotonic, sleep=sleep, signer_tier=signer_tier)
+        self.rate_limiter = RateLimiter(clock=monotonic, sleep=sleep, signer_tier=signer_tier,
+                                        wake_batch=rate_wake_batch)
         self._transport = Transport(
             client=http_client,
             read_timeout=read_timeout

@@ -82,6 +82,16 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
+POLL_CONCURRENCY = 4  # polls are rate-limited anyway; fewer connections, less pool overhead
+
+
+def watcher_client(settings: Settings, **kwargs: Any) -> Any:
+    """The Polymarket client as the watcher uses it: rate-limited waiters wake in groups."""
+    from polymarket_client import PolymarketClient
+
+    return PolymarketClient.from_settings(settings, rate_wake_batch=POLL_CONCURRENCY, **kwargs)
+
+
 @dataclass
 class WatcherContext:
     """Everything one watcher process needs."""
@@ -92,7 +102,7 @@ class WatcherContext:
     shard: Shard = field(default_factory=Shard)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     clock: Callable[[], datetime] = utcnow
-    concurrency: int = 4  # polls are rate-limited anyway; fewer connections, less pool overhead
+    concurrency: int = POLL_CONCURRENCY
     page_limit: int = 500
     max_pages: int = 20
 
@@ -314,14 +324,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> int:
     from migrate import current_revision, head_revision
-    from polymarket_client import PolymarketClient
 
     if current_revision(settings.database_url) != head_revision():
         print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
         return 1
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
-    client = PolymarketClient.from_settings(settings)
+    client = watcher_client(settings)
     ctx = WatcherContext(settings=settings, factory=factory, client=client, shard=shard)
     stop = asyncio.Event()
     install_signal_handlers(stop)

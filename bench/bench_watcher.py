@@ -22,8 +22,7 @@ from db import make_engine, make_sessionmaker, session_scope
 from fill_store import store_fills
 from models import Follow, Follower, Tier, Trader
 from pm_types import Activity, Side
-from polymarket_client import PolymarketClient
-from watcher import Shard, WatcherContext, release_lease, watch_cycle
+from watcher import Shard, WatcherContext, release_lease, watch_cycle, watcher_client
 
 
 def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:
@@ -48,7 +47,7 @@ def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:
 
 async def _cycle(settings: Settings, url: str) -> tuple[float, float, dict[str, int]]:
     factory = make_sessionmaker(make_engine(url))
-    client = PolymarketClient.from_settings(settings, http2=False)
+    client = watcher_client(settings, http2=False)
     ctx = WatcherContext(settings=settings, factory=factory, client=client, owner="bench")
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()

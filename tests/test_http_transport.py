@@ -310,3 +310,32 @@ def test_safe_url_masks_sensitive_query_values() -> None:
     out = safe_url(url)
     assert "s3cr3t" not in out and "pp" not in out.split("passphrase=")[1][:3]
     assert "token_id=1" in out and "user=0xabc" in out
+
+
+def test_wake_batch_groups_waiters_without_raising_the_rate() -> None:
+    """With wake_batch=4 a drained bucket lets waiters go 4 at a time, at the same average rate."""
+    import asyncio
+
+    from http_transport import BucketSpec, TokenBucket
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    async def sleep(d: float) -> None:
+        sleeps.append(d)
+        now[0] += d
+
+    bucket = TokenBucket(BucketSpec(4, 40), clock=lambda: now[0], sleep=sleep, wake_batch=4)
+
+    async def run() -> list[float]:
+        times = []
+        for _ in range(12):
+            await bucket.acquire()
+            times.append(now[0])
+        return times
+
+    times = asyncio.run(run())
+    assert times[:4] == [0.0] * 4  # the burst
+    assert times[4:8] == [times[4]] * 4 and times[8:] == [times[8]] * 4  # groups of 4
+    assert abs(times[4] - 0.1) < 1e-9 and abs(times[8] - 0.2) < 1e-9  # 4 tokens / 40 per s
+    assert len(sleeps) == 2
