@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer
 
 import metrics
-from copy_fsm import OPEN_AT_VENUE, UNRESOLVED, transition
+from copy_fsm import OPEN_STATES, transition
 from copy_submit import (
     ExecutorContext,
     OrderPlan,
@@ -68,7 +68,6 @@ from venue import OrderRefresh, OrderSpec
 
 log = logging.getLogger("pmct.executor")
 ZERO = Decimal(0)
-OPEN_STATES = tuple(UNRESOLVED | OPEN_AT_VENUE)
 TX_ATTEMPTS = 3
 _RETRYABLE_PGCODES = {"40P01", "40001"}  # deadlock detected, serialization failure
 T = TypeVar("T")

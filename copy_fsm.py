@@ -19,6 +19,8 @@ from models import CopyStatus as S
 TERMINAL = frozenset({S.FILLED, S.REJECTED, S.NOT_PLACED, S.CANCELED, S.EXPIRED, S.SKIPPED})
 OPEN_AT_VENUE = frozenset({S.LIVE, S.PARTIAL, S.CANCELING})
 UNRESOLVED = frozenset({S.SIGNED, S.IN_DOUBT})
+# may still trade at the venue: what reservations of balance and holdings must count
+OPEN_STATES: tuple[S, ...] = tuple(sorted(UNRESOLVED | OPEN_AT_VENUE, key=lambda st: st.value))
 
 ALLOWED: dict[S, frozenset[S]] = {
     S.QUEUED: frozenset({S.CLAIMED, S.SKIPPED, S.CANCELED}),

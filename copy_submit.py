@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import metrics
 from config import Settings
-from copy_fsm import OPEN_AT_VENUE, UNRESOLVED, can_move, transition
+from copy_fsm import can_move, transition
 from crypto import KeyRing, signing_key
 from db import session_scope, utcnow
 from ledger import FillRecord, record_fill
@@ -49,7 +49,6 @@ from venue import OrderRefresh, OrderSpec, Venue
 log = logging.getLogger("pmct.executor")
 ZERO = Decimal(0)
 MARKET_MAX_AGE = timedelta(minutes=10)
-OPEN_STATES = tuple(UNRESOLVED | OPEN_AT_VENUE)
 
 
 def _env_crash_hook(point: str) -> None:

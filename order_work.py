@@ -76,12 +76,6 @@ def release_expired_in(s: Session, ctx: ExecutorContext) -> int:
     return len(rows)
 
 
-def release_expired_claims(ctx: ExecutorContext) -> int:
-    """CLAIMED rows whose lease ran out go back to QUEUED."""
-    with session_scope(ctx.factory) as s:
-        return release_expired_in(s, ctx)
-
-
 def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> None:
     """In `s`: QUEUED rows locked by the caller become CLAIMED under this executor's lease."""
     now = ctx.clock()

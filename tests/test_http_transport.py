@@ -19,28 +19,9 @@ from http_transport import (
     safe_url,
 )
 from pm_errors import ApiError, RateLimitError, RestrictedError, TransportError
+from tests.fake_time import FakeTime
 
 URL = "http://127.0.0.1:9000/prefix/thing"
-
-
-class FakeTime:
-    """A wall clock and a monotonic clock that only move when someone 'sleeps'."""
-
-    def __init__(self) -> None:
-        self.wall = 1795253614.0
-        self.mono = 500.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.wall += seconds
-        self.mono += seconds
 
 
 def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:

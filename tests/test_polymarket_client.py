@@ -27,6 +27,7 @@ from polymarket_client import (
     TradesQuery,
     combine_market_info,
 )
+from tests.fake_time import FakeTime
 
 POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
 FIX = POLY / "fixtures"
@@ -42,6 +43,7 @@ SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 CREDS = ApiCreds(
     api_key="f4f247b7-4ac7-ff29-a152-04fda0a8755a", secret=SECRET, passphrase="pass-phrase-value"
 )
+
 TS = 1795253614
 USER = "0x0d6cf071dbddb6780f4b6912b49d683b8f234395"
 CONDITION = "0x649b6fd3f386ef1bf5f7955fa76fa7545c94e2ad5938be41b00eb08d50d7a4c2"
@@ -54,24 +56,9 @@ def fx(name: str) -> Any:
     return json.loads((FIX / name).read_text())
 
 
-class FakeTime:
-    """Wall and monotonic clocks that move only when the client 'sleeps'."""
-
-    def __init__(self) -> None:
-        self.wall = float(TS)
-        self.mono = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.wall += seconds
-        self.mono += seconds
+def fake_time() -> FakeTime:
+    """Clocks starting at TS (wall) and 100 (monotonic)."""
+    return FakeTime(wall=float(TS), mono=100.0)
 
 
 def make_client(t: FakeTime, **kw: Any) -> PolymarketClient:
@@ -95,7 +82,7 @@ def run(fn: Callable[[], Awaitable[Any]]) -> Any:
 
 @pytest.fixture
 def t() -> FakeTime:
-    return FakeTime()
+    return fake_time()
 
 
 @pytest.fixture
