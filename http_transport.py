@@ -265,6 +265,7 @@ class Transport:
         self,
         *,
         client: httpx.AsyncClient | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
         read_timeout: httpx.Timeout = DEFAULT_READ_TIMEOUT,
         write_timeout: httpx.Timeout = DEFAULT_WRITE_TIMEOUT,
         retry: RetryPolicy | None = None,
@@ -277,6 +278,7 @@ class Transport:
     ) -> None:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
+            transport=http_transport,
             http2=http2 and h2_available(),
             limits=httpx.Limits(
                 max_connections=100, max_keepalive_connections=20, keepalive_expiry=30

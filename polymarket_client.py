@@ -261,6 +261,7 @@ class PolymarketClient:
         signer_tier: str = "standard",
         rate_wake_batch: int = 1,
         http_client: httpx.AsyncClient | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
         http2: bool = True,
     ) -> None:
         self.data_url = data_url.rstrip("/")
@@ -272,6 +273,7 @@ class PolymarketClient:
                                         wake_batch=rate_wake_batch)
         self._transport = Transport(
             client=http_client,
+            http_transport=http_transport,
             read_timeout=read_timeout
             if isinstance(read_timeout, httpx.Timeout)
             else httpx.Timeout(read_timeout),

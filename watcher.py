@@ -86,9 +86,19 @@ POLL_CONCURRENCY = 4  # polls are rate-limited anyway; fewer connections, less p
 
 
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:
-    """The Polymarket client as the watcher uses it: rate-limited waiters wake in groups."""
+    """The Polymarket client as the watcher uses it: read-only, lean keep-alive HTTP/1.1.
+
+    The watcher only sends GETs, thousands a cycle, so it uses KeepAliveTransport (a third of
+    httpx's default CPU per request; it refuses anything but GET/HEAD) and lets rate-limited
+    waiters wake in groups of POLL_CONCURRENCY rather than one by one.
+    """
+    from keepalive_transport import KeepAliveTransport, env_proxy_configured
     from polymarket_client import PolymarketClient
 
+    if env_proxy_configured():
+        log.info("an HTTP proxy is configured: the watcher uses httpx's own transport")
+    else:
+        kwargs.setdefault("http_transport", KeepAliveTransport())
     return PolymarketClient.from_settings(settings, rate_wake_batch=POLL_CONCURRENCY, **kwargs)
 
 

@@ -47,7 +47,7 @@ def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:
 
 async def _cycle(settings: Settings, url: str) -> tuple[float, float, dict[str, int]]:
     factory = make_sessionmaker(make_engine(url))
-    client = watcher_client(settings, http2=False)
+    client = watcher_client(settings)
     ctx = WatcherContext(settings=settings, factory=factory, client=client, owner="bench")
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()

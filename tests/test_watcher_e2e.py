@@ -24,11 +24,10 @@ from crypto import KeyRing
 from db import session_scope
 from models import CopyOrder, CopyStatus, FollowStatus, Market, Trader, TraderFill
 from pm_types import SignatureType
-from polymarket_client import PolymarketClient
 from sim import Simulator
 from tests.conftest_sim import DEMO_SCENARIO, HARDHAT_KEYS, TRADER_QUIET
 from tests.dbfixtures import Database
-from watcher import Shard, WatcherContext, acquire_lease, release_lease, watch_cycle
+from watcher import Shard, WatcherContext, acquire_lease, release_lease, watch_cycle, watcher_client
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +68,7 @@ class World:
     def cycle(self) -> dict[str, int]:
         """One watcher cycle with a fresh client (sleeps recorded, not slept)."""
         async def run() -> dict[str, int]:
-            client = PolymarketClient.from_settings(self.settings, sleep=self.record_sleep, http2=False)
+            client = watcher_client(self.settings, sleep=self.record_sleep)
             try:
                 ctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=client,
                                      owner="test-watcher")
@@ -137,6 +136,20 @@ def test_429_with_retry_after_is_honoured_and_the_fill_arrives(world: World) -> 
     counts = world.cycle()
     assert counts["errors"] == 0 and counts["new_fills"] == 1
     assert world.sleeps.count(3.0) >= 2
+    assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
+
+
+def test_dropped_connections_and_5xx_still_deliver_the_fill_once(world: World) -> None:
+    """Connections closed without an answer, then a 503: the same cycle still stores the fill once."""
+    world.cycle()
+    world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
+    world.sim.inject_fault("GET", "/v2/activity", "drop", count=2, service="data")
+    world.sim.inject_fault("GET", "/v2/activity", "5xx", count=1, service="data", status=503)
+    counts = world.cycle()
+    assert counts["errors"] == 0 and counts["new_fills"] == 1
+    assert len(world.sleeps) == 3  # one backoff per failed attempt (recorded, not slept)
+    world.cycle()
+    assert world.count(TraderFill) == 1
     assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
 
 
