@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from config import Settings
+    from crypto import KeyRing
 
 
 class UserInputError(Exception):
@@ -120,7 +121,7 @@ class _Context:
         with session_scope(self.factory) as s:
             yield s
 
-    def keyring(self):  # type: ignore[no-untyped-def]
+    def keyring(self) -> KeyRing:
         from crypto import KeyRing
 
         return KeyRing(self.settings.encryption_key)

@@ -194,7 +194,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     for var, (field_name, parser) in simple.items():
         raw = get(var)
         if raw is not None:
-            kwargs[field_name] = parser(var, raw)  # type: ignore[operator]
+            kwargs[field_name] = parser(var, raw)
 
     if (raw := get("EXECUTION_MODE")) is not None:
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))

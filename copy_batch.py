@@ -382,8 +382,8 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
     for job in todo:
         market, book = inputs[job.co.token_id]
         if isinstance(market, Exception) or isinstance(book, Exception):
-            exc = market if isinstance(market, Exception) else book
-            job.decide("release", f"{type(exc).__name__}: {exc}", "retry")
+            err = market if isinstance(market, Exception) else book
+            job.decide("release", f"{type(err).__name__}: {err}", "retry")
         elif book is None:
             job.decide("skip", SkipCopy("no_orderbook"), "skipped:no_orderbook")
         elif job.co.side == "BUY" and job.follower.id in failed:

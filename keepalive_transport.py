@@ -7,6 +7,8 @@ anything else is refused, so orders and cancels always go through httpx's own tr
 request that fails on a reused idle connection before any response byte arrived is retried once
 on a fresh connection (the server closed the idle socket); every other failure surfaces as the
 httpx exception the default transport would raise, so the caller's retry policy is unchanged.
+The read timeout bounds the wait for the whole response (the watcher's responses are small).
+Proxies are not supported (see `env_proxy_configured`); one instance serves one event loop.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import IO
 
 from crypto import SecretMaskingFilter
 
@@ -32,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text", stream=None) -> logging.Handler:  # type: ignore[no-untyped-def]
+def configure_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
     """Install one root handler with the secret-masking filter; returns the handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(SecretMaskingFilter())

@@ -18,8 +18,9 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from copy_fsm import transition
@@ -48,16 +49,16 @@ from models import (
     TraderFill,
     TraderPositionEvent,
 )
-from pm_types import Side
+from pm_types import MarketInfo, Side
 from sizing import MIN_NOTIONAL_USD
-from smart_pricing import PriceAction, price_copy, reprice_due
+from smart_pricing import PriceAction, PriceDecision, price_copy, reprice_due
 
 log = logging.getLogger("pmct.executor")
 ZERO = Decimal(0)
 SIGNED_GRACE = timedelta(seconds=30)  # leave a fresh SIGNED row to the process posting it
 
 
-def _locking(q, session: Session):  # type: ignore[no-untyped-def]
+def _locking(q: Select[Any], session: Session) -> Select[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return q.with_for_update(skip_locked=True)
     return q
@@ -271,7 +272,8 @@ async def manage_one(ctx: ExecutorContext, co_id: int) -> str:
     return "repriced"
 
 
-async def _cancel_and_settle(ctx: ExecutorContext, co_id: int, market, event: str) -> Decimal | None:  # type: ignore[no-untyped-def]
+async def _cancel_and_settle(ctx: ExecutorContext, co_id: int, market: MarketInfo,
+                             event: str) -> Decimal | None:
     """CANCELING → venue cancel → confirmed → fills recorded; returns shares left, None if not confirmed."""
     with session_scope(ctx.factory) as s:
         co = s.get(CopyOrder, co_id, with_for_update=True)
@@ -299,7 +301,7 @@ async def _cancel_and_settle(ctx: ExecutorContext, co_id: int, market, event: st
         return max((co.intended_size or ZERO) - filled_before - filled_here, ZERO)
 
 
-async def cancel_copy(ctx: ExecutorContext, co_id: int, market, reason: str) -> bool:  # type: ignore[no-untyped-def]
+async def cancel_copy(ctx: ExecutorContext, co_id: int, market: MarketInfo, reason: str) -> bool:
     """Cancel a copy's live order for good (kill switch, trader exit, gave up)."""
     left = await _cancel_and_settle(ctx, co_id, market, "cancel")
     if left is None:
@@ -312,8 +314,9 @@ async def cancel_copy(ctx: ExecutorContext, co_id: int, market, reason: str) -> 
     return True
 
 
-async def reprice(ctx: ExecutorContext, co_id: int, market, decision) -> None:  # type: ignore[no-untyped-def]
+async def reprice(ctx: ExecutorContext, co_id: int, market: MarketInfo, decision: PriceDecision) -> None:
     """Replace the live order: confirmed cancel first, then a new signed order for the remainder."""
+    assert decision.price is not None, "only LIMIT and MARKET decisions reprice; both carry a price"
     left = await _cancel_and_settle(ctx, co_id, market, "reprice_cancel")
     if left is None:
         return
