@@ -30,6 +30,7 @@ from pathlib import Path
 from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import add_follow, add_follower
 from config import Settings
@@ -52,7 +53,7 @@ def setup(url: str, sim: dict, fernet: str) -> tuple[Settings, int]:
     settings = Settings(database_url=url, data_api_url=sim["data"], gamma_api_url=sim["gamma"],
                         clob_api_url=sim["clob"], encryption_key=fernet, execution_mode="live")
 
-    async def derive():  # type: ignore[no-untyped-def]
+    async def derive() -> ApiCreds:
         client = PolymarketClient.from_settings(settings, http2=False)
         try:
             return await client.create_or_derive_api_key(KEY)
@@ -96,7 +97,7 @@ def add_followers(url: str, sim: dict, fernet: str, count: int) -> None:
                        max_usd_per_trade=Decimal(5), now=datetime.now(UTC) - timedelta(minutes=5))
 
 
-def queue_fill(factory, trader_id: int, n: int) -> float:  # type: ignore[no-untyped-def]
+def queue_fill(factory: sessionmaker[Session], trader_id: int, n: int) -> float:
     """Commit one new trader fill (→ one QUEUED copy); returns the commit time (epoch s)."""
     row = Activity(proxy_wallet=TRADER, timestamp=datetime.now(UTC), type="TRADE", condition_id=FED,
                    token_id=FED_YES, side=Side.BUY, size=Decimal(60), price=Decimal("0.30"),
@@ -132,6 +133,7 @@ def bench_overhead(sim: dict, n: int) -> None:
                 t = queue_fill(factory, trader_id, i + 1)
                 with session_scope(factory) as s:
                     cid = s.scalar(select(func.max(CopyOrder.id)))
+                assert cid is not None  # the fill just queued a copy
                 commits[cid] = t
                 time.sleep(0.03)
             deadline = time.time() + 30
@@ -148,7 +150,7 @@ def bench_overhead(sim: dict, n: int) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
-        lat = [(posted[c].timestamp() - t) * 1000 for c, t in commits.items() if posted.get(c)]
+        lat = [(p.timestamp() - t) * 1000 for c, t in commits.items() if (p := posted.get(c))]
         print(f"copy overhead (commit -> POST), n={len(lat)}: p50 {percentile(lat, 50):.1f} ms, "
               f"p99 {percentile(lat, 99):.1f} ms, mean {statistics.mean(lat):.1f} ms "
               f"(targets 15 / 50 ms)")

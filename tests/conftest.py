@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tests.dbfixtures import Database, database, pg_database, pg_url, sqlite_template  # noqa: F401
+
+if TYPE_CHECKING:
+    from crypto import KeyRing
 
 # Public Hardhat/Anvil test account #0 and #1: known to everyone, never funded.
 TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -22,7 +27,7 @@ def fernet_key() -> str:
 
 
 @pytest.fixture
-def keyring(fernet_key: str):  # type: ignore[no-untyped-def]
+def keyring(fernet_key: str) -> KeyRing:
     """A KeyRing over a throwaway key."""
     from crypto import KeyRing
 

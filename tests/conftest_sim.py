@@ -206,10 +206,10 @@ def sdk_limit_body(
     )
     order = _builder(index, signature_type, funder).build_order(
         args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk), version=version
-    )  # type: ignore[arg-type]
+    )
     if version == 1:
-        return order_to_json_v1(order, owner, order_type, post_only)  # type: ignore[arg-type]
-    return order_to_json_v2(order, owner, order_type, post_only)  # type: ignore[arg-type]
+        return order_to_json_v1(order, owner, order_type, post_only)
+    return order_to_json_v2(order, owner, order_type, post_only)
 
 
 def sdk_market_body(
@@ -243,8 +243,8 @@ def sdk_market_body(
     )
     order = _builder(index, signature_type, funder).build_market_order(
         args, CreateOrderOptions(tick_size=tick, neg_risk=neg_risk)
-    )  # type: ignore[arg-type]
-    return order_to_json_v2(order, owner, order_type)  # type: ignore[arg-type]
+    )
+    return order_to_json_v2(order, owner, order_type)
 
 
 @pytest.fixture

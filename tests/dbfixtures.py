@@ -131,7 +131,7 @@ def pg_database(pg_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         target = tmp_path / "pmct.db"

@@ -10,6 +10,7 @@ from decimal import Decimal as D
 import httpx
 import pytest
 import respx
+from click.testing import Result
 from sqlalchemy import select
 
 import admin_cli
@@ -39,7 +40,7 @@ from tests.test_reports import seed_fills
 TRADER_3 = "0x00000000000000000000000000000000000000bb"
 
 
-def follow(wallet: str, trader: str, pct: str = "5") -> object:
+def follow(wallet: str, trader: str, pct: str = "5") -> Result:
     """add-follow through the CLI."""
     return run("add-follow", "--wallet", wallet, "--follow", trader, "--copy-pct", pct,
                "--max-trade", "20")
@@ -185,18 +186,21 @@ def test_disable_and_enable_each_scope(env: Database) -> None:  # noqa: F811
     assert run("disable", "--wallet", TEST_ADDRESS, "--follow", TRADER, "--reason", "odd").exit_code == 0
     with env.session() as s:
         f, fo = s.scalar(select(Follower)), s.scalar(select(Follow))
-        assert fo is not None and fo.status == FollowStatus.PAUSED
+        assert f is not None and fo is not None and fo.status == FollowStatus.PAUSED
         assert ks.copying_allowed(s, f, fo) == (False, "follow_disabled")
     assert run("resume", "--wallet", TEST_ADDRESS, "--follow", TRADER).exit_code == 0
     with env.session() as s:
-        assert ks.copying_allowed(s, s.scalar(select(Follower)), s.scalar(select(Follow))) == (
-            False, "follow_disabled")
+        f, fo = s.scalar(select(Follower)), s.scalar(select(Follow))
+        assert f is not None and fo is not None
+        assert ks.copying_allowed(s, f, fo) == (False, "follow_disabled")
     assert "enabled" in run("enable", "--wallet", TEST_ADDRESS, "--follow", TRADER).stdout
     assert run("disable", "--wallet", TEST_ADDRESS).exit_code == 0
     with env.session() as s:
         f = s.scalar(select(Follower))
         assert f is not None and f.status == FollowerStatus.DISABLED
-        assert ks.copying_allowed(s, f, s.scalar(select(Follow))) == (False, "follower_disabled")
+        fo = s.scalar(select(Follow))
+        assert fo is not None
+        assert ks.copying_allowed(s, f, fo) == (False, "follower_disabled")
     assert run("enable", "--wallet", TEST_ADDRESS).exit_code == 0
     assert run("disable", "--all").exit_code == 0
     with env.session() as s:
@@ -206,6 +210,7 @@ def test_disable_and_enable_each_scope(env: Database) -> None:  # noqa: F811
     assert "already off" in run("enable", "--all").stdout
     with env.session() as s:
         f, fo = s.scalar(select(Follower)), s.scalar(select(Follow))
+        assert f is not None and fo is not None
         assert ks.copying_allowed(s, f, fo) == (True, None)
         assert not ks.KillSwitchState.load(s).must_cancel_open_orders(f, fo)
 
@@ -333,4 +338,4 @@ def test_invalid_ops_invocations_exit_2_with_one_line_and_write_nothing(
     assert len(lines) == 1 and lines[0].startswith("error: "), (case, r.stderr)
     assert "Traceback" not in r.output and TEST_KEY[2:] not in r.output
     assert counts(env) == before, case
-    assert Base  # the tables counted are the models' tables
+    assert Base is not None  # the tables counted are the models' tables

@@ -111,7 +111,7 @@ def test_l2_api_md_worked_examples(method: str, path: str, body: str | None, exp
     """§4.2 worked examples with the 0..31 secret at ts 1795253614."""
     wire = _fixture_post_body() if body == "fixture" else (body.encode() if body else None)
     if body == "fixture":
-        assert len(wire) == 742
+        assert wire is not None and len(wire) == 742
     assert clob_auth.l2_signature(SECRET_0_31, "1795253614", method, path, wire) == expected
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def daemon_env(tmp_path: Path, simulator_factory, fernet_key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def daemon_env(tmp_path: Path, simulator_factory: Callable[..., Simulator], fernet_key: str) -> dict[str, str]:
     """Environment for a daemon against the simulator and a migrated SQLite file."""
     sim: Simulator = simulator_factory(quiet_scenario())
     url = f"sqlite:///{tmp_path / 'd.db'}"

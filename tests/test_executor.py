@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -28,7 +29,7 @@ from models import (
     TraderPositionEvent,
 )
 from order_work import reconcile_unresolved
-from pm_types import Activity, ApiCreds, MarketVersion, Side, SignatureType
+from pm_types import Activity, ApiCreds, MarketInfo, MarketVersion, OrderBook, Side, SignatureType
 from tests.conftest import TEST_KEY
 from tests.dbfixtures import Database
 from tests.fake_exchange import CONDITION, NO, YES, FakeExchange, book, market
@@ -59,7 +60,7 @@ class Harness:
 
     def __init__(self, db: Database, fernet_key: str, *, paper: bool = False,
                  sig_type: SignatureType = SignatureType.EOA, pct: str = "10", max_trade: str = "50",
-                 info=None, max_slippage: str | None = None) -> None:  # type: ignore[no-untyped-def]
+                 info: MarketInfo | None = None, max_slippage: str | None = None) -> None:
         self.db = db
         self.keyring = KeyRing(fernet_key)
         self.clock = Clock(T0)
@@ -117,7 +118,7 @@ class Harness:
         assert len(rows) == 1
         return rows[0]
 
-    def venue_order(self) -> dict:  # type: ignore[type-arg]
+    def venue_order(self) -> dict[str, Any]:
         assert len(self.fx.orders) == 1, len(self.fx.orders)
         return next(iter(self.fx.orders.values())).body["order"]
 
@@ -153,7 +154,7 @@ def test_buy_is_copied_once_at_the_right_size_price_and_signature(h: Harness) ->
     (SignatureType.POLY_1271, market(version=MarketVersion.V2, tick="0.001")),
 ])
 def test_wallet_types_exchanges_and_ticks(database: Database, fernet_key: str,
-                                          sig_type: SignatureType, info) -> None:  # type: ignore[no-untyped-def]
+                                          sig_type: SignatureType, info: MarketInfo) -> None:
     """Deposit wallets, neg-risk, tick 0.001 and Protocol-V2 markets are signed for the right exchange."""
     h = Harness(database, fernet_key, sig_type=sig_type, info=info)
     h.trader_fill(price="0.583" if info.tick_size == D("0.001") else "0.58")
@@ -436,7 +437,9 @@ def test_disabling_a_follower_cancels_its_open_orders(h: Harness) -> None:
     h.cycle()
     assert h.only().status == CopyStatus.LIVE
     with session_scope(h.db.factory) as s:
-        killswitch.disable_follower(s, s.get(Follower, h.follower_id), "test")
+        follower = s.get(Follower, h.follower_id)
+        assert follower is not None
+        killswitch.disable_follower(s, follower, "test")
     h.cycle()
     co = h.only()
     assert co.status == CopyStatus.CANCELED and co.reason == "disabled"
@@ -573,7 +576,7 @@ def test_stop_before_a_batch_signs_gives_its_claims_back(h: Harness) -> None:
     stop = asyncio.Event()
     real_get_book = h.fx.get_book
 
-    async def get_book_then_stop(token_id: str):  # type: ignore[no-untyped-def]
+    async def get_book_then_stop(token_id: str) -> OrderBook | None:
         stop.set()
         return await real_get_book(token_id)
 

@@ -6,16 +6,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from fill_store import fill_keys, store_fills
-from models import CopyOrder, CopyStatus, FollowerStatus, FollowStatus, TraderFill
+from models import Base, CopyOrder, CopyStatus, FollowerStatus, FollowStatus, TraderFill
 from pm_types import Activity, Side
 from tests import factories as fx
 from tests.dbfixtures import Database
 
 T = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 DELAY = timedelta(seconds=120)
+World = tuple[Database, int]  # the database and the trader's id
 
 
 def act(n: int = 1, *, tx: str | None = None, size: str = "10", price: str = "0.5",
@@ -30,12 +32,12 @@ def act(n: int = 1, *, tx: str | None = None, size: str = "10", price: str = "0.
         raw={"n": n})
 
 
-def count(s, model, *where) -> int:  # type: ignore[no-untyped-def]
+def count(s: Session, model: type[Base], *where: ColumnElement[bool]) -> int:
     return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 @pytest.fixture
-def world(database: Database):  # type: ignore[no-untyped-def]
+def world(database: Database) -> World:
     """A trader with three follows: two active, one paused; follows started at T - 1 h."""
     with database.session() as s:
         t = fx.trader(s)
@@ -54,7 +56,7 @@ def test_fill_keys_distinguish_identical_rows_by_occurrence() -> None:
     assert k1 != k2 and fill_keys(rows) == [k1, k2]
 
 
-def test_new_fill_queues_one_copy_per_active_follow(world) -> None:  # type: ignore[no-untyped-def]
+def test_new_fill_queues_one_copy_per_active_follow(world: World) -> None:
     """A fresh BUY makes exactly one QUEUED copy per active follow (paused follows get none)."""
     db, tid = world
     with db.session() as s:
@@ -64,7 +66,7 @@ def test_new_fill_queues_one_copy_per_active_follow(world) -> None:  # type: ign
         assert count(s, CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
 
 
-def test_replayed_page_and_overlapping_windows_insert_nothing_twice(world) -> None:  # type: ignore[no-untyped-def]
+def test_replayed_page_and_overlapping_windows_insert_nothing_twice(world: World) -> None:
     """The same rows polled again, or a window overlapping the last one, add no rows."""
     db, tid = world
     first = [act(1), act(2, at=T + timedelta(seconds=1))]
@@ -79,7 +81,7 @@ def test_replayed_page_and_overlapping_windows_insert_nothing_twice(world) -> No
         assert count(s, TraderFill) == 3 and count(s, CopyOrder) == 6
 
 
-def test_three_fills_in_one_transaction_are_three_rows(world) -> None:  # type: ignore[no-untyped-def]
+def test_three_fills_in_one_transaction_are_three_rows(world: World) -> None:
     """Different fills sharing a tx hash are kept apart (tx hash is not an id)."""
     db, tid = world
     tx = "0x" + "7" * 64
@@ -91,7 +93,7 @@ def test_three_fills_in_one_transaction_are_three_rows(world) -> None:  # type: 
         assert count(s, TraderFill) == 3
 
 
-def test_two_identical_rows_in_one_transaction_are_two_fills(world) -> None:  # type: ignore[no-untyped-def]
+def test_two_identical_rows_in_one_transaction_are_two_fills(world: World) -> None:
     """Byte-identical rows (two equal maker fills in one tx) are both kept, once each."""
     db, tid = world
     tx = "0x" + "8" * 64
@@ -103,7 +105,7 @@ def test_two_identical_rows_in_one_transaction_are_two_fills(world) -> None:  # 
         assert count(s, TraderFill) == 2 and count(s, CopyOrder) == 4
 
 
-def test_stale_fill_is_stored_but_never_queued(world) -> None:  # type: ignore[no-untyped-def]
+def test_stale_fill_is_stored_but_never_queued(world: World) -> None:
     """A fill first seen more than MAX_COPY_DELAY after it happened is SKIPPED(stale)."""
     db, tid = world
     with db.session() as s:
@@ -114,7 +116,7 @@ def test_stale_fill_is_stored_but_never_queued(world) -> None:  # type: ignore[n
         assert count(s, CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 0
 
 
-def test_fill_before_the_follow_started_is_not_copied(world) -> None:  # type: ignore[no-untyped-def]
+def test_fill_before_the_follow_started_is_not_copied(world: World) -> None:
     """History from before a follow's start is SKIPPED(before_follow)."""
     db, tid = world
     early = T - timedelta(hours=2)
@@ -125,7 +127,7 @@ def test_fill_before_the_follow_started_is_not_copied(world) -> None:  # type: i
         assert {c.reason for c in s.scalars(select(CopyOrder))} == {"before_follow"}
 
 
-def test_combo_and_non_trade_rows(world) -> None:  # type: ignore[no-untyped-def]
+def test_combo_and_non_trade_rows(world: World) -> None:
     """Combo trades are stored and skipped; SPLIT/MERGE/REDEEM are stored and queue nothing."""
     db, tid = world
     rows = [act(1, combo=True), act(2, kind="SPLIT", side=None), act(3, kind="REDEEM", side=None)]
@@ -136,12 +138,14 @@ def test_combo_and_non_trade_rows(world) -> None:  # type: ignore[no-untyped-def
         assert {c.reason for c in s.scalars(select(CopyOrder))} == {"combo"}
 
 
-def test_paused_follower_gets_no_copy(world) -> None:  # type: ignore[no-untyped-def]
+def test_paused_follower_gets_no_copy(world: World) -> None:
     """A paused follower's follows queue nothing."""
     db, tid = world
     from models import Follower
     with db.session() as s:
-        s.scalars(select(Follower)).first().status = FollowerStatus.PAUSED  # type: ignore[union-attr]
+        follower = s.scalars(select(Follower)).first()
+        assert follower is not None
+        follower.status = FollowerStatus.PAUSED
         s.commit()
         r = store_fills(s, tid, [act()], now=T, max_copy_delay=DELAY)
         s.commit()

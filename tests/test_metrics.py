@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from pm_errors import ApiError, ParseError, RateLimitError, TransportError
 
 
 @pytest.fixture
-def served():  # type: ignore[no-untyped-def]
+def served() -> Iterator[tuple[Registry, str]]:
     """A fresh registry served on a free loopback port."""
     reg = Registry()
     server = start_server(0, registry=reg)
@@ -39,7 +40,7 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
-def test_scrape_returns_recorded_values(served) -> None:  # type: ignore[no-untyped-def]
+def test_scrape_returns_recorded_values(served: tuple[Registry, str]) -> None:
     """Counters, labelled counters, gauges and histograms appear as recorded."""
     reg, url = served
     reg.inc("fills_detected", 3)
@@ -69,7 +70,7 @@ def test_scrape_returns_recorded_values(served) -> None:  # type: ignore[no-unty
     assert samples['pmct_cycle_seconds_count{daemon="watcher"}'] == 1
 
 
-def test_every_family_has_help_and_type(served) -> None:  # type: ignore[no-untyped-def]
+def test_every_family_has_help_and_type(served: tuple[Registry, str]) -> None:
     """Each catalogue metric is announced with # HELP and # TYPE, even before any update."""
     reg, url = served
     text = httpx.get(url + "/metrics").text

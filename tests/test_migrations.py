@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -29,7 +31,7 @@ def _check_fresh_database(url: str) -> None:
         engine.dispose()
 
 
-def test_sqlite_upgrade_from_empty(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_upgrade_from_empty(tmp_path: Path) -> None:
     """An empty SQLite file migrates to head, twice without error, matching the models."""
     _check_fresh_database(f"sqlite:///{tmp_path / 'fresh.db'}")
 
@@ -44,7 +46,7 @@ def test_postgres_upgrade_from_empty() -> None:
         drop_pg_database(url)
 
 
-def test_init_db_from_models_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_init_db_from_models_module(tmp_path: Path) -> None:
     """The seed README's `from models import init_db; init_db()` migrates the configured DB."""
     from models import init_db
 

@@ -126,7 +126,7 @@ def test_float_money_is_refused(database: Database) -> None:
     """Writing a float into a money column is an error, not a silent rounding."""
     with database.session() as s:
         t, f = fx.trader(s), fx.follower(s)
-        s.add(Follow(follower_id=f.id, trader_id=t.id, copy_pct=10.0,  # type: ignore[arg-type]
+        s.add(Follow(follower_id=f.id, trader_id=t.id, copy_pct=10.0,  # a float, on purpose
                      max_usd_per_trade=Decimal("5")))
         with pytest.raises(StatementError):
             s.flush()
@@ -143,7 +143,7 @@ def test_datetimes_are_utc_aware_and_naive_is_refused(database: Database) -> Non
     with database.session() as s:
         back = s.get(TraderFill, fid)
         assert back is not None and back.occurred_at == fx.T0
-        assert back.occurred_at.utcoffset() is not None and back.occurred_at.utcoffset().total_seconds() == 0
+        assert (offset := back.occurred_at.utcoffset()) is not None and offset.total_seconds() == 0
         back.occurred_at = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
         with pytest.raises(StatementError):
             s.flush()

@@ -120,7 +120,7 @@ def test_to_base_units_half_even() -> None:
     assert to_base_units(Decimal("0.0000015")) == 2
     assert to_base_units(Decimal("1.2345675")) == 1234568
     assert to_base_units(Decimal("7.0338")) == 7033800
-    assert to_base_units(3) == 3_000_000
+    assert to_base_units(3) == 3_000_000  # type: ignore[arg-type]  # a plain int is accepted too
 
 
 def test_round_amount_rule() -> None:
@@ -157,10 +157,11 @@ def test_round_amount_rule() -> None:
          "outside"),
         (lambda: limit_order_amounts(Side.BUY, Decimal("1"), Decimal("5"), Decimal("0.01")),
          "outside"),
-        (lambda: limit_order_amounts(Side.BUY, 0.5, Decimal("5"), Decimal("0.01")), "float"),
+        (lambda: limit_order_amounts(Side.BUY, 0.5, Decimal("5"), Decimal("0.01")),  # type: ignore[arg-type]
+         "float"),
         (lambda: limit_order_amounts(Side.BUY, Decimal("0.5"), Decimal("NaN"), Decimal("0.01")),
          "finite"),
-        (lambda: limit_order_amounts("BUY", Decimal("0.5"), Decimal("5"), Decimal("0.01")),
+        (lambda: limit_order_amounts("BUY", Decimal("0.5"), Decimal("5"), Decimal("0.01")),  # type: ignore[arg-type]
          "side"),
         (lambda: market_buy_amounts(Decimal("0.009"), Decimal("0.5"), Decimal("0.01")),
          "floors to 0"),

@@ -6,6 +6,7 @@ import json
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_hash.auto import keccak
@@ -71,10 +72,10 @@ def _exchange_named(name: str, chain_id: int) -> Exchange:
     return Exchange(VECTORS_DOC["exchanges"][str(chain_id)][name], _EXCHANGE_KEYS[name][1])
 
 
-def _common_req(**kw) -> OrderRequest:
-    base = dict(maker=EOA, signer=EOA, token_id=TOKEN_1, maker_amount=7033800,
-                taker_amount=12340000, side=Side.BUY, signature_type=SignatureType.EOA,
-                salt=935062534457, timestamp_ms=1795253614004)
+def _common_req(**kw: Any) -> OrderRequest:
+    base: dict[str, Any] = dict(maker=EOA, signer=EOA, token_id=TOKEN_1, maker_amount=7033800,
+                                taker_amount=12340000, side=Side.BUY, signature_type=SignatureType.EOA,
+                                salt=935062534457, timestamp_ms=1795253614004)
     base.update(kw)
     return OrderRequest(**base)
 

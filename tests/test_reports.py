@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from models import CopyStatus, Follower, FollowerFill, Market, MarketTokenRow
 from reports import (
+    PriceSource,
+    Report,
     build_report,
     cumulative_series,
     day_window,
@@ -82,19 +84,21 @@ def seed_fills(db: Database) -> dict[str, str]:
         return {"follower": f.funder_address, "a": ta.wallet, "b": tb.wallet}
 
 
-def mids(table: dict[str, str]):  # type: ignore[no-untyped-def]
+def mids(table: dict[str, str]) -> PriceSource:
     """A price source from a dict."""
     return lambda token: D(table[token]) if token in table else None
 
 
-def _report(db: Database, start: date | None, end: date | None, prices=None, by_trader=True):  # type: ignore[no-untyped-def]
+def _report(db: Database, start: date | None, end: date | None, prices: PriceSource | None = None,
+            by_trader: bool = True) -> Report:
     lo, hi = day_window(start, end, datetime(2024, 2, 1, tzinfo=UTC))
     with db.session() as s:
         follower = s.get(Follower, s.query(Follower.id).scalar())
+        assert follower is not None
         return build_report(s, follower, lo, hi, prices, by_trader=by_trader)
 
 
-def _scope(rep, name: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _scope(rep: Report, name: str) -> dict[str, object]:
     return next(r for r in rep.summary_rows() if r["scope"] == name)
 
 
@@ -121,7 +125,8 @@ def test_average_cost_realized_pnl_matches_the_hand_computation(database: Databa
     assert a["realized_pnl_usd"] == "0.26" and a["open_positions"] == 0
     assert a["attribution"] == (f"copying {w['a']} made you +$0.26 (realized +$0.26, "
                                 "unrealized +$0.00)")
-    assert _scope(rep, f"trader:{w['b']}")["attribution"].startswith(f"copying {w['b']} made you +$0.50")
+    attribution = _scope(rep, f"trader:{w['b']}")["attribution"]
+    assert isinstance(attribution, str) and attribution.startswith(f"copying {w['b']} made you +$0.50")
 
 
 def test_range_start_keeps_the_cost_basis_of_earlier_buys(database: Database) -> None:

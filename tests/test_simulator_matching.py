@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -24,7 +25,7 @@ from tests.conftest_sim import (
 ALICE = HARDHAT_ADDRESSES[1]
 
 
-def manual(simulator_factory) -> Simulator:  # type: ignore[no-untyped-def]
+def manual(simulator_factory: Callable[..., Simulator]) -> Simulator:
     """The demo scenario with trade statuses moved only by the control API."""
     return simulator_factory(
         DEMO_SCENARIO, SimConfig(seed=20261121, mined_after=None, confirmed_after=None)
@@ -334,7 +335,7 @@ def test_order_view_fields(simulator: Simulator) -> None:
     assert other.get(f"/data/order/{oid}").json() is None
 
 
-def test_trade_status_lifecycle_manual(simulator_factory) -> None:  # type: ignore[no-untyped-def]
+def test_trade_status_lifecycle_manual(simulator_factory: Callable[..., Simulator]) -> None:
     """MATCHED (no tx hash) → MINED (tx hash, Data API rows appear) → CONFIRMED, REST-prefixed."""
     sim = manual(simulator_factory)
     c = account(sim, 1)
@@ -366,7 +367,7 @@ def test_trade_status_lifecycle_manual(simulator_factory) -> None:  # type: igno
         sim.advance_trades(tid)
 
 
-def test_trade_can_fail(simulator_factory) -> None:  # type: ignore[no-untyped-def]
+def test_trade_can_fail(simulator_factory: Callable[..., Simulator]) -> None:
     """MATCHED → RETRYING → FAILED; a failed trade never shows a transaction hash."""
     sim = manual(simulator_factory)
     c = account(sim, 1)

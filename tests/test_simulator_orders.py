@@ -596,7 +596,7 @@ def test_official_client_places_and_cancels(simulator: Simulator) -> None:
     assert [o["id"] for o in client.get_open_orders()] == [resp["orderID"]]
     cancel = client.cancel_order(OrderPayload(orderID=resp["orderID"]))
     assert cancel == {"canceled": [resp["orderID"]], "not_canceled": {}}
-    assert SimClient  # helper imported for type context
+    assert SimClient is not None  # helper imported for type context
 
 
 def test_commitments_follow_fills_and_cancels(simulator: Simulator) -> None:

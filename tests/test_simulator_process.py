@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -75,7 +76,7 @@ def test_cli_without_scenario_or_walk_is_usage_error() -> None:
     assert proc.returncode == 2 and "--scenario" in proc.stderr
 
 
-def test_cli_bad_scenario_is_usage_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_bad_scenario_is_usage_error(tmp_path: Path) -> None:
     """An unreadable scenario file → exit 2."""
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
