@@ -82,7 +82,9 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
-POLL_CONCURRENCY = 4  # polls are rate-limited anyway; fewer connections, less pool overhead
+# Polls in flight: enough to keep the Data API's 40 requests/s budget busy at ~100 ms round
+# trips, and rate-limited waiters leave in groups this size (fewer, CPU-costly wake-ups).
+POLL_CONCURRENCY = 8
 
 
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:

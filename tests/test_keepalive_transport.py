@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gzip
+import inspect
 import ipaddress
 import json
 import ssl
@@ -76,18 +77,17 @@ class Server:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 self.requests.append(head)
-                answer = self.handler(index, n, head)
-                if asyncio.iscoroutine(answer):
-                    answer = await answer
+                reply = self.handler(index, n, head)
+                pieces = await reply if inspect.isawaitable(reply) else reply
                 n += 1
-                if answer is None:
+                if pieces is None:
                     return
-                for piece in answer:
+                for piece in pieces:
                     if piece is CLOSE:
                         return
                     writer.write(piece)
                     await writer.drain()
-                    if len(answer) > 1:
+                    if len(pieces) > 1:
                         await asyncio.sleep(0)
         finally:
             writer.close()
