@@ -40,7 +40,7 @@ from daemon import (
     run_loop,
 )
 from db import make_engine, make_sessionmaker, session_scope, utcnow
-from fill_store import store_fills
+from fill_store import fill_keys, store_fills
 from market_store import known_tokens, upsert_market
 from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
 from positions_watch import Holding, record_snapshot
@@ -117,6 +117,9 @@ class WatcherContext:
     concurrency: int = POLL_CONCURRENCY
     page_limit: int = 500
     max_pages: int = 20
+    # Per trader, the fill keys of the last committed poll: a re-poll that only re-reads them
+    # (the overlap window) needs no database transaction. Filled only after a commit.
+    stored_keys: dict[int, frozenset[str]] = field(default_factory=dict)
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -221,8 +224,9 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
                     trader.wallet, len(rows))
     seen_at = ctx.clock()
     newest = max((int(r.timestamp.timestamp()) for r in rows), default=cursor)
-    if trader.cursor_ts is not None and not rows:
-        result.quiet = True  # nothing to write but last_polled_at (batched per cycle)
+    keys = frozenset(fill_keys(rows))
+    if trader.cursor_ts is not None and keys <= ctx.stored_keys.get(trader.id, frozenset()):
+        result.quiet = True  # nothing new: only last_polled_at to write (batched per cycle)
         return result
     with session_scope(ctx.factory) as s:
         stored = store_fills(s, trader.id, rows, now=seen_at,
@@ -230,6 +234,7 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
         s.execute(update(Trader).where(Trader.id == trader.id).values(
             cursor_ts=max(cursor, newest), last_polled_at=seen_at,
             **({"seeded_at": seen_at} if trader.cursor_ts is None else {})))
+    ctx.stored_keys[trader.id] = keys
     result.new_fills, result.queued, result.skipped = stored.new_fills, stored.queued, stored.skipped
     if stored.new_fills:
         result.new_markets = {(r.condition_id, r.token_id) for r in rows

@@ -11,6 +11,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -45,31 +46,45 @@ def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:
     return wallets
 
 
-async def _cycle(settings: Settings, url: str) -> tuple[float, float, dict[str, int]]:
+async def _cycles(settings: Settings, url: str, count: int,
+                  between: Callable[[int], None] = lambda i: None) -> list[tuple[float, float, dict[str, int]]]:
+    """`count` watcher cycles with one context, as the daemon runs them; CPU and wall per cycle."""
     factory = make_sessionmaker(make_engine(url))
     client = watcher_client(settings)
     ctx = WatcherContext(settings=settings, factory=factory, client=client, owner="bench")
+    out = []
     try:
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        stats = await watch_cycle(ctx, asyncio.Event())
-        return time.process_time() - cpu0, time.perf_counter() - wall0, stats.counts
+        for i in range(count):
+            between(i)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            stats = await watch_cycle(ctx, asyncio.Event())
+            out.append((time.process_time() - cpu0, time.perf_counter() - wall0, stats.counts))
+        return out
     finally:
         release_lease(factory, Shard(), "bench")
         await client.aclose()
 
 
 def bench_polls(sim: dict, n: int) -> None:
-    """CPU per trader poll for N traders: a steady-state cycle and one where each has a new fill."""
+    """CPU per trader poll for N traders: steady-state cycles, then one where each has a new fill.
+
+    Cycle 0 seeds the cursors; cycles 1-3 find nothing new (with N = 1,000, the first 100
+    traders still re-read the fill the N = 100 run gave them, inside their overlap window);
+    before cycle 4 every trader gets a new fill.
+    """
     with fresh_pg("pmct_bench_poll") as url:
         wallets = _seed(url, n)
         settings = Settings(database_url=url, data_api_url=sim["data"], gamma_api_url=sim["gamma"],
                             clob_api_url=sim["clob"], position_snapshot_interval=10**9)
-        asyncio.run(_cycle(settings, url))  # seeds cursors (first poll) and snapshots
-        steady = [asyncio.run(_cycle(settings, url)) for _ in range(3)]
-        for w in wallets:
-            sim["remote"].add_trader_fill(trader=w, market="fed", outcome="Yes", side="BUY", size="50",
-                                          price="0.64")
-        busy = asyncio.run(_cycle(settings, url))
+
+        def add_fills(i: int) -> None:
+            if i == 4:
+                for w in wallets:
+                    sim["remote"].add_trader_fill(trader=w, market="fed", outcome="Yes", side="BUY",
+                                                  size="50", price="0.64")
+
+        runs = asyncio.run(_cycles(settings, url, 5, add_fills))
+        steady, busy = runs[1:4], runs[4]
         cpu_steady = statistics.median(c for c, _, _ in steady) / n * 1000
         wall_steady = statistics.median(w for _, w, _ in steady)
         print(f"polls N={n:>5}: steady {cpu_steady:.3f} ms CPU/poll (cycle {wall_steady:.2f} s wall); "

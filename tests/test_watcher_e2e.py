@@ -153,6 +153,48 @@ def test_dropped_connections_and_5xx_still_deliver_the_fill_once(world: World) -
     assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
 
 
+def test_re_reading_stored_fills_needs_no_transaction_until_restart(world: World,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within one process, a poll that only re-reads stored fills (overlap window) skips the
+    database; a new fill, or a fresh process with an empty memory, goes through store_fills."""
+    import watcher
+
+    calls: list[int] = []
+    real_store = watcher.store_fills
+
+    def counting_store(*args: Any, **kwargs: Any) -> Any:
+        result = real_store(*args, **kwargs)
+        calls.append(result.new_fills)
+        return result
+
+    monkeypatch.setattr(watcher, "store_fills", counting_store)
+
+    async def cycles(n: int, between: Callable[[int], None] = lambda i: None) -> None:
+        client = watcher_client(world.settings, sleep=world.record_sleep)
+        ctx = WatcherContext(settings=world.settings, factory=world.db.factory, client=client, owner="t")
+        try:
+            for i in range(n):
+                between(i)
+                await watch_cycle(ctx, asyncio.Event())
+        finally:
+            release_lease(world.db.factory, Shard(), "t")
+            await client.aclose()
+
+    def fills(i: int) -> None:
+        if i in (1, 3):
+            world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
+
+    asyncio.run(cycles(5, fills))  # seed, fill, re-read, another fill, re-read both
+    assert calls == [0, 1, 1]  # the seeding poll, then one transaction per new fill only
+    with world.db.session() as s:
+        polled = s.scalar(select(Trader.last_polled_at))
+    asyncio.run(cycles(1))  # a restarted watcher checks the window against the database once
+    assert calls == [0, 1, 1, 0]
+    assert world.count(TraderFill) == 2 and world.count(CopyOrder) == 4
+    with world.db.session() as s:
+        assert s.scalar(select(Trader.last_polled_at)) > polled
+
+
 def test_a_stale_fill_is_stored_but_never_queued(database: Database, simulator_factory: Callable[..., Simulator],
                                                  fernet_key: str) -> None:
     """A fill first seen 5 minutes after it happened (MAX_COPY_DELAY 120 s) is SKIPPED(stale)."""
