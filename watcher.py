@@ -90,7 +90,7 @@ POLL_CONCURRENCY = 8
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:
     """The Polymarket client as the watcher uses it: read-only, lean keep-alive HTTP/1.1.
 
-    The watcher only sends GETs, thousands a cycle, so it uses KeepAliveTransport (a third of
+    The watcher only sends GETs, thousands a cycle, so it uses KeepAliveTransport (half or less of
     httpx's default CPU per request; it refuses anything but GET/HEAD) and lets rate-limited
     waiters wake in groups of POLL_CONCURRENCY rather than one by one.
     """
