@@ -39,10 +39,18 @@ from models import (
     TraderFill,
     TraderPositionSnapshot,
 )
-from order_math import OrderMathError, limit_order_amounts, market_buy_amounts, market_sell_amounts
+from order_math import (
+    USD_DECIMALS,
+    OrderMathError,
+    limit_order_amounts,
+    market_buy_amounts,
+    market_sell_amounts,
+    round_down,
+)
 from order_signing import OrderRequest, TimestampSource, exchange_for, post_order_body, sign_order
 from pm_records import Accepted, Duplicate, InDoubt, PostOutcome, RateLimited, Rejected, RejectKind
 from pm_types import ApiCreds, MarketInfo, OrderBook, OrderType, Side, SignatureType
+from sizing import MIN_NOTIONAL_USD
 from smart_pricing import PriceAction, PriceDecision
 from venue import OrderRefresh, OrderSpec, Venue
 
@@ -216,7 +224,8 @@ def order_amounts(side: Side, decision: PriceDecision, shares: Decimal, tick: De
     assert decision.price is not None
     if decision.action is PriceAction.MARKET:
         if side is Side.BUY:
-            a = market_buy_amounts(shares * decision.price, decision.price, tick)
+            assert decision.spend_price is not None
+            a = market_buy_amounts(shares * decision.spend_price, decision.price, tick)
         else:
             a = market_sell_amounts(shares, decision.price, tick)
     else:
@@ -245,6 +254,10 @@ def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: 
     """Amounts, maker/signer and exchange of the venue order for `shares` (SkipCopy if impossible)."""
     assert decision.price is not None and decision.order_type
     side = Side(co.side)
+    if decision.action is PriceAction.MARKET and side is Side.BUY:
+        spend = round_down(shares * (decision.spend_price or decision.price), USD_DECIMALS)
+        if spend < MIN_NOTIONAL_USD:  # the venue refuses a marketable BUY under $1
+            raise SkipCopy("below_min_notional", f"{shares} shares at the best ask is {spend} USD")
     try:
         maker_amount, taker_amount = order_amounts(side, decision, shares, market.tick_size)
     except OrderMathError as exc:

@@ -328,7 +328,8 @@ async def reprice(ctx: ExecutorContext, co_id: int, market: MarketInfo, decision
         follower = s.get(Follower, co.follower_id, with_for_update=True)
         assert follower is not None
         too_small = left < market.min_size or (
-            co.side == "BUY" and decision.action is PriceAction.MARKET and left * decision.price < MIN_NOTIONAL_USD)
+            co.side == "BUY" and decision.action is PriceAction.MARKET
+            and left * (decision.spend_price or decision.price) < MIN_NOTIONAL_USD)
         if left <= 0 or too_small:
             transition(s, co, CopyStatus.CANCELED, "canceled",
                        reason="remainder_below_min" if left > 0 else "filled_by_cancel_race")

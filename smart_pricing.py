@@ -105,6 +105,15 @@ class PriceDecision:
     stage: Stage
     spread: SpreadClass
     reason: PriceReason = PriceReason.NONE
+    # MARKET BUY: the best ask the dollar budget is counted at. The venue spends a market BUY's
+    # dollars at the prices it finds, so a budget of shares × limit would buy more shares than
+    # sized whenever the asks are better than the limit; shares × best ask cannot.
+    budget_price: Decimal | None = None
+
+    @property
+    def spend_price(self) -> Decimal | None:
+        """The price a BUY's dollars are counted at: the best ask for a market BUY, else `price`."""
+        return self.budget_price if self.budget_price is not None else self.price
 
 
 def spread_class(book: OrderBook) -> SpreadClass:
@@ -177,10 +186,10 @@ def price_copy(
     spread = spread_class(book)
 
     def decide(action: PriceAction, price: Decimal | None = None,
-               reason: PriceReason = PriceReason.NONE) -> PriceDecision:
+               reason: PriceReason = PriceReason.NONE, budget_price: Decimal | None = None) -> PriceDecision:
         order_type = {PriceAction.LIMIT: LIMIT_ORDER_TYPE,
                       PriceAction.MARKET: MARKET_ORDER_TYPE}.get(action)
-        return PriceDecision(action, price, order_type, stage, spread, reason)
+        return PriceDecision(action, price, order_type, stage, spread, reason, budget_price)
 
     def stuck(reason: PriceReason) -> PriceDecision:
         return decide(PriceAction.SKIP if elapsed >= GIVE_UP_AFTER else PriceAction.WAIT,
@@ -203,7 +212,7 @@ def price_copy(
                 return stuck(PriceReason.NO_LIQUIDITY)
             if not _within(side, best, limit):
                 return stuck(PriceReason.BEYOND_SLIPPAGE_LIMIT)
-            return decide(PriceAction.MARKET, limit)
+            return decide(PriceAction.MARKET, limit, budget_price=best if side is Side.BUY else None)
 
         target = _scheduled_target(side, trader_price, book, tick, stage, spread)
         reason = PriceReason.NONE

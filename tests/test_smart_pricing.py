@@ -63,6 +63,20 @@ def test_seed_example_schedule() -> None:
         PriceAction.MARKET, OrderType.FAK, Stage.MARKET)
     assert market.price == D("0.609")  # floor(0.58 × 1.05) — the protective limit
     assert market.price <= D("0.58") * (1 + DEFAULT_MAX_SLIPPAGE)
+    # The dollars are counted at the best ask, so the venue cannot fill more shares than sized.
+    assert (market.budget_price, market.spend_price) == (D("0.595"), D("0.595"))
+
+
+def test_market_buy_amounts_never_buy_more_shares_than_sized() -> None:
+    """10 shares at the market stage: 5.95 pUSD (10 × best ask 0.595), signed at the limit 0.609."""
+    from copy_submit import order_amounts
+
+    market = price_copy(Side.BUY, D("0.58"), SEED_BOOK, T001, 36 * H)
+    maker, taker = order_amounts(Side.BUY, market, D("10"), T001)
+    assert maker == 5_950_000  # what the venue spends: at any ask ≥ 0.595 that is ≤ 10 shares
+    assert taker == 9_770_110  # the least it may return: 5.95 / 0.609, floored — the price guard
+    limit = PriceDecision(PriceAction.LIMIT, D("0.58"), OrderType.GTC, Stage.TRADER, "normal")
+    assert limit.spend_price == D("0.58")
 
 
 def test_sell_schedule_is_the_mirror_image() -> None:
@@ -73,6 +87,7 @@ def test_sell_schedule_is_the_mirror_image() -> None:
     assert limit_at(Side.SELL, "0.60", SEED_BOOK, 24) == D("0.585")
     market = price_copy(Side.SELL, D("0.60"), SEED_BOOK, T001, 40 * H)
     assert (market.action, market.price) == (PriceAction.MARKET, D("0.570"))
+    assert market.budget_price is None and market.spend_price == D("0.570")  # SELLs count shares
 
 
 @pytest.mark.parametrize(("bids", "asks", "expected"), [
@@ -264,3 +279,24 @@ def test_schedule_invariants(tb: tuple[D, OrderBook], side: Side, trader: D, sli
         if d.action is PriceAction.MARKET:
             assert d.order_type is OrderType.FAK and h >= 36
         previous = p
+
+
+def test_market_buy_under_one_dollar_at_the_best_ask_is_skipped_not_sent() -> None:
+    """1.6 shares × best ask 0.595 = 0.95 pUSD: the venue would refuse it, so no order is planned."""
+    from types import SimpleNamespace
+
+    from config import Settings
+    from copy_submit import SkipCopy, plan_order
+    from tests.fake_exchange import YES
+    from tests.fake_exchange import market as binary_market
+
+    market = price_copy(Side.BUY, D("0.58"), SEED_BOOK, T001, 36 * H)
+    ctx = SimpleNamespace(settings=Settings())
+    co = SimpleNamespace(side="BUY", token_id=YES)
+    follower = SimpleNamespace(signature_type=0, funder_address="0x" + "11" * 20, signer_address="0x" + "11" * 20)
+    info = binary_market(tick="0.001", min_size="1")
+    with pytest.raises(SkipCopy) as info_skip:
+        plan_order(ctx, co, follower, info, market, D("1.6"))  # type: ignore[arg-type]
+    assert info_skip.value.reason == "below_min_notional"
+    plan = plan_order(ctx, co, follower, info, market, D("1.7"))  # type: ignore[arg-type]  # 1.01 pUSD
+    assert plan.request.maker_amount == 1_010_000

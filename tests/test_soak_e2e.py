@@ -424,7 +424,11 @@ def check_positions_match_the_venue(soak: Soak) -> None:
         assert all(v > 0 for v in theirs.values()), venue
         assert dict(ours[funder.lower()]) == theirs, (index, dict(ours[funder.lower()]), theirs)
         fid = soak.follower_ids[index]
-        assert D(venue["pusd"]) == INITIAL_PUSD[index] + cash[fid], (index, venue["pusd"], cash[fid])
+        # The venue debits pUSD in whole micro-dollars per match; PMCT's size × price per fill is
+        # exact, so the two may differ below one micro-dollar per fill (seen with seed 4).
+        slack = D("0.000001") * max(1, sum(1 for f in fills if f.follower_id == fid))
+        assert abs(D(venue["pusd"]) - (INITIAL_PUSD[index] + cash[fid])) <= slack, (
+            index, venue["pusd"], cash[fid])
 
 
 def check_nothing_stuck(soak: Soak) -> Counter[CopyStatus]:
@@ -524,13 +528,11 @@ def rig(database: Database, simulator_factory: Callable[..., Simulator], fernet_
     return r
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: copy_submit.order_amounts sizes a market-stage (FAK) BUY as a pUSD budget of "
-    "remaining shares x protective limit price; the venue spends that budget at the better ask, "
-    "so the copy fills more shares than it was sized to (10.31746 > 10 here)"))
 def test_market_conversion_never_buys_more_shares_than_sized(rig: Rig) -> None:
     """Found by the soak: a copy sized 10 shares, resting unfilled when it reaches the 36 h market
-    stage (FAK at the 5 % slippage limit 0.65) while the best ask is 0.63, must not fill > 10."""
+    stage (FAK at the 5 % slippage limit 0.65) while the best ask is 0.63, must not fill > 10.
+    The venue spends a market BUY's dollars at the prices it finds, so the budget is counted at
+    the best ask (10 × 0.63 = 6.30 pUSD), not at the limit (6.50 pUSD would buy 10.31746)."""
     rig.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", "0.62")
     rig.watch()
     rig.execute()  # rests: BUY 10 @ 0.62 (book 0.64 / 0.65)
@@ -541,3 +543,4 @@ def test_market_conversion_never_buys_more_shares_than_sized(rig: Rig) -> None:
     co = rig.copy()
     assert co.intended_size == D("10") and co.order_type == "FAK" and co.intended_price == D("0.65")
     assert co.filled_size <= co.intended_size, (co.status, co.order_type, co.filled_size)
+    assert (co.status, co.filled_size) == (CopyStatus.FILLED, D("10"))
