@@ -39,14 +39,7 @@ from models import (
     TraderFill,
     TraderPositionSnapshot,
 )
-from order_math import (
-    USD_DECIMALS,
-    OrderMathError,
-    limit_order_amounts,
-    market_buy_amounts,
-    market_sell_amounts,
-    round_down,
-)
+from order_math import OrderMathError, limit_order_amounts, market_buy_amounts, market_sell_amounts, to_base_units
 from order_signing import OrderRequest, TimestampSource, exchange_for, post_order_body, sign_order
 from pm_records import Accepted, Duplicate, InDoubt, PostOutcome, RateLimited, Rejected, RejectKind
 from pm_types import ApiCreds, MarketInfo, OrderBook, OrderType, Side, SignatureType
@@ -56,6 +49,7 @@ from venue import OrderRefresh, OrderSpec, Venue
 
 log = logging.getLogger("pmct.executor")
 ZERO = Decimal(0)
+MIN_NOTIONAL_BASE = to_base_units(MIN_NOTIONAL_USD)  # base units (micro-dollars)
 MARKET_MAX_AGE = timedelta(minutes=10)
 
 
@@ -254,14 +248,14 @@ def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: 
     """Amounts, maker/signer and exchange of the venue order for `shares` (SkipCopy if impossible)."""
     assert decision.price is not None and decision.order_type
     side = Side(co.side)
-    if decision.action is PriceAction.MARKET and side is Side.BUY:
-        spend = round_down(shares * (decision.spend_price or decision.price), USD_DECIMALS)
-        if spend < MIN_NOTIONAL_USD:  # the venue refuses a marketable BUY under $1
-            raise SkipCopy("below_min_notional", f"{shares} shares at the best ask is {spend} USD")
     try:
         maker_amount, taker_amount = order_amounts(side, decision, shares, market.tick_size)
     except OrderMathError as exc:
         raise SkipCopy("invalid_amounts", str(exc)) from None
+    if decision.action is PriceAction.MARKET and side is Side.BUY and maker_amount < MIN_NOTIONAL_BASE:
+        # the venue refuses a marketable BUY under $1 (maker amount = the dollars it spends)
+        spend = Decimal(maker_amount).scaleb(-6)
+        raise SkipCopy("below_min_notional", f"{shares} shares at the best ask is {spend} USD")
     sig_type = SignatureType(follower.signature_type)
     order_signer = follower.funder_address if sig_type == SignatureType.POLY_1271 else follower.signer_address
     req = OrderRequest(maker=follower.funder_address, signer=order_signer, token_id=co.token_id,
