@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 if TYPE_CHECKING:
-    from pm_types import ApiCreds
+    from wire.types import ApiCreds
 
 MASK = "***"
 _PRIVATE_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -143,7 +143,7 @@ class KeyRing:
 
     def decrypt_api_creds(self, token: str) -> ApiCreds:
         """Decrypt CLOB L2 credentials stored by `encrypt_api_creds`."""
-        from pm_types import ApiCreds
+        from wire.types import ApiCreds
 
         data = json.loads(self.decrypt(token).reveal())
         register_secret(data["secret"])

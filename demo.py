@@ -85,7 +85,7 @@ def settled(env: dict[str, str], expected: int) -> bool:
     """True when at least `expected` copies exist and none is still on its way."""
     from sqlalchemy import func, select
 
-    from db import make_engine
+    from infra.db import make_engine
     from models import CopyOrder, CopyStatus
 
     engine = make_engine(env["DATABASE_URL"])
@@ -104,7 +104,7 @@ def copied_table(env: dict[str, str]) -> list[dict[str, Any]]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from db import make_engine
+    from infra.db import make_engine
     from models import CopyOrder, Market, MarketTokenRow, Trader, TraderFill
 
     engine = make_engine(env["DATABASE_URL"])

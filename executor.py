@@ -24,11 +24,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import metrics
-from config import ConfigError, Settings, load_settings
-from copy_batch import claim_jobs, submit_jobs
-from copy_submit import ExecutorContext
-from daemon import (
+from copying.copy_batch import claim_jobs, submit_jobs
+from copying.copy_submit import ExecutorContext
+from copying.intake import NOTIFY_CHANNEL
+from copying.order_work import begin_cycle, manage_open_orders, reconcile_unresolved
+from infra import metrics
+from infra.config import ConfigError, Settings, load_settings
+from infra.daemon import (
     CycleStats,
     SystemdNotifier,
     install_early_signal_handlers,
@@ -36,10 +38,8 @@ from daemon import (
     record_heartbeat,
     run_loop,
 )
-from db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
-from fill_store import NOTIFY_CHANNEL
-from order_work import begin_cycle, manage_open_orders, reconcile_unresolved
-from startup_checks import check_env_file_permissions, env_file_path
+from infra.db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
+from infra.startup import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.executor")
 FIRST_BATCH = 8  # the first claim of a cycle is small: its copies reach the venue sooner
@@ -108,7 +108,7 @@ class PgWaker:
     def __init__(self, url: str) -> None:
         import psycopg2
 
-        from db import driver_url
+        from infra.db import driver_url
 
         dsn = driver_url(url).replace("postgresql+psycopg2://", "postgresql://")
         self.conn = psycopg2.connect(dsn)
@@ -186,8 +186,8 @@ def engine_options(url: str) -> dict[str, Any]:
 
 def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorContext:
     """Wire the venue for the configured mode (paper unless EXECUTION_MODE=live)."""
+    from copying.venues import LiveVenue, PaperVenue
     from crypto import KeyRing
-    from venue import LiveVenue, PaperVenue
 
     venue = LiveVenue(client) if settings.is_live else PaperVenue(client, utcnow)
     keyring = KeyRing(settings.encryption_key) if settings.encryption_key else None
@@ -197,7 +197,7 @@ def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorCont
 
 
 async def _amain(args: argparse.Namespace, settings: Settings) -> int:
-    from migrate import current_revision, head_revision
+    from infra.migrate import current_revision, head_revision
     from polymarket_client import PolymarketClient
 
     if current_revision(settings.database_url) != head_revision():
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from logsetup import configure_logging
+    from infra.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(_amain(args, settings))

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from db import DecimalType, UTCDateTime, utcnow
+from infra.db import DecimalType, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -438,6 +438,6 @@ class SystemFlag(Base):
 
 def init_db(database_url: str | None = None) -> None:
     """Create or upgrade the schema to the latest migration (idempotent)."""
-    from migrate import upgrade_to_head
+    from infra.migrate import upgrade_to_head
 
     upgrade_to_head(database_url)

@@ -44,20 +44,8 @@ from typing import Any
 
 import httpx
 
-import clob_auth
-from http_transport import (
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT,
-    Clock,
-    HeaderFactory,
-    Jitter,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    Transport,
-    full_jitter_half,
-)
-from pm_errors import (
+from wire import auth as clob_auth
+from wire.errors import (
     ApiError,
     ParseError,
     PolymarketError,
@@ -65,7 +53,7 @@ from pm_errors import (
     RestrictedError,
     TransportError,
 )
-from pm_parse import (
+from wire.parse import (
     CURSOR_START,
     ActivityQuery,
     TradesQuery,
@@ -107,7 +95,7 @@ from pm_parse import (
     parse_tokens,
     poll_activity_query,
 )
-from pm_records import (
+from wire.records import (
     Accepted,
     BalanceAllowance,
     CancelResult,
@@ -126,7 +114,19 @@ from pm_records import (
     Restricted,
     TokenInfo,
 )
-from pm_types import Activity, ApiCreds, MarketInfo, OrderBook, SignatureType
+from wire.transport import (
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+    Clock,
+    HeaderFactory,
+    Jitter,
+    RateLimiter,
+    RetryPolicy,
+    Sleep,
+    Transport,
+    full_jitter_half,
+)
+from wire.types import Activity, ApiCreds, MarketInfo, OrderBook, SignatureType
 
 log = logging.getLogger("pmct.polymarket")
 

@@ -39,8 +39,8 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Literal
 
-from pm_types import OrderBook, OrderType, Side
-from ticks import ceil_to_tick, floor_to_tick, is_valid_tick
+from wire.ticks import ceil_to_tick, floor_to_tick, is_valid_tick
+from wire.types import OrderBook, OrderType, Side
 
 SpreadClass = Literal["tight", "normal", "wide"]
 

@@ -29,9 +29,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-import metrics
-from config import ConfigError, Settings, load_settings
-from daemon import (
+from copying.intake import fill_keys, store_fills
+from copying.markets import known_tokens, upsert_market
+from copying.position_watch import Holding, record_snapshot
+from infra import metrics
+from infra.config import ConfigError, Settings, load_settings
+from infra.daemon import (
     CycleStats,
     SystemdNotifier,
     install_early_signal_handlers,
@@ -39,12 +42,9 @@ from daemon import (
     record_heartbeat,
     run_loop,
 )
-from db import make_engine, make_sessionmaker, session_scope, utcnow
-from fill_store import fill_keys, store_fills
-from market_store import known_tokens, upsert_market
+from infra.db import make_engine, make_sessionmaker, session_scope, utcnow
+from infra.startup import check_env_file_permissions, env_file_path
 from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
-from positions_watch import Holding, record_snapshot
-from startup_checks import check_env_file_permissions, env_file_path
 
 log = logging.getLogger("pmct.watcher")
 CACHE_BUST_SECONDS = 86400
@@ -94,8 +94,8 @@ def watcher_client(settings: Settings, **kwargs: Any) -> Any:
     httpx's default CPU per request; it refuses anything but GET/HEAD) and lets rate-limited
     waiters wake in groups of POLL_CONCURRENCY rather than one by one.
     """
-    from keepalive_transport import KeepAliveTransport, env_proxy_configured
     from polymarket_client import PolymarketClient
+    from wire.keepalive import KeepAliveTransport, env_proxy_configured
 
     if env_proxy_configured():
         log.info("an HTTP proxy is configured: the watcher uses httpx's own transport")
@@ -204,7 +204,7 @@ class PollResult:
 
 async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
     """Fetch one trader's activity since its cursor and store it (one transaction)."""
-    from pm_parse import DEFAULT_ACTIVITY_TYPES, ActivityQuery
+    from wire.parse import DEFAULT_ACTIVITY_TYPES, ActivityQuery
 
     overlap = ctx.settings.watcher_overlap_seconds
     seed = int(trader.first_follow_start.timestamp())
@@ -340,7 +340,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> int:
-    from migrate import current_revision, head_revision
+    from infra.migrate import current_revision, head_revision
 
     if current_revision(settings.database_url) != head_revision():
         print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from logsetup import configure_logging
+    from infra.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(_amain(args, settings, shard))

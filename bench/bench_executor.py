@@ -32,14 +32,14 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from accounts import add_follow, add_follower
-from config import Settings
+from copying.intake import store_fills
 from crypto import KeyRing, address_of_key
-from db import make_engine, make_sessionmaker, session_scope
-from fill_store import store_fills
+from infra.config import Settings
+from infra.db import make_engine, make_sessionmaker, session_scope
 from models import CopyOrder, CopyStatus, Tier
-from pm_types import Activity, ApiCreds, Side, SignatureType
+from ops.accounts import add_follow, add_follower
 from polymarket_client import PolymarketClient
+from wire.types import Activity, ApiCreds, Side, SignatureType
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Hardhat #1 (public)
 WALLET = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

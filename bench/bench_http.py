@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from common import quiet_scenario_file, simulator_process
 
-from keepalive_transport import KeepAliveTransport
+from wire.keepalive import KeepAliveTransport
 
 USER = "0x" + "ab" * 20
 REQUESTS = 800

@@ -49,14 +49,14 @@ def _time(fn, n: int, warmup: int = 20) -> dict[str, float]:
 
 def _child(orders: int, sdk_orders: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    import clob_auth
-    from order_signing import (
+    from wire import auth as clob_auth
+    from wire.signing import (
         OrderRequest,
         exchange_for,
         post_order_body,
         sign_order,
     )
-    from pm_types import MarketVersion, OrderType, Side, SignatureType
+    from wire.types import MarketVersion, OrderType, Side, SignatureType
 
     exchange = exchange_for(MarketVersion.V1, True, 137)
     reqs = {

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from common import fresh_pg, quiet_scenario_file, simulator_process
 
-from config import Settings
-from db import make_engine, make_sessionmaker, session_scope
-from fill_store import store_fills
+from copying.intake import store_fills
+from infra.config import Settings
+from infra.db import make_engine, make_sessionmaker, session_scope
 from models import Follow, Follower, Tier, Trader
-from pm_types import Activity, Side
 from watcher import Shard, WatcherContext, release_lease, watch_cycle, watcher_client
+from wire.types import Activity, Side
 
 
 def _seed(url: str, n_traders: int, follows_per_trader: int = 1) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from migrate import upgrade_to_head  # noqa: E402
+from infra.migrate import upgrade_to_head  # noqa: E402
 from tests.dbfixtures import create_pg_database, drop_pg_database  # noqa: E402
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from db import make_engine
+from infra.db import make_engine
 from models import Base
 
 config = context.config

@@ -36,7 +36,7 @@ from sim.state import (
     World,
 )
 from sim.units import from_base, to_base
-from ticks import in_price_range
+from wire.ticks import in_price_range
 
 TRADE_NEXT = {
     TRADE_MATCHED: TRADE_MINED,

@@ -31,7 +31,7 @@ from sim.verify import (
     order_digest,
     recover_order_signer,
 )
-from ticks import is_on_tick
+from wire.ticks import is_on_tick
 
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 MAX_BATCH = 15

@@ -23,7 +23,7 @@ from sim import engine, feeds
 from sim.state import COLLATERAL, FeeSchedule, Market, Outcome, Profile, WalletRecord, World
 from sim.units import MAX_UINT256, dec, to_base
 from sim.verify import CTF_EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2, checksum
-from ticks import floor_to_tick, in_price_range
+from wire.ticks import floor_to_tick, in_price_range
 
 if TYPE_CHECKING:
     from sim.core import Simulator

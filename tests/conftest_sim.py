@@ -31,10 +31,11 @@ import httpx
 import pytest
 
 from sim import RandomWalkConfig, RemoteSimulator, SimConfig, Simulator
+from tests.support.paths import POLYMARKET
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = ROOT / "scenarios" / "demo.json"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+
 
 # Public Hardhat/Anvil test accounts (never fund them on a real chain).
 HARDHAT_KEYS = {
@@ -71,7 +72,7 @@ __all__ = [
     "HARDHAT_KEYS",
     "LAKERS",
     "SAFE_WALLET_0",
-    "SHARED",
+    "POLYMARKET",
     "TRADER_CAR",
     "TRADER_QUIET",
     "SimClient",

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import driver_url, make_engine, make_sessionmaker
-from migrate import upgrade_to_head
+from infra.db import driver_url, make_engine, make_sessionmaker
+from infra.migrate import upgrade_to_head
 
 PG_ADMIN_URL = os.environ.get("PMCT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

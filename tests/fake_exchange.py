@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from order_signing import exchange_for, recover_order_signer, signed_order_from_json
-from paper_fill import simulate_fill
-from pm_records import (
+from copying.paper_fill import simulate_fill
+from wire.records import (
     Accepted,
     BalanceAllowance,
     CancelResult,
@@ -28,7 +27,8 @@ from pm_records import (
     Rejected,
     RejectKind,
 )
-from pm_types import BookLevel, MarketInfo, MarketToken, MarketVersion, OrderBook, OrderType, Side
+from wire.signing import exchange_for, recover_order_signer, signed_order_from_json
+from wire.types import BookLevel, MarketInfo, MarketToken, MarketVersion, OrderBook, OrderType, Side
 
 D = Decimal
 CONDITION = "0x" + "c1" * 32

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 
-from admin_cli import cli
 from models import Base, Follow, Follower, FollowStatus
+from ops.cli import cli
 from tests.conftest import TEST_ADDRESS, TEST_ADDRESS_2, TEST_KEY, TEST_KEY_2
 from tests.dbfixtures import Database
 

@@ -13,9 +13,8 @@ import respx
 from click.testing import Result
 from sqlalchemy import select
 
-import admin_cli
 from crypto import KeyRing
-from db import utcnow
+from infra.db import utcnow
 from models import (
     Base,
     CopyOrderEvent,
@@ -29,6 +28,7 @@ from models import (
     SystemFlag,
     Tier,
 )
+from ops import cli as admin_cli
 from sim import Simulator
 from tests import factories as fx
 from tests.conftest import TEST_ADDRESS, TEST_KEY
@@ -179,7 +179,7 @@ def test_performance_attribution_without_network(env: Database) -> None:  # noqa
 
 def test_disable_and_enable_each_scope(env: Database) -> None:  # noqa: F811
     """disable/enable --all, a follower, one follow; resume cannot lift a kill-switch disable."""
-    import killswitch as ks
+    from copying import killswitch as ks
 
     add_alice()
     assert follow(TEST_ADDRESS, TRADER).exit_code == 0
@@ -217,7 +217,7 @@ def test_disable_and_enable_each_scope(env: Database) -> None:  # noqa: F811
 
 def test_copying_allowed_order_of_checks(database: Database) -> None:
     """Global beats follower beats follow beats tier; paused only stops copies, disable also cancels."""
-    import killswitch as ks
+    from copying import killswitch as ks
 
     with database.session() as s:
         f = fx.follower(s, 1)

@@ -15,10 +15,11 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import clob_auth
-from pm_types import ApiCreds
+from tests.support.paths import POLYMARKET
+from wire import auth as clob_auth
+from wire.types import ApiCreds
 
-POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+POLY = POLYMARKET
 VECTORS = json.loads((POLY / "vectors.json").read_text())["vectors"]
 HARDHAT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 HARDHAT_ADDR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -188,9 +189,9 @@ def test_checksum_address_rejects_malformed(bad: str) -> None:
 def test_pure_python_backend_path_gives_same_results() -> None:
     """With ECC_BACKEND_CLASS=NativeECCBackend the eth_keys path reproduces the same vectors."""
     code = (
-        "import clob_auth, json\n"
-        "from order_signing import Exchange, OrderRequest, sign_order\n"
-        "from pm_types import Side, SignatureType\n"
+        "import json\nfrom wire import auth as clob_auth\n"
+        "from wire.signing import Exchange, OrderRequest, sign_order\n"
+        "from wire.types import Side, SignatureType\n"
         "assert clob_auth.ecc_backend_name() == 'NativeECCBackend'\n"
         f"h = clob_auth.l1_headers({HARDHAT_KEY!r}, 137, 1795253614)\n"
         f"req = OrderRequest({HARDHAT_ADDR!r}, {HARDHAT_ADDR!r}, '7', 7033800, 12340000,"
@@ -208,8 +209,8 @@ def test_pure_python_backend_path_gives_same_results() -> None:
     sig, addr, order_sig = json.loads(out.stdout.strip().splitlines()[-1])
     assert addr == HARDHAT_ADDR
     assert sig == clob_auth.l1_headers(HARDHAT_KEY, 137, 1795253614)["POLY_SIGNATURE"]
-    from order_signing import Exchange, OrderRequest, sign_order
-    from pm_types import Side, SignatureType
+    from wire.signing import Exchange, OrderRequest, sign_order
+    from wire.types import Side, SignatureType
 
     req = OrderRequest(HARDHAT_ADDR, HARDHAT_ADDR, "7", 7033800, 12340000, Side.BUY,
                        SignatureType.EOA, salt=935062534457, timestamp_ms=1795253614004)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from config import ConfigError, Settings, load_settings
+from infra.config import ConfigError, Settings, load_settings
 
 NO_FILE = Path("/nonexistent/.env")
 

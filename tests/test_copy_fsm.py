@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from copy_fsm import ALLOWED, TERMINAL, IllegalTransition, can_move, transition
+from copying.states import ALLOWED, TERMINAL, IllegalTransition, can_move, transition
 from models import CopyOrderEvent
 from models import CopyStatus as S
 from tests import factories as fx

@@ -17,9 +17,9 @@ from crypto import (
     normalize_private_key,
     signing_key,
 )
-from logsetup import configure_logging
-from pm_types import ApiCreds
+from infra.logs import configure_logging
 from tests.conftest import TEST_ADDRESS, TEST_ADDRESS_2, TEST_KEY, TEST_KEY_2
+from wire.types import ApiCreds
 
 
 def test_round_trip_and_token_is_not_plaintext(keyring: KeyRing) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from migrate import upgrade_to_head
+from infra.migrate import upgrade_to_head
 from sim import Simulator
 from tests.test_watcher_e2e import quiet_scenario
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError
-from startup_checks import InsecureEnvFileError, check_env_file_permissions
+from infra.config import ConfigError
+from infra.startup import InsecureEnvFileError, check_env_file_permissions
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -130,7 +130,8 @@ from eth_account.messages import encode_defunct
 acct = Account.from_key("0x" + "11" * 32)
 assert acct.sign_message(encode_defunct(text="pmct")).signature
 sqlite3.connect(":memory:").execute("select 1")
-import watcher, polymarket_client, order_signing, clob_auth
+import watcher, executor, polymarket_client
+from wire import signing, auth
 print("OK")
 """
 

@@ -11,16 +11,16 @@ import pytest
 from click.testing import Result
 from sqlalchemy import select
 
-from config import Settings
 from crypto import KeyRing
-from doctor import Doctor, Status
+from infra.config import Settings
 from models import Follower
-from pm_types import ApiCreds
+from ops.doctor import Doctor, Status
 from sim import Simulator
 from tests.conftest import TEST_ADDRESS
 from tests.conftest_sim import simulator, simulator_factory  # noqa: F401 - fixtures
 from tests.dbfixtures import Database
 from tests.test_admin import add_alice, env, run  # noqa: F401 - env is a fixture
+from wire.types import ApiCreds
 
 CLOSED_PORT = "http://127.0.0.1:9"
 EXCHANGES = ("0xE111180000d2663C0091e4f400237545B87B996B", "0xe2222d279d744050d28e00520010520000310F59",

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from accounts import add_follow, add_follower
-from config import Settings
-from copy_submit import ExecutorContext, process_claimed
+from copying.copy_submit import ExecutorContext, process_claimed
+from copying.intake import store_fills
+from copying.order_work import reconcile_unresolved
+from copying.venues import LiveVenue, PaperVenue
 from crypto import KeyRing
-from db import session_scope
 from executor import CycleClock, executor_cycle
-from fill_store import store_fills
+from infra.config import Settings
+from infra.db import session_scope
 from models import (
     CopyOrder,
     CopyStatus,
@@ -28,12 +29,11 @@ from models import (
     Tier,
     TraderPositionEvent,
 )
-from order_work import reconcile_unresolved
-from pm_types import Activity, ApiCreds, MarketInfo, MarketVersion, OrderBook, Side, SignatureType
+from ops.accounts import add_follow, add_follower
 from tests.conftest import TEST_KEY
 from tests.dbfixtures import Database
 from tests.fake_exchange import CONDITION, NO, YES, FakeExchange, book, market
-from venue import LiveVenue, PaperVenue
+from wire.types import Activity, ApiCreds, MarketInfo, MarketVersion, OrderBook, Side, SignatureType
 
 D = Decimal
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ class Harness:
                              tier=Tier.PRO)
             f.encrypted_api_creds = self.keyring.encrypt_api_creds(
                 ApiCreds("key-1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "pass-phrase"))
-            from accounts import FollowLimits
+            from ops.accounts import FollowLimits
             fo = add_follow(s, follower_wallet=f.funder_address, trader_wallet=TRADER,
                             copy_pct=D(pct), max_usd_per_trade=D(max_trade), now=T0 - timedelta(hours=1),
                             limits=FollowLimits(max_slippage=D(max_slippage) if max_slippage else None))
@@ -202,7 +202,7 @@ def test_proportional_sell(h: Harness) -> None:
     h.fx.fill_resting(buy.order_hash, "10")  # type: ignore[arg-type]
     h.cycle()
     with h.db.session() as s:
-        from positions_watch import Holding, record_snapshot
+        from copying.position_watch import Holding, record_snapshot
         record_snapshot(s, h.trader_id, [Holding(YES, CONDITION, D("100"))], h.clock.now)
         s.commit()
         assert s.scalar(select(FollowerPosition.size)) == D("10")
@@ -420,7 +420,7 @@ def test_rejected_order_is_final(h: Harness) -> None:
 def test_claim_is_exclusive(h: Harness) -> None:
     """A copy claimed by one executor cannot be processed by another."""
     h.trader_fill()
-    from order_work import claim_batch
+    from copying.order_work import claim_batch
     ids = claim_batch(h.ctx, 10)
     other = ExecutorContext(**{**h.ctx.__dict__, "owner": "someone-else"})
     assert asyncio.run(process_claimed(other, ids[0])) == "lost_claim"
@@ -431,7 +431,7 @@ def test_claim_is_exclusive(h: Harness) -> None:
 
 def test_disabling_a_follower_cancels_its_open_orders(h: Harness) -> None:
     """`admin disable --wallet` (follower DISABLED): the executor cancels its live venue order."""
-    import killswitch
+    from copying import killswitch
     from models import Follower
     h.trader_fill()
     h.cycle()
@@ -462,7 +462,7 @@ def test_free_tier_is_not_copied(h: Harness) -> None:
 
 def add_second_follower(h: Harness) -> int:
     """Another follower (Hardhat #1 key, own credentials) copying the same trader; its id."""
-    from accounts import FollowLimits
+    from ops.accounts import FollowLimits
     from tests.conftest import TEST_KEY_2
     with session_scope(h.db.factory) as s:
         f = add_follower(s, h.keyring, name="B", email="b@x.io", private_key=TEST_KEY_2,
@@ -483,7 +483,7 @@ def test_one_batch_never_spends_more_than_a_followers_balance(h: Harness) -> Non
         h.trader_fill()
     from executor import FIRST_BATCH
     assert len(h.copies()) == 12 <= FIRST_BATCH * 2
-    from copy_batch import claim_jobs, submit_jobs
+    from copying.copy_batch import claim_jobs, submit_jobs
     jobs, _ = claim_jobs(h.ctx, 12)
     assert len(jobs) == 12
     asyncio.run(submit_jobs(h.ctx, jobs))
@@ -514,7 +514,7 @@ def test_a_batch_respects_what_earlier_batches_reserved(h: Harness) -> None:
 def test_reservations_sum_unfilled_shares_at_the_limit_price(h: Harness) -> None:
     """Open BUY reservations = Σ (venue size − fills of the current order) × limit price, computed
     the same way on SQLite (rows) and PostgreSQL (one aggregate)."""
-    from copy_batch import open_copies, reserved_buy_by_follower
+    from copying.copy_batch import open_copies, reserved_buy_by_follower
     for _ in range(3):
         h.trader_fill()
     h.cycle()

@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from accounts import add_follow, add_follower
-from config import Settings
 from crypto import KeyRing
-from db import session_scope
 from executor import CycleClock, build_context, executor_cycle
+from infra.config import Settings
+from infra.db import session_scope
 from models import CopyOrder, CopyOrderEvent, CopyStatus, Follower, FollowerFill, Tier
-from pm_types import SignatureType
+from ops.accounts import add_follow, add_follower
 from polymarket_client import PolymarketClient
 from sim import Simulator
 from tests.conftest_sim import (
@@ -35,6 +34,7 @@ from tests.conftest_sim import (
 from tests.dbfixtures import Database
 from tests.test_watcher_e2e import quiet_scenario
 from watcher import Shard, WatcherContext, release_lease, watch_cycle
+from wire.types import SignatureType
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fees import fee_per_share_bound, taker_fee
+from wire.fees import fee_per_share_bound, taker_fee
 
 
 @pytest.mark.parametrize(("shares", "price", "rate", "exponent", "fee"), [

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from fill_store import fill_keys, store_fills
+from copying.intake import fill_keys, store_fills
 from models import Base, CopyOrder, CopyStatus, FollowerStatus, FollowStatus, TraderFill
-from pm_types import Activity, Side
 from tests import factories as fx
 from tests.dbfixtures import Database
+from wire.types import Activity, Side
 
 T = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 DELAY = timedelta(seconds=120)

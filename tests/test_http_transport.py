@@ -10,7 +10,9 @@ import httpx
 import pytest
 import respx
 
-from http_transport import (
+from tests.fake_time import FakeTime
+from wire.errors import ApiError, RateLimitError, RestrictedError, TransportError
+from wire.transport import (
     BucketSpec,
     RateLimiter,
     RetryPolicy,
@@ -18,8 +20,6 @@ from http_transport import (
     Transport,
     safe_url,
 )
-from pm_errors import ApiError, RateLimitError, RestrictedError, TransportError
-from tests.fake_time import FakeTime
 
 URL = "http://127.0.0.1:9000/prefix/thing"
 
@@ -297,7 +297,7 @@ def test_wake_batch_groups_waiters_without_raising_the_rate() -> None:
     """With wake_batch=4 a drained bucket lets waiters go 4 at a time, at the same average rate."""
     import asyncio
 
-    from http_transport import BucketSpec, TokenBucket
+    from wire.transport import BucketSpec, TokenBucket
 
     now = [0.0]
     sleeps: list[float] = []

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from http_transport import Transport, TransportError
-from keepalive_transport import KeepAliveTransport, env_proxy_configured
+from wire.keepalive import KeepAliveTransport, env_proxy_configured
+from wire.transport import Transport, TransportError
 
 # A handler gets (connection index, request index on that connection, request head) and
 # returns the bytes to send back as a list of pieces (ending with CLOSE to hang up after them),
@@ -446,7 +446,7 @@ def test_env_proxy_detection() -> None:
 
 
 def test_watcher_client_is_lean_unless_a_proxy_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from config import Settings
+    from infra.config import Settings
     from watcher import watcher_client
 
     def transport_of(client: object) -> object:

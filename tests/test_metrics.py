@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import metrics
-from metrics import Registry, error_class, start_server
-from pm_errors import ApiError, ParseError, RateLimitError, TransportError
+from infra import metrics
+from infra.metrics import Registry, error_class, start_server
+from wire.errors import ApiError, ParseError, RateLimitError, TransportError
 
 
 @pytest.fixture

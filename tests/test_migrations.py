@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from db import make_engine
-from migrate import current_revision, head_revision, upgrade_to_head
+from infra.db import make_engine
+from infra.migrate import current_revision, head_revision, upgrade_to_head
 from models import Base
 from tests.dbfixtures import create_pg_database, drop_pg_database, require_pg
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -29,7 +28,8 @@ from hypothesis import strategies as st
 from py_clob_client_v2.clob_types import RoundConfig as SdkRoundConfig
 from py_clob_client_v2.order_builder.builder import ROUNDING_CONFIG, OrderBuilder
 
-from order_math import (
+from tests.support.paths import POLYMARKET
+from wire.amounts import (
     ROUNDING,
     OrderAmounts,
     OrderMathError,
@@ -40,10 +40,10 @@ from order_math import (
     round_amount,
     to_base_units,
 )
-from pm_types import Side
-from ticks import TICK_SIZES, is_on_tick
+from wire.ticks import TICK_SIZES, is_on_tick
+from wire.types import Side
 
-POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+POLY = POLYMARKET
 AMOUNT_VECTORS = [v for v in json.loads((POLY / "vectors.json").read_text())["vectors"]
                   if v["kind"] == "order_amounts"]
 MILLION = Decimal(10) ** 6

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +22,10 @@ from py_clob_client_v2.order_utils.model.side import Side as SdkSide
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
 from py_clob_client_v2.signer import Signer
 
-import clob_auth
-import order_signing as osg
-from order_signing import (
+from tests.support.paths import POLYMARKET
+from wire import auth as clob_auth
+from wire import signing as osg
+from wire.signing import (
     Exchange,
     OrderRequest,
     OrderSigningError,
@@ -36,9 +36,9 @@ from order_signing import (
     sign_order,
     signed_order_from_json,
 )
-from pm_types import MarketVersion, OrderType, Side, SignatureType
+from wire.types import MarketVersion, OrderType, Side, SignatureType
 
-POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+POLY = POLYMARKET
 VECTORS_DOC = json.loads((POLY / "vectors.json").read_text())
 VECTORS = VECTORS_DOC["vectors"]
 ORDER_VECTORS = [v for v in VECTORS if v["kind"] == "order_v2"]

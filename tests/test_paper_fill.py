@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper_fill import crossing_liquidity, fill_resting, simulate_fill
-from pm_types import BookLevel, OrderBook, OrderType, Side
+from copying.paper_fill import crossing_liquidity, fill_resting, simulate_fill
+from tests.support.paths import FIXTURES
+from wire.types import BookLevel, OrderBook, OrderType, Side
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "polymarket" / "fixtures"
+FIXTURES = FIXTURES
 
 
 def fixture_book() -> OrderBook:

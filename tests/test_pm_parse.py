@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pm_errors import ApiError, ParseError, RateLimitError, RestrictedError
-from pm_parse import (
+from tests.support.paths import POLYMARKET
+from wire.errors import ApiError, ParseError, RateLimitError, RestrictedError
+from wire.parse import (
     ActivityQuery,
     TradesQuery,
     build_activity_params,
@@ -47,7 +47,7 @@ from pm_parse import (
     poll_activity_query,
     to_decimal,
 )
-from pm_records import (
+from wire.records import (
     Accepted,
     Duplicate,
     InDoubt,
@@ -56,9 +56,9 @@ from pm_records import (
     RejectKind,
     Restricted,
 )
-from pm_types import MarketVersion, Side
+from wire.types import MarketVersion, Side
 
-POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+POLY = POLYMARKET
 FIX = POLY / "fixtures"
 NOW = 1795253614.0
 

@@ -10,16 +10,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from pm_errors import ApiError, ParseError, RateLimitError, TransportError
-from pm_records import Accepted, Duplicate, InDoubt, RateLimited, Rejected, RejectKind, Restricted
-from pm_types import ApiCreds, MarketVersion, SignatureType
 from polymarket_client import (
     ActivityQuery,
     PolymarketClient,
@@ -28,8 +24,12 @@ from polymarket_client import (
     combine_market_info,
 )
 from tests.fake_time import FakeTime
+from tests.support.paths import POLYMARKET
+from wire.errors import ApiError, ParseError, RateLimitError, TransportError
+from wire.records import Accepted, Duplicate, InDoubt, RateLimited, Rejected, RejectKind, Restricted
+from wire.types import ApiCreds, MarketVersion, SignatureType
 
-POLY = Path(__file__).resolve().parents[2] / "shared" / "polymarket"
+POLY = POLYMARKET
 FIX = POLY / "fixtures"
 ERRORS: dict[str, Any] = json.loads((FIX / "clob_error_bodies.json").read_text())
 
@@ -415,7 +415,7 @@ def test_market_info_v2_market(client: PolymarketClient) -> None:
 
 def test_market_info_refuses_disagreeing_ids() -> None:
     """Gamma and CLOB listing different trading ids is an error, never a guess."""
-    from pm_parse import parse_clob_market, parse_gamma_market
+    from wire.parse import parse_clob_market, parse_gamma_market
 
     gamma = parse_gamma_market(fx("gamma_market.json"))
     clob = parse_clob_market({**CLOB_V1, "t": [{"t": "1", "o": "Yes"}, {"t": "2", "o": "No"}]})

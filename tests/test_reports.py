@@ -15,7 +15,7 @@ import respx
 from sqlalchemy.orm import Session
 
 from models import CopyStatus, Follower, FollowerFill, Market, MarketTokenRow
-from reports import (
+from ops.reports import (
     PriceSource,
     Report,
     build_report,
@@ -157,7 +157,7 @@ def test_missing_price_marks_unrealized_na_not_zero(database: Database) -> None:
 
 def test_report_agrees_with_the_ledger(database: Database) -> None:
     """Fills recorded through ledger.record_fill store the realized P&L the report computes."""
-    ledger = pytest.importorskip("ledger")
+    from copying import ledger
     with database.session() as s:
         f = fx.follower(s, 1)
         t = fx.trader(s, 1)

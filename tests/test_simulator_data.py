@@ -18,7 +18,7 @@ from tests.conftest_sim import (
     FED_YES,
     HARDHAT_ADDRESSES,
     LAKERS,
-    SHARED,
+    POLYMARKET,
     TRADER_CAR,
     TRADER_QUIET,
     account,
@@ -26,7 +26,7 @@ from tests.conftest_sim import (
 )
 
 FIXTURE_TRADE_KEYS = list(
-    json.loads((SHARED / "fixtures" / "data_trades.json").read_text())["data"][0]
+    json.loads((POLYMARKET / "fixtures" / "data_trades.json").read_text())["data"][0]
 )
 ACTIVITY_KEYS = [
     "proxy_wallet",
@@ -52,7 +52,7 @@ ACTIVITY_KEYS = [
     "profile_image_optimized",
 ]
 FIXTURE_POSITION_KEYS = set(
-    json.loads((SHARED / "fixtures" / "data_positions.json").read_text())["data"][0]
+    json.loads((POLYMARKET / "fixtures" / "data_positions.json").read_text())["data"][0]
 )
 
 
@@ -310,7 +310,7 @@ def test_gamma_hides_closed_unless_asked(gamma: httpx.Client, simulator: Simulat
 def test_book_orders_worst_to_best(clob: httpx.Client) -> None:
     """Bids ascend, asks descend (best last), as in fixtures/clob_book.json."""
     book = clob.get("/book", params={"token_id": FED_YES}).json()
-    fixture = json.loads((SHARED / "fixtures" / "clob_book.json").read_text())
+    fixture = json.loads((POLYMARKET / "fixtures" / "clob_book.json").read_text())
     assert set(book) == set(fixture)
     assert book["bids"] == fixture["bids"] and book["asks"] == fixture["asks"]
     assert (book["tick_size"], book["min_order_size"], book["neg_risk"]) == ("0.01", "5", True)

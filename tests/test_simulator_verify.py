@@ -23,10 +23,10 @@ from sim.verify import (
     recover_clob_auth,
     recover_order_signer,
 )
-from tests.conftest_sim import SHARED
+from tests.conftest_sim import POLYMARKET
 
-VECTORS = json.loads((SHARED / "vectors.json").read_text())
-SAMPLES = json.loads((SHARED / "fixtures" / "v2_post_order_samples.json").read_text())["samples"]
+VECTORS = json.loads((POLYMARKET / "vectors.json").read_text())
+SAMPLES = json.loads((POLYMARKET / "fixtures" / "v2_post_order_samples.json").read_text())["samples"]
 ORDER_VECTORS = [v for v in VECTORS["vectors"] if v["kind"] == "order_v2"]
 
 
@@ -89,7 +89,7 @@ def test_sdk_samples_recover_expected_address(sample: dict[str, Any]) -> None:
 
 def test_order_digest_matches_reference_vector() -> None:
     """The order hash of the fixture POST body equals API.md §5.12 vector 2."""
-    body = json.loads((SHARED / "fixtures" / "clob_post_order_request.json").read_text())
+    body = json.loads((POLYMARKET / "fixtures" / "clob_post_order_request.json").read_text())
     digest = order_digest(struct_of(body["order"]), 137, NEG_RISK_EXCHANGE_V2, "2")
     assert (
         "0x" + digest.hex() == "0x0df5efa7143ead1dd44006e8d0ab6b78519c1d17f3d03301cdc4e89d219e689b"

@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fees import taker_fee
-from pm_types import MarketInfo, MarketToken, MarketVersion, Side
-from sizing import (
+from copying.sizing import (
     CapReason,
     FollowerState,
     FollowRules,
@@ -23,6 +21,8 @@ from sizing import (
     shares_affordable,
     size_copy,
 )
+from wire.fees import taker_fee
+from wire.types import MarketInfo, MarketToken, MarketVersion, Side
 
 YES, NO = "111", "222"
 

@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from accounts import add_follow, add_follower
-from config import Settings
-from copy_fsm import OPEN_AT_VENUE, TERMINAL, UNRESOLVED
+from copying.states import OPEN_AT_VENUE, TERMINAL, UNRESOLVED
 from crypto import KeyRing
-from db import UTCDateTime, session_scope
 from executor import CycleClock, build_context, executor_cycle
+from infra.config import Settings
+from infra.db import UTCDateTime, session_scope
 from models import (
     Base,
     CopyOrder,
@@ -43,13 +42,14 @@ from models import (
     Trader,
     TraderFill,
 )
-from pm_types import SignatureType
+from ops.accounts import add_follow, add_follower
 from polymarket_client import PolymarketClient
 from sim import RandomWalkConfig, Simulator
 from sim import engine as sim_engine
 from tests.conftest_sim import DEMO_SCENARIO, DEPOSIT_WALLET_0, FED_YES, HARDHAT_KEYS, TRADER_QUIET
 from tests.dbfixtures import Database
 from watcher import Shard, WatcherContext, release_lease, watch_cycle, watcher_client
+from wire.types import SignatureType
 
 pytestmark = pytest.mark.e2e
 D = Decimal

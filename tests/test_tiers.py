@@ -6,8 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from models import Tier
-from tiers import (
+from copying.tiers import (
     REASON_FREE,
     REASON_PCT,
     TierLimitError,
@@ -16,6 +15,7 @@ from tiers import (
     copy_allowed,
     tier_violations,
 )
+from models import Tier
 
 
 @pytest.mark.parametrize(("tier", "pct", "expected"), [

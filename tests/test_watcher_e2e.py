@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from accounts import add_follow, add_follower
-from config import Settings
 from crypto import KeyRing
-from db import session_scope
+from infra.config import Settings
+from infra.db import session_scope
 from models import CopyOrder, CopyStatus, FollowStatus, Market, Trader, TraderFill
-from pm_types import SignatureType
+from ops.accounts import add_follow, add_follower
 from sim import Simulator
 from tests.conftest_sim import DEMO_SCENARIO, HARDHAT_KEYS, TRADER_QUIET
 from tests.dbfixtures import Database
 from watcher import Shard, WatcherContext, acquire_lease, release_lease, watch_cycle, watcher_client
+from wire.types import SignatureType
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

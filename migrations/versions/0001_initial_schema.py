@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import db
+from infra import db
 
 revision = '0001'
 down_revision = None

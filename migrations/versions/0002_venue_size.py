@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import db
+from infra import db
 
 revision = "0002"
 down_revision = "0001"
@@ -26,7 +26,7 @@ def upgrade() -> None:
     rows = bind.execute(sa.text(
         "SELECT id, signed_payload FROM copy_orders WHERE signed_payload IS NOT NULL")).all()
     if rows:
-        from copy_submit import order_shares
+        from copying.copy_submit import order_shares
 
         table = sa.table("copy_orders", sa.column("id", sa.Integer),
                          sa.column("venue_size", db.DecimalType(length=64)))

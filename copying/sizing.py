@@ -1,0 +1,318 @@
+"""Copy-order sizing: a leader fill + a follow's rules + the market → an order size or a skip.
+
+Pure functions of values (no I/O, no clock), `Decimal` end to end.
+
+Invariants (each is a property test in tests/test_sizing.py):
+- sizes are whole hundredths of a share (Polymarket's lot size), always rounded DOWN;
+- a BUY never spends more than `max_usd_per_trade`, the remaining daily cap, the remaining
+  per-market exposure cap, nor the follower's available pUSD *including* the worst-case taker
+  fee (API.md §5.10), all evaluated at the sizing price;
+- a SELL never exceeds what the follower holds in that token for this follow (DESIGN promise 3);
+- BUY sizes never decrease when `copy_pct` grows (monotone), and neither do fallback SELLs.
+
+Rules
+- BUY: shares = trader shares × copy_pct / 100, capped by each limit above, floored to 0.01.
+  Skipped when the result is below the market's min size or its notional is below $1 (the
+  venue's marketable-BUY floor, API.md §5.4). When a cap is what pushed the size under a
+  minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
+  exposure_cap_reached) so the operator sees the real cause.
+- SELL: the trader's sold fraction of their pre-sale position (`trader_shares_before`) applied
+  to what the follower holds; when that position is unknown (or not positive), copy_pct of the
+  sold shares. Never more than held. There is no $1 floor on SELLs: the venue documents it for
+  marketable BUYs only, and refusing a small exit would strand the follower in a position the
+  trader left.
+- Dust rule (SELL): an order below the min size cannot be placed, and a remainder below the min
+  size can never be sold on the CLOB again (only redeemed at resolution). When the exact
+  proportional sale is placeable (≥ min size and leaves 0 or ≥ min size) it is used as is.
+  Otherwise the sale becomes all-or-nothing: sell everything held when the target is at least
+  half of the holding (this always covers the trader closing their position fully, and a sale
+  that would otherwise strand dust), else skip (below_min_size). A holding below the min size
+  is unsellable: skip.
+- Price band, daily cap and exposure cap are entry limits and apply to BUYs only; exits follow
+  the trader whatever the price. `max_usd_per_trade` also bounds BUYs only.
+- `price` (keyword) is the price the limits are evaluated at; it defaults to the leader's
+  price. To keep the caps hard through smart-pricing repricing, pass the worst price the order
+  may reach (e.g. the BUY slippage limit).
+- YES and NO are separate tokens and separate positions: nothing here links them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from enum import StrEnum
+
+from wire.fees import fee_per_share_bound
+from wire.types import MarketInfo, Side
+
+LOT = Decimal("0.01")  # share sizes carry at most 2 decimals (API.md §5.3)
+MIN_NOTIONAL_USD = Decimal(1)  # marketable BUY minimum (API.md §5.4)
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+
+
+class SkipReason(StrEnum):
+    """Why a leader fill produced no copy order (stored with the skipped copy order)."""
+
+    COMBO = "combo"
+    INVALID_FILL = "invalid_fill"
+    UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 (a skip reason, not a secret)
+    MARKET_CLOSED = "market_closed"
+    NOT_ACCEPTING_ORDERS = "not_accepting_orders"
+    PRICE_OUT_OF_BAND = "price_out_of_band"
+    NO_HOLDINGS = "no_holdings"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    DAILY_CAP_REACHED = "daily_cap_reached"
+    EXPOSURE_CAP_REACHED = "exposure_cap_reached"
+    ZERO_SIZE = "zero_size"
+    BELOW_MIN_SIZE = "below_min_size"
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+
+
+class CapReason(StrEnum):
+    """Which limit reduced a copy order below its proportional size."""
+
+    MAX_TRADE = "max_trade"
+    BALANCE = "balance"
+    DAILY_CAP = "daily_cap"
+    EXPOSURE_CAP = "exposure_cap"
+    HOLDINGS = "holdings"
+    CLOSE_OUT = "close_out"  # SELL rounded to everything held (dust rule); not a reduction
+
+
+@dataclass(frozen=True)
+class LeaderFill:
+    """The trader's fill being copied: shares bought or sold at a price in one token."""
+
+    side: Side
+    shares: Decimal
+    price: Decimal
+    token_id: str
+    is_combo: bool = False
+
+
+@dataclass(frozen=True)
+class FollowRules:
+    """A follow's sizing settings and the risk-limit state it is checked against."""
+
+    copy_pct: Decimal
+    max_usd_per_trade: Decimal
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    daily_cap_usd: Decimal | None = None
+    spent_today_usd: Decimal = _ZERO
+    exposure_cap_usd: Decimal | None = None
+    exposure_usd: Decimal = _ZERO  # the follow's current USD exposure in this market
+
+    def __post_init__(self) -> None:
+        if not (_ZERO < self.copy_pct <= _HUNDRED):
+            raise ValueError(f"copy_pct must be in (0, 100], got {self.copy_pct}")
+        if self.max_usd_per_trade <= _ZERO:
+            raise ValueError(f"max_usd_per_trade must be > 0, got {self.max_usd_per_trade}")
+        for name in ("daily_cap_usd", "exposure_cap_usd", "min_price", "max_price"):
+            value = getattr(self, name)
+            if value is not None and value < _ZERO:
+                raise ValueError(f"{name} must be ≥ 0, got {value}")
+        if self.spent_today_usd < _ZERO or self.exposure_usd < _ZERO:
+            raise ValueError("spent_today_usd and exposure_usd must be ≥ 0")
+        if (self.min_price is not None and self.max_price is not None
+                and self.min_price > self.max_price):
+            raise ValueError(f"min_price {self.min_price} > max_price {self.max_price}")
+
+
+@dataclass(frozen=True)
+class FollowerState:
+    """What the follower has: spendable pUSD, and for SELLs its holding and the trader's."""
+
+    available_usd: Decimal
+    held_shares: Decimal = _ZERO  # follower's shares in this token for this follow
+    trader_shares_before: Decimal | None = None  # trader's position before the sale, if known
+
+
+@dataclass(frozen=True)
+class SizedOrder:
+    """A copy order's size; `reason_capped` names the limit that reduced it, if any."""
+
+    shares: Decimal
+    notional: Decimal
+    reason_capped: CapReason | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """No order: a fixed-vocabulary reason and a human detail."""
+
+    reason: SkipReason
+    detail: str
+
+
+def floor_lot(shares: Decimal) -> Decimal:
+    """Round a share quantity down to the 0.01 lot."""
+    if shares <= _ZERO:
+        return _ZERO.quantize(LOT)
+    return shares.quantize(LOT, rounding=ROUND_FLOOR)
+
+
+def shares_affordable(usd: Decimal, unit_cost: Decimal) -> Decimal:
+    """Most whole lots whose cost at `unit_cost` per share stays ≤ `usd` (never rounds up)."""
+    if usd <= _ZERO:
+        return _ZERO.quantize(LOT)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ctx.rounding = ROUND_FLOOR
+        return (usd / unit_cost).quantize(LOT, rounding=ROUND_FLOOR)
+
+
+def remaining_cap(cap: Decimal | None, used: Decimal) -> Decimal | None:
+    """USD left under a cap (never negative), or None when there is no cap."""
+    if cap is None:
+        return None
+    return max(cap - used, _ZERO)
+
+
+def size_copy(
+    fill: LeaderFill,
+    rules: FollowRules,
+    market: MarketInfo,
+    follower: FollowerState,
+    *,
+    price: Decimal | None = None,
+) -> SizedOrder | Skip:
+    """Size one follow's copy of a leader fill, or say why it is skipped."""
+    if fill.is_combo:
+        return Skip(SkipReason.COMBO, "combo fills cannot be copied with a CLOB order")
+    if fill.shares <= _ZERO or not (_ZERO < fill.price < Decimal(1)):
+        return Skip(SkipReason.INVALID_FILL,
+                    f"leader fill has shares {fill.shares} at price {fill.price}")
+    sizing_price = fill.price if price is None else price
+    if not (_ZERO < sizing_price < Decimal(1)):
+        return Skip(SkipReason.INVALID_FILL, f"sizing price {sizing_price} outside (0, 1)")
+    if market.tokens and market.token(fill.token_id) is None:
+        return Skip(SkipReason.UNKNOWN_TOKEN,
+                    f"token {fill.token_id} is not an outcome of market {market.condition_id}")
+    if market.closed:
+        return Skip(SkipReason.MARKET_CLOSED, f"market {market.condition_id} is closed")
+    if not market.accepting_orders:
+        return Skip(SkipReason.NOT_ACCEPTING_ORDERS,
+                    f"market {market.condition_id} is not accepting orders")
+    with localcontext() as ctx:
+        ctx.prec = 60
+        if fill.side is Side.BUY:
+            return _size_buy(fill, rules, market, follower, sizing_price)
+        return _size_sell(fill, rules, market, follower, sizing_price)
+
+
+def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
+              follower: FollowerState, price: Decimal) -> SizedOrder | Skip:
+    if rules.min_price is not None and fill.price < rules.min_price:
+        return Skip(SkipReason.PRICE_OUT_OF_BAND,
+                    f"price {fill.price} below the follow's min price {rules.min_price}")
+    if rules.max_price is not None and fill.price > rules.max_price:
+        return Skip(SkipReason.PRICE_OUT_OF_BAND,
+                    f"price {fill.price} above the follow's max price {rules.max_price}")
+    daily_left = remaining_cap(rules.daily_cap_usd, rules.spent_today_usd)
+    if daily_left is not None and daily_left <= _ZERO:
+        return Skip(SkipReason.DAILY_CAP_REACHED,
+                    f"spent {rules.spent_today_usd} of the {rules.daily_cap_usd} USD daily cap")
+    exposure_left = remaining_cap(rules.exposure_cap_usd, rules.exposure_usd)
+    if exposure_left is not None and exposure_left <= _ZERO:
+        return Skip(SkipReason.EXPOSURE_CAP_REACHED,
+                    f"exposure {rules.exposure_usd} at the {rules.exposure_cap_usd} USD market cap")
+    if follower.available_usd <= _ZERO:
+        return Skip(SkipReason.INSUFFICIENT_BALANCE,
+                    f"available pUSD {follower.available_usd}")
+
+    proportional = floor_lot(fill.shares * rules.copy_pct / _HUNDRED)
+    unit_cost = price + fee_per_share_bound(price, market.fee_rate, market.fee_exponent)
+    caps: list[tuple[CapReason, Decimal]] = [
+        (CapReason.MAX_TRADE, shares_affordable(rules.max_usd_per_trade, price)),
+        (CapReason.BALANCE, shares_affordable(follower.available_usd, unit_cost)),
+    ]
+    if daily_left is not None:
+        caps.append((CapReason.DAILY_CAP, shares_affordable(daily_left, price)))
+    if exposure_left is not None:
+        caps.append((CapReason.EXPOSURE_CAP, shares_affordable(exposure_left, price)))
+
+    shares, capped = proportional, None
+    for reason, limit in caps:
+        if limit < shares:
+            shares, capped = limit, reason
+    notional = shares * price
+
+    failure = _buy_minimum_failure(shares, notional, market.min_size)
+    if failure is None:
+        return SizedOrder(shares=shares, notional=notional, reason_capped=capped)
+    if capped is not None and _buy_minimum_failure(
+            proportional, proportional * price, market.min_size) is None:
+        return _cap_skip(capped, shares, notional, proportional, rules, follower)
+    return Skip(failure, _minimum_detail(failure, shares, notional, market.min_size))
+
+
+def _buy_minimum_failure(shares: Decimal, notional: Decimal,
+                         min_size: Decimal) -> SkipReason | None:
+    if shares <= _ZERO:
+        return SkipReason.ZERO_SIZE
+    if shares < min_size:
+        return SkipReason.BELOW_MIN_SIZE
+    if notional < MIN_NOTIONAL_USD:
+        return SkipReason.BELOW_MIN_NOTIONAL
+    return None
+
+
+def _minimum_detail(reason: SkipReason, shares: Decimal, notional: Decimal,
+                    min_size: Decimal) -> str:
+    if reason is SkipReason.ZERO_SIZE:
+        return "the proportional size rounds down to 0 shares"
+    if reason is SkipReason.BELOW_MIN_SIZE:
+        return f"{shares} shares is below the market's min size {min_size}"
+    return f"notional {notional} USD is below the {MIN_NOTIONAL_USD} USD minimum"
+
+
+def _cap_skip(capped: CapReason, shares: Decimal, notional: Decimal, proportional: Decimal,
+              rules: FollowRules, follower: FollowerState) -> Skip:
+    """A skip that names the cap which pushed an otherwise valid size under a minimum."""
+    tail = f"capped from {proportional} to {shares} shares ({notional} USD), under the minimum"
+    if capped is CapReason.BALANCE:
+        return Skip(SkipReason.INSUFFICIENT_BALANCE,
+                    f"available pUSD {follower.available_usd}: {tail}")
+    if capped is CapReason.DAILY_CAP:
+        return Skip(SkipReason.DAILY_CAP_REACHED,
+                    f"daily cap {rules.daily_cap_usd} USD, spent {rules.spent_today_usd}: {tail}")
+    if capped is CapReason.EXPOSURE_CAP:
+        return Skip(SkipReason.EXPOSURE_CAP_REACHED,
+                    f"exposure cap {rules.exposure_cap_usd} USD, at {rules.exposure_usd}: {tail}")
+    reason = SkipReason.BELOW_MIN_SIZE if shares > _ZERO else SkipReason.ZERO_SIZE
+    return Skip(reason, f"max_usd_per_trade {rules.max_usd_per_trade}: {tail}")
+
+
+def _size_sell(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
+               follower: FollowerState, price: Decimal) -> SizedOrder | Skip:
+    held = floor_lot(follower.held_shares)
+    if held <= _ZERO:
+        return Skip(SkipReason.NO_HOLDINGS,
+                    f"follower holds {follower.held_shares} shares of this token for this follow")
+    before = follower.trader_shares_before
+    if before is not None and before > _ZERO:
+        exact = min(held * fill.shares / before, held)  # multiply first: one rounding step
+    else:
+        exact = fill.shares * rules.copy_pct / _HUNDRED
+    target = floor_lot(exact)
+    capped = None
+    if target > held:
+        target, capped = held, CapReason.HOLDINGS
+
+    min_size = market.min_size
+    remainder = held - target
+    placeable = target >= min_size and (remainder == _ZERO or remainder >= min_size)
+    if placeable:
+        return SizedOrder(shares=target, notional=target * price, reason_capped=capped)
+    if held < min_size:
+        return Skip(SkipReason.BELOW_MIN_SIZE,
+                    f"holding {held} is below the market's min size {min_size}: unsellable")
+    if target * 2 >= held:
+        return SizedOrder(shares=held, notional=held * price,
+                          reason_capped=capped or CapReason.CLOSE_OUT)
+    if target <= _ZERO:
+        return Skip(SkipReason.ZERO_SIZE, "the proportional sale rounds down to 0 shares")
+    return Skip(SkipReason.BELOW_MIN_SIZE,
+                f"selling {target} of {held} held is below the market's min size {min_size}")

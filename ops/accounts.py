@@ -1,0 +1,320 @@
+"""Followers, traders and follow relationships: validation and persistence (the admin's logic).
+
+Every function validates all of its input before writing anything; bad input raises
+`InputError` with a one-line message that never contains a secret. Callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crypto import KeyRing, address_of_key, normalize_private_key
+from infra.db import session_scope, utcnow
+from models import Follow, Follower, FollowerStatus, FollowStatus, Tier, Trader
+from wire.types import SignatureType
+
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+class InputError(ValueError):
+    """Invalid input from an admin or operator: exit code 2, nothing written."""
+
+
+def normalize_address(raw: str, what: str) -> str:
+    """Lowercase 0x address; InputError naming `what` if malformed."""
+    text = raw.strip()
+    if not _ADDRESS_RE.match(text):
+        raise InputError(f"{what} must be a 0x-prefixed 40-hex-digit address, got {raw!r}")
+    if text.lower() == ZERO_ADDRESS:
+        raise InputError(f"{what} must not be the zero address")
+    return text.lower()
+
+
+def checksum(address: str) -> str:
+    """EIP-55 checksummed form of an address."""
+    from eth_utils import to_checksum_address
+
+    return str(to_checksum_address(address))
+
+
+def parse_decimal(raw: str | Decimal, what: str) -> Decimal:
+    """A finite Decimal from text; InputError naming `what` otherwise."""
+    try:
+        value = raw if isinstance(raw, Decimal) else Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise InputError(f"{what} must be a number, got {raw!r}") from None
+    if not value.is_finite():
+        raise InputError(f"{what} must be a finite number, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class FollowLimits:
+    """Optional per-follow risk limits (None = not set)."""
+
+    max_slippage: Decimal | None = None
+    daily_usd_cap: Decimal | None = None
+    market_exposure_cap: Decimal | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+
+    def validate(self) -> None:
+        """Raise InputError on an impossible limit."""
+        if self.max_slippage is not None and not Decimal(0) <= self.max_slippage <= Decimal(1):
+            raise InputError("--max-slippage must be a fraction between 0 and 1 (0.05 = 5 %)")
+        for name, value in (("--daily-cap", self.daily_usd_cap),
+                            ("--market-cap", self.market_exposure_cap)):
+            if value is not None and value <= 0:
+                raise InputError(f"{name} must be greater than 0")
+        for name, value in (("--price-min", self.price_min), ("--price-max", self.price_max)):
+            if value is not None and not Decimal(0) < value < Decimal(1):
+                raise InputError(f"{name} must be strictly between 0 and 1")
+        if (self.price_min is not None and self.price_max is not None
+                and self.price_min > self.price_max):
+            raise InputError("--price-min must not be above --price-max")
+
+
+def find_follower(session: Session, wallet: str) -> Follower:
+    """The follower whose funder or signer address is `wallet` (any case)."""
+    addr = normalize_address(wallet, "--wallet")
+    follower = session.scalar(
+        select(Follower).where(
+            or_(func.lower(Follower.funder_address) == addr,
+                func.lower(Follower.signer_address) == addr)
+        )
+    )
+    if follower is None:
+        raise InputError(f"no follower with wallet {addr}")
+    return follower
+
+
+def find_trader(session: Session, wallet: str) -> Trader | None:
+    """The trader with this profile wallet, or None."""
+    addr = normalize_address(wallet, "--follow")
+    return session.scalar(select(Trader).where(Trader.wallet == addr))
+
+
+def add_follower(
+    session: Session,
+    keyring: KeyRing,
+    *,
+    name: str,
+    email: str,
+    private_key: str,
+    signature_type: SignatureType,
+    funder: str | None,
+    tier: Tier,
+) -> Follower:
+    """Validate and store a follower; the key is encrypted before it touches the session."""
+    name = name.strip()
+    if not name:
+        raise InputError("--name must not be empty")
+    if len(name) > 200:
+        raise InputError("--name is longer than 200 characters")
+    email = email.strip()
+    if not _EMAIL_RE.match(email) or len(email) > 320:
+        raise InputError(f"--email is not a valid address: {email!r}")
+    try:
+        key = normalize_private_key(private_key)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    signer = address_of_key(key)
+    if signature_type == SignatureType.EOA:
+        if funder is not None and normalize_address(funder, "--funder") != signer.lower():
+            raise InputError("--funder must equal the key's own address for signature type eoa")
+        funder_addr = signer
+    else:
+        if funder is None:
+            raise InputError(f"--funder is required for signature type {signature_type.cli_name}")
+        funder_addr = checksum(normalize_address(funder, "--funder"))
+        if funder_addr.lower() == signer.lower():
+            raise InputError(
+                f"--funder must be the {signature_type.cli_name} wallet, not the key's own address"
+            )
+    existing = session.scalar(
+        select(Follower.id).where(
+            or_(func.lower(Follower.signer_address).in_([signer.lower(), funder_addr.lower()]),
+                func.lower(Follower.funder_address).in_([signer.lower(), funder_addr.lower()]))
+        )
+    )
+    if existing is not None:
+        raise InputError("a follower with this signer or funder wallet already exists")
+    follower = Follower(
+        name=name,
+        email=email,
+        signer_address=signer,
+        funder_address=funder_addr,
+        signature_type=int(signature_type),
+        encrypted_private_key=keyring.encrypt(key),
+        tier=tier,
+        status=FollowerStatus.ACTIVE,
+    )
+    del key
+    session.add(follower)
+    session.flush()
+    return follower
+
+
+def add_follow(
+    session: Session,
+    *,
+    follower_wallet: str,
+    trader_wallet: str,
+    copy_pct: Decimal,
+    max_usd_per_trade: Decimal,
+    limits: FollowLimits = FollowLimits(),
+    label: str | None = None,
+    now: datetime | None = None,
+) -> Follow:
+    """Validate and store a follow; refuses duplicates. Copies start from `now`."""
+    if not Decimal(0) < copy_pct <= Decimal(100):
+        raise InputError(f"--copy-pct must be in (0, 100], got {copy_pct}")
+    if not max_usd_per_trade > 0:
+        raise InputError(f"--max-trade must be greater than 0, got {max_usd_per_trade}")
+    limits.validate()
+    trader_addr = normalize_address(trader_wallet, "--follow")
+    follower = find_follower(session, follower_wallet)
+    if trader_addr in (follower.funder_address.lower(), follower.signer_address.lower()):
+        raise InputError("a follower cannot follow its own wallet")
+    trader = session.scalar(select(Trader).where(Trader.wallet == trader_addr))
+    if trader is not None:
+        dup = session.scalar(
+            select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id)
+        )
+        if dup is not None and dup.status != FollowStatus.REMOVED:
+            raise InputError(f"{follower.funder_address} already follows {trader_addr}")
+    else:
+        dup = None
+        trader = Trader(wallet=trader_addr, label=label)
+        session.add(trader)
+        session.flush()
+    start = now or utcnow()
+    if dup is not None:  # re-follow after a removal: same row, fresh start
+        follow = dup
+        follow.status = FollowStatus.ACTIVE
+        follow.started_at = start
+    else:
+        follow = Follow(follower_id=follower.id, trader_id=trader.id, started_at=start)
+        session.add(follow)
+    follow.copy_pct = copy_pct
+    follow.max_usd_per_trade = max_usd_per_trade
+    follow.max_slippage = limits.max_slippage
+    follow.daily_usd_cap = limits.daily_usd_cap
+    follow.market_exposure_cap = limits.market_exposure_cap
+    follow.price_min = limits.price_min
+    follow.price_max = limits.price_max
+    session.flush()
+    return follow
+
+
+def find_follow(session: Session, follower_wallet: str, trader_wallet: str) -> Follow:
+    """The follow of this follower on this trader (not removed)."""
+    follower = find_follower(session, follower_wallet)
+    trader = find_trader(session, trader_wallet)
+    follow = None if trader is None else session.scalar(
+        select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id,
+                             Follow.status != FollowStatus.REMOVED)
+    )
+    if follow is None:
+        raise InputError(f"{follower.funder_address} does not follow {trader_wallet.strip().lower()}")
+    return follow
+
+
+def remove_follow(session: Session, follower_wallet: str, trader_wallet: str) -> Follow:
+    """Stop a follow for good (its history stays)."""
+    follow = find_follow(session, follower_wallet, trader_wallet)
+    follow.status = FollowStatus.REMOVED
+    return follow
+
+
+def set_pause(session: Session, follower_wallet: str, trader_wallet: str | None,
+              paused: bool) -> str:
+    """Pause or resume a follower (all its follows) or a single follow; returns what changed."""
+    if trader_wallet is None:
+        follower = find_follower(session, follower_wallet)
+        if follower.status == FollowerStatus.DISABLED:
+            raise InputError("follower is disabled by the kill switch; use `admin enable`")
+        follower.status = FollowerStatus.PAUSED if paused else FollowerStatus.ACTIVE
+        return f"follower {follower.funder_address} {'paused' if paused else 'resumed'}"
+    follow = find_follow(session, follower_wallet, trader_wallet)
+    follow.status = FollowStatus.PAUSED if paused else FollowStatus.ACTIVE
+    return f"follow {follow.follower.funder_address} -> {follow.trader.wallet} " + (
+        "paused" if paused else "resumed")
+
+
+def rotate_keys(factory: sessionmaker[Session], keyring: KeyRing,
+                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Re-encrypt every stored secret under the first key, one follower per transaction.
+
+    Safe to re-run after a crash: tokens already under the first key are left alone.
+    Returns (rotated, already current).
+    """
+    rotated = current = 0
+    with session_scope(factory) as session:
+        ids = list(session.scalars(select(Follower.id).order_by(Follower.id)))
+    for fid in ids:
+        with session_scope(factory) as session:
+            follower = session.get(Follower, fid, with_for_update=True)
+            assert follower is not None
+            changed = False
+            for attr in ("encrypted_private_key", "encrypted_api_creds"):
+                token = getattr(follower, attr)
+                if token is None:
+                    continue
+                if keyring.is_current(token):
+                    continue
+                setattr(follower, attr, keyring.rotate(token))
+                changed = True
+            if changed:
+                rotated += 1
+            else:
+                current += 1
+        if progress:
+            progress(1)
+    return rotated, current
+
+
+def follower_row(f: Follower) -> dict[str, object]:
+    """A follower as a JSON-safe dict with no secret in it."""
+    return {
+        "id": f.id,
+        "name": f.name,
+        "email": f.email,
+        "wallet": f.funder_address,
+        "signer": f.signer_address,
+        "signature_type": SignatureType(f.signature_type).cli_name,
+        "tier": f.tier.value,
+        "status": f.status.value,
+        "l2_credentials": f.encrypted_api_creds is not None,
+        "created_at": f.created_at.isoformat(),
+    }
+
+
+def follow_row(fo: Follow) -> dict[str, object]:
+    """A follow as a JSON-safe dict."""
+    def d(x: Decimal | None) -> str | None:
+        return None if x is None else str(x)
+
+    return {
+        "id": fo.id,
+        "follower": fo.follower.funder_address,
+        "trader": fo.trader.wallet,
+        "copy_pct": d(fo.copy_pct),
+        "max_trade_usd": d(fo.max_usd_per_trade),
+        "max_slippage": d(fo.max_slippage),
+        "daily_cap_usd": d(fo.daily_usd_cap),
+        "market_cap_usd": d(fo.market_exposure_cap),
+        "price_min": d(fo.price_min),
+        "price_max": d(fo.price_max),
+        "status": fo.status.value,
+        "started_at": fo.started_at.isoformat(),
+    }

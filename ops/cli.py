@@ -1,0 +1,837 @@
+"""The `admin` command line (click): parse, call the logic modules, print. Nothing else.
+
+Exit codes: 0 success; 2 bad usage or invalid input (one line on stderr, nothing written);
+1 any other failure. Heavy modules (SQLAlchemy, eth_account, httpx) are imported inside the
+commands that need them so `admin --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from crypto import KeyRing
+    from infra.config import Settings
+
+
+class UserInputError(Exception):
+    """Raised inside commands for bad input detected by the CLI itself."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from crypto import mask_secrets
+
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    click.echo(f"error: {mask_secrets(first)}", err=True)
+    sys.exit(code)
+
+
+class AdminGroup(click.Group):
+    """A click group that turns every error into one line and the contract's exit codes."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Run the CLI; map errors to exit 2 (input) or 1 (failure) with one line, no traceback."""
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        except click.ClickException as exc:
+            msg = exc.format_message().replace("\n", " ")
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                msg = f"{msg} (see `{exc.ctx.command_path} --help`)"
+            _fail(msg, 2)
+        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+            _handle_exception(exc)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _handle_exception(exc: Exception) -> NoReturn:
+    from crypto import CryptoError, MissingKeyError
+    from infra.config import ConfigError
+    from ops.accounts import InputError
+
+    if isinstance(exc, (InputError, ConfigError, MissingKeyError, UserInputError)):
+        _fail(str(exc), 2)
+    if isinstance(exc, CryptoError):
+        _fail(str(exc), 1)
+    try:
+        from polymarket_client import PolymarketError
+    except ImportError:  # pragma: no cover - client not installed yet
+        PolymarketError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(exc, PolymarketError):
+        _fail(f"Polymarket request failed: {exc}", 1)
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if isinstance(exc, (OperationalError, ProgrammingError)):
+        _fail("database error: is the database reachable and migrated (`admin init-db`)? "
+              f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})", 1)
+    from sqlalchemy.exc import IntegrityError
+
+    if isinstance(exc, IntegrityError):
+        _fail("the database refused the change (a constraint failed); nothing was written", 1)
+    _fail(f"unexpected failure: {type(exc).__name__}: {exc}", 1)
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+class _Context:
+    """Lazily loaded settings and database for one CLI invocation."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._factory: sessionmaker[Session] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from infra.config import load_settings
+            from infra.logs import configure_logging
+
+            self._settings = load_settings()
+            configure_logging(self._settings.log_level if self._settings.log_level != "INFO"
+                              else "WARNING", self._settings.log_format)
+        return self._settings
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        if self._factory is None:
+            from infra.db import make_engine, make_sessionmaker
+
+            self._factory = make_sessionmaker(make_engine(self.settings.database_url))
+        return self._factory
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        from infra.db import session_scope
+
+        with session_scope(self.factory) as s:
+            yield s
+
+    def keyring(self) -> KeyRing:
+        from crypto import KeyRing
+
+        return KeyRing(self.settings.encryption_key)
+
+
+pass_ctx = click.make_pass_decorator(_Context, ensure=True)
+
+
+def _decimal(what: str) -> Callable[[click.Context, click.Parameter, Any], Decimal | None]:
+    def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        from ops.accounts import parse_decimal
+
+        return parse_decimal(value, what)
+
+    return convert
+
+
+def _print_table(rows: list[dict[str, object]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _emit(rows: list[dict[str, object]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_table(rows, columns)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A click progress bar on stderr when it is a terminal (else None: no output at all)."""
+    if total <= 0 or not _stderr_is_tty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+# --- commands -------------------------------------------------------------------------------
+
+@click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """PMCT admin: followers, follows, keys, reports. Settings come from the environment and .env."""
+
+
+@cli.command("gen-key")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=Path(".env"),
+              show_default=True, help="File that receives ENCRYPTION_KEY (created with mode 600).")
+@click.option("--rotate", is_flag=True,
+              help="Put a new key in front of the existing ones (then run `admin rotate-keys`).")
+def gen_key(env_file: Path, rotate: bool) -> None:
+    """Generate a Fernet ENCRYPTION_KEY into the env file; the key itself is never printed."""
+    from ops.envfile import write_encryption_key
+
+    count = write_encryption_key(env_file, rotate=rotate)
+    click.echo(f"ENCRYPTION_KEY written to {env_file} ({count} key(s); the first one encrypts)")
+
+
+@cli.command("init-db")
+@pass_ctx
+def init_db(ctx: _Context) -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from infra.migrate import upgrade_to_head
+
+    head = upgrade_to_head(ctx.settings.database_url)
+    click.echo(f"database at schema revision {head}")
+
+
+@cli.command("add-follower")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--email", required=True, help="Contact email.")
+@click.option("--private-key", "private_key", default=None,
+              help="Signer key; omit (hidden prompt) or '-' (read stdin) to keep it out of shell history.")
+@click.option("--signature-type", type=click.Choice(["eoa", "proxy", "safe", "deposit"]),
+              default="eoa", show_default=True, help="Wallet kind (CLOB signatureType 0-3).")
+@click.option("--funder", default=None,
+              help="Wallet holding pUSD and positions (required for proxy/safe/deposit).")
+@click.option("--tier", type=click.Choice(["free", "pro", "elite", "whale"]), default="pro",
+              show_default=True, help="Subscription tier.")
+@pass_ctx
+def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
+                 signature_type: str, funder: str | None, tier: str) -> None:
+    """Add a follower; the private key is encrypted before it is stored. Prints the wallet."""
+    from models import Tier
+    from ops.accounts import add_follower as do_add
+    from wire.types import SignatureType
+
+    keyring = ctx.keyring()  # fail on a missing key before asking for the private key
+    if private_key is None:
+        private_key = click.prompt("Private key", hide_input=True, err=True)
+    elif private_key == "-":
+        private_key = sys.stdin.readline()
+    assert private_key is not None
+    with ctx.session() as s:
+        follower = do_add(s, keyring, name=name, email=email, private_key=private_key,
+                          signature_type=SignatureType.from_name(signature_type),
+                          funder=funder, tier=Tier(tier))
+        wallet, signer = follower.funder_address, follower.signer_address
+    private_key = None
+    click.echo(f"follower added: wallet {wallet} (signer {signer}, {signature_type})")
+
+
+@cli.command("add-follow")
+@click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
+@click.option("--follow", "trader", required=True, help="The trader's profile (proxy) wallet.")
+@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct"),
+              help="Percent of the trader's shares to copy, in (0, 100].")
+@click.option("--max-trade", required=True, callback=_decimal("--max-trade"),
+              help="Maximum USD per copied trade.")
+@click.option("--max-slippage", default=None, callback=_decimal("--max-slippage"),
+              help="Max price slippage vs the trader, as a fraction (default: DEFAULT_MAX_SLIPPAGE).")
+@click.option("--daily-cap", default=None, callback=_decimal("--daily-cap"),
+              help="Max USD bought per UTC day through this follow.")
+@click.option("--market-cap", default=None, callback=_decimal("--market-cap"),
+              help="Max USD exposure per market through this follow.")
+@click.option("--price-min", default=None, callback=_decimal("--price-min"),
+              help="Skip trades priced below this.")
+@click.option("--price-max", default=None, callback=_decimal("--price-max"),
+              help="Skip trades priced above this.")
+@click.option("--label", default=None, help="A name for the trader.")
+@pass_ctx
+def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_trade: Decimal,
+               max_slippage: Decimal | None, daily_cap: Decimal | None,
+               market_cap: Decimal | None, price_min: Decimal | None,
+               price_max: Decimal | None, label: str | None) -> None:
+    """Make a follower copy a trader from now on (within the follower's tier limits)."""
+    from copying.tiers import enforce_new_follow
+    from ops.accounts import FollowLimits
+    from ops.accounts import add_follow as do_add
+
+    limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
+    with ctx.session() as s:
+        follow = do_add(s, follower_wallet=wallet, trader_wallet=trader, copy_pct=copy_pct,
+                        max_usd_per_trade=max_trade, limits=limits, label=label)
+        enforce_new_follow(s, follow)  # tier limits; raising rolls the whole add back
+        text = (f"follow added: {follow.follower.funder_address} copies {follow.trader.wallet} "
+                f"at {follow.copy_pct}% (max ${follow.max_usd_per_trade} per trade)")
+    click.echo(text)
+
+
+@cli.command("remove-follow")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--follow", "trader", required=True, help="The trader's wallet.")
+@pass_ctx
+def remove_follow(ctx: _Context, wallet: str, trader: str) -> None:
+    """Stop a follow for good (history is kept)."""
+    from ops.accounts import remove_follow as do_remove
+
+    with ctx.session() as s:
+        follow = do_remove(s, wallet, trader)
+        text = f"follow removed: {follow.follower.funder_address} no longer copies {follow.trader.wallet}"
+    click.echo(text)
+
+
+def _pause_command(paused: bool) -> click.Command:
+    verb = "pause" if paused else "resume"
+
+    @click.command(verb)
+    @click.option("--wallet", required=True, help="The follower's wallet.")
+    @click.option("--follow", "trader", default=None, help="Only this trader's follow.")
+    @pass_ctx
+    def command(ctx: _Context, wallet: str, trader: str | None) -> None:
+        from ops.accounts import set_pause
+
+        with ctx.session() as s:
+            text = set_pause(s, wallet, trader, paused)
+        click.echo(text)
+
+    command.help = (f"{verb.capitalize()} a follower (all its follows) or, with --follow, one follow.")
+    return command
+
+
+cli.add_command(_pause_command(True))
+cli.add_command(_pause_command(False))
+
+
+@cli.command("list-followers")
+@json_option
+@pass_ctx
+def list_followers(ctx: _Context, as_json: bool) -> None:
+    """List followers (never shows a secret)."""
+    from sqlalchemy import select
+
+    from models import Follower
+    from ops.accounts import follower_row
+
+    with ctx.session() as s:
+        rows = [follower_row(f) for f in s.scalars(select(Follower).order_by(Follower.id))]
+    _emit(rows, ["id", "name", "wallet", "signature_type", "tier", "status", "l2_credentials"],
+          as_json)
+
+
+@cli.command("list-follows")
+@click.option("--wallet", default=None, help="Only this follower's follows.")
+@click.option("--all", "show_all", is_flag=True, help="Include removed follows.")
+@json_option
+@pass_ctx
+def list_follows(ctx: _Context, wallet: str | None, show_all: bool, as_json: bool) -> None:
+    """List follow relationships."""
+    from sqlalchemy import select
+
+    from models import Follow, FollowStatus
+    from ops.accounts import find_follower, follow_row
+
+    with ctx.session() as s:
+        q = select(Follow).order_by(Follow.id)
+        if wallet is not None:
+            q = q.where(Follow.follower_id == find_follower(s, wallet).id)
+        if not show_all:
+            q = q.where(Follow.status != FollowStatus.REMOVED)
+        rows = [follow_row(f) for f in s.scalars(q)]
+    _emit(rows, ["id", "follower", "trader", "copy_pct", "max_trade_usd", "status", "started_at"],
+          as_json)
+
+
+@cli.command("rotate-keys")
+@pass_ctx
+def rotate_keys(ctx: _Context) -> None:
+    """Re-encrypt every stored secret under the first ENCRYPTION_KEY (safe to re-run)."""
+    from sqlalchemy import func, select
+
+    from models import Follower
+    from ops.accounts import rotate_keys as do_rotate
+
+    keyring = ctx.keyring()
+    with ctx.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Follower)) or 0)
+    with progress_bar(total, "re-encrypting") as step:
+        rotated, current = do_rotate(ctx.factory, keyring, step)
+    click.echo(f"rotated {rotated} follower(s); {current} already under the first key")
+
+
+@cli.command("stats")
+@json_option
+@pass_ctx
+def stats(ctx: _Context, as_json: bool) -> None:
+    """Counts of followers, follows, trader fills and copy orders by status."""
+    from ops.stats import collect_stats
+
+    with ctx.session() as s:
+        data = collect_stats(s)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+# --- operations: credentials, reports, dashboard views, kill switch, tiers, doctor -----------
+
+def _day(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        from ops.reports import parse_day
+
+        return parse_day(value, what)
+
+    return convert
+
+
+def _writable_file(path: Path | None, what: str, suffix: str | None = None) -> None:
+    """Refuse (exit 2, before any work) an output path that cannot be written."""
+    if path is None:
+        return
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UserInputError(f"{what} must end with {suffix}, got {str(path)!r}")
+    if path.is_dir():
+        raise UserInputError(f"{what} {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserInputError(f"{what}: directory {parent} does not exist")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` atomically with mode 600 (reports hold financial data)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _price_source(ctx: _Context, enabled: bool) -> Iterator[Callable[[str], Decimal | None] | None]:
+    """CLOB midpoints for unrealized P&L (None when disabled); errors become 'n/a'."""
+    if not enabled:
+        yield None
+        return
+    from polymarket_client import SyncPolymarketClient
+    from wire.transport import RetryPolicy
+
+    client = SyncPolymarketClient.from_settings(ctx.settings, retry=RetryPolicy(max_attempts=1),
+                                                read_timeout=5.0)
+    from wire.errors import TransportError
+
+    unreachable = False
+
+    def mid(token_id: str) -> Decimal | None:
+        nonlocal unreachable
+        if unreachable:  # the CLOB is down: do not wait once per token
+            return None
+        try:
+            return client.get_midpoint(token_id)
+        except TransportError:
+            unreachable = True
+            return None
+        except Exception:  # noqa: BLE001 - a missing price is reported as n/a
+            return None
+
+    try:
+        yield mid
+    finally:
+        client.close()
+
+
+@cli.command("auth-follower")
+@click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
+@click.option("--nonce", type=click.IntRange(min=0), default=0, show_default=True,
+              help="L1 nonce of the API key to create or derive.")
+@pass_ctx
+def auth_follower(ctx: _Context, wallet: str, nonce: int) -> None:
+    """Create or derive the follower's CLOB L2 credentials and store them encrypted.
+
+    Prints only the API key id; the secret and passphrase never leave the encrypted column.
+    """
+    from crypto import signing_key
+    from ops.accounts import find_follower, normalize_address
+    from polymarket_client import SyncPolymarketClient
+
+    normalize_address(wallet, "--wallet")
+    keyring = ctx.keyring()
+    with ctx.session() as s:
+        follower = find_follower(s, wallet)
+        token, signer, funder = (follower.encrypted_private_key, follower.signer_address,
+                                 follower.funder_address)
+    with SyncPolymarketClient.from_settings(ctx.settings) as client:
+        with signing_key(keyring, token, signer) as key:
+            creds = client.create_or_derive_api_key(key, nonce)
+    encrypted = keyring.encrypt_api_creds(creds)
+    with ctx.session() as s:
+        follower = find_follower(s, funder)
+        follower.encrypted_api_creds = encrypted
+        follower.api_key_id = creds.api_key
+    click.echo(f"CLOB credentials stored for {funder}: API key {creds.api_key}")
+
+
+@cli.command("report")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--start", required=True, callback=_day("--start"),
+              help="First UTC day (YYYY-MM-DD), inclusive.")
+@click.option("--end", default=None, callback=_day("--end"),
+              help="Last UTC day (YYYY-MM-DD), inclusive; default: up to now.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Write the CSV here (mode 600) instead of stdout.")
+@click.option("--summary-file", type=click.Path(path_type=Path), default=None,
+              help="Write the summary block to this CSV instead of after the fills.")
+@click.option("--by-trader", is_flag=True, help="Add one summary row per trader (attribution).")
+@click.option("--chart", type=click.Path(path_type=Path), default=None,
+              help="Also draw cumulative realized P&L per trader into this PNG (needs matplotlib).")
+@click.option("--no-prices", is_flag=True,
+              help="Do not fetch CLOB midpoints (unrealized P&L shows n/a).")
+@json_option
+@pass_ctx
+def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None,
+           summary_file: Path | None, by_trader: bool, chart: Path | None, no_prices: bool,
+           as_json: bool) -> None:
+    """CSV P&L report of a follower: one row per fill, then totals (average-cost realized P&L)."""
+    from infra.db import utcnow
+    from ops.accounts import find_follower
+    from ops.reports import (
+        build_report,
+        count_fills,
+        cumulative_series,
+        day_window,
+        draw_chart,
+        render_csv,
+        report_json,
+    )
+
+    _writable_file(output, "--output")
+    _writable_file(summary_file, "--summary-file")
+    _writable_file(chart, "--chart", ".png")
+    if chart is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserInputError("--chart needs matplotlib: pip install matplotlib")
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        follower = find_follower(s, wallet)
+        total = count_fills(s, [follower.id], hi)
+        with _price_source(ctx, not no_prices) as prices, \
+                progress_bar(total, "replaying fills") as step:
+            rep = build_report(s, follower, lo, hi, prices, by_trader=by_trader, progress=step)
+    if as_json:
+        text = json.dumps(report_json(rep), indent=2, default=str) + "\n"
+    else:
+        text = render_csv(rep, with_summary=summary_file is None)
+    if summary_file is not None and not as_json:
+        import io
+
+        from ops.reports import write_summary_csv
+
+        buf = io.StringIO()
+        write_summary_csv(rep, buf)
+        _write_private(summary_file, buf.getvalue())
+    if chart is not None:
+        draw_chart(cumulative_series(rep.lines), str(chart),
+                   f"PMCT cumulative realized P&L: {rep.follower}")
+    if output is not None:
+        _write_private(output, text)
+        click.echo(f"report written to {output} ({len(rep.lines)} fill(s))", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("performance")
+@click.option("--wallet", default=None, help="Only this follower (default: all).")
+@click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
+@click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
+@click.option("--no-prices", is_flag=True, help="Do not fetch CLOB midpoints (unrealized n/a).")
+@json_option
+@pass_ctx
+def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_prices: bool,
+                as_json: bool) -> None:
+    """Per follower and trader: win rate, average slippage, P&L attribution."""
+    from infra.db import utcnow
+    from ops.accounts import find_follower
+    from ops.performance import COLUMNS, performance_rows
+    from ops.reports import count_fills, day_window
+
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        followers = [find_follower(s, wallet)] if wallet is not None else None
+        total = count_fills(s, [f.id for f in followers] if followers else None, hi)
+        with _price_source(ctx, not no_prices) as prices, \
+                progress_bar(total, "replaying fills") as step:
+            rows = performance_rows(s, followers, lo, hi, prices, step)
+    if as_json:
+        _emit(rows, COLUMNS, True)
+        return
+    _print_table([{k: v for k, v in r.items() if k != "attribution"} for r in rows],
+                 [c for c in COLUMNS if c != "attribution"])
+    for r in rows:
+        if r.get("attribution"):
+            click.echo(f"{r['follower']}: {r['attribution']}")
+
+
+@cli.command("status")
+@json_option
+@pass_ctx
+def status(ctx: _Context, as_json: bool) -> None:
+    """Traders followed, open and pending copies, daemon heartbeats, shard leases, kill switch."""
+    from infra.db import utcnow
+    from ops.views import Intervals, status_data
+
+    intervals = Intervals(ctx.settings.watcher_poll_interval, ctx.settings.executor_poll_interval)
+    with ctx.session() as s:
+        data = status_data(s, utcnow(), intervals)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    ks = data["kill_switch"]
+    line = f"kill switch: {ks['global'].upper()}"
+    if ks["global"] == "on":
+        line += f" since {ks['since']} ({ks['reason']})"
+    click.echo(line)
+    for row in ks["disabled_followers"]:
+        click.echo(f"  disabled follower {row['follower']}: {row['reason']}")
+    for row in ks["disabled_follows"]:
+        click.echo(f"  disabled follow {row['follower']} -> {row['trader']}: {row['reason']}")
+    sections = [
+        ("traders followed", "traders", ["trader", "label", "active_follows", "last_polled_at"]),
+        ("open orders", "open_orders", ["id", "follower", "trader", "market", "side", "status",
+                                        "age", "trader_price", "initial_price", "current_price",
+                                        "size", "filled"]),
+        ("pending orders", "pending_orders", ["id", "follower", "trader", "market", "side",
+                                              "status", "age", "trader_price", "size"]),
+        ("daemons", "daemons", ["name", "host", "pid", "last_cycle_at", "last_cycle_age",
+                                "last_cycle_ms", "stale"]),
+        ("shard leases", "shard_leases", ["shard", "owner", "expires_at", "expired"]),
+    ]
+    for title, key, columns in sections:
+        click.echo(f"\n{title}:")
+        _print_table(data[key], columns)
+
+
+@cli.command("history")
+@click.option("--wallet", default=None, help="Only this follower's copies.")
+@click.option("--trader", default=None, help="Only copies of this trader.")
+@click.option("--start", default=None, callback=_day("--start"),
+              help="Queued on/after this UTC day.")
+@click.option("--end", default=None, callback=_day("--end"), help="Queued on/before this UTC day.")
+@click.option("--market", default=None, help="Condition id, or words of the market's title.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s.lower() for s in (
+                  "QUEUED", "CLAIMED", "SIGNED", "LIVE", "PARTIAL", "CANCELING", "FILLED",
+                  "REJECTED", "IN_DOUBT", "NOT_PLACED", "CANCELED", "EXPIRED", "SKIPPED")],
+                  case_sensitive=False),
+              help="Only these statuses (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True,
+              help="At most this many rows, newest first.")
+@json_option
+@pass_ctx
+def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, end: Any,
+            market: str | None, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Copy orders, newest first, with why each was skipped, rejected or cancelled."""
+    from datetime import UTC, datetime, time, timedelta
+
+    from models import CopyStatus, Trader
+    from ops.accounts import find_follower, normalize_address
+    from ops.views import HistoryFilter, history_rows
+
+    if start is not None and end is not None and end < start:
+        raise UserInputError("--end must not be before --start")
+    if market is not None and not market.strip():
+        raise UserInputError("--market must not be empty")
+    with ctx.session() as s:
+        follower_id = find_follower(s, wallet).id if wallet is not None else None
+        trader_id = None
+        if trader is not None:
+            from sqlalchemy import select
+
+            addr = normalize_address(trader, "--trader")
+            trader_id = s.scalar(select(Trader.id).where(Trader.wallet == addr))
+            if trader_id is None:
+                raise UserInputError(f"no followed trader {addr}")
+        filt = HistoryFilter(
+            follower_id=follower_id, trader_id=trader_id,
+            start=datetime.combine(start, time(0), UTC) if start else None,
+            end=datetime.combine(end, time(0), UTC) + timedelta(days=1) if end else None,
+            market=market, statuses=tuple(CopyStatus(x.upper()) for x in statuses), limit=limit)
+        rows = history_rows(s, filt)
+    _emit(rows, ["id", "queued_at", "trader", "market", "side", "trader_price", "price", "size",
+                 "filled", "status", "reason"], as_json)
+
+
+def _switch_command(disable: bool) -> click.Command:
+    verb = "disable" if disable else "enable"
+
+    @click.command(verb)
+    @click.option("--all", "everything", is_flag=True,
+                  help="The global kill switch (every follower).")
+    @click.option("--wallet", default=None, help="One follower.")
+    @click.option("--follow", "trader", default=None, help="With --wallet: one follow only.")
+    @pass_ctx
+    def command(ctx: _Context, everything: bool, wallet: str | None, trader: str | None,
+                **kw: Any) -> None:
+        from copying import killswitch as ks
+        from ops.accounts import find_follow, find_follower
+
+        reason = kw.get("reason")
+        if everything == (wallet is not None):
+            raise UserInputError(
+                f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
+        if trader is not None and wallet is None:
+            raise UserInputError("--follow needs --wallet")
+        if reason is not None and not reason.strip():
+            raise UserInputError("--reason must not be empty")
+        with ctx.session() as s:
+            if everything:
+                if disable:
+                    ks.disable_all(s, reason)
+                    text = ("kill switch ON: no new copies anywhere; the executor cancels every "
+                            "open order")
+                else:
+                    was = ks.enable_all(s)
+                    text = ("kill switch OFF: copying resumes" if was
+                            else "kill switch was already off")
+            elif trader is not None:
+                follow = find_follow(s, wallet, trader)  # type: ignore[arg-type]
+                label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
+                if disable:
+                    ks.disable_follow(s, follow, reason)
+                    text = f"follow {label} disabled: no new copies; its open orders get cancelled"
+                else:
+                    was = ks.enable_follow(s, follow)
+                    text = (f"follow {label} enabled" if was
+                            else f"follow {label} was not disabled "
+                                 "(use `admin resume` for a pause)")
+            else:
+                follower = find_follower(s, wallet)  # type: ignore[arg-type]
+                if disable:
+                    ks.disable_follower(s, follower, reason)
+                    text = (f"follower {follower.funder_address} disabled: no new copies; its open "
+                            "orders get cancelled")
+                else:
+                    was = ks.enable_follower(s, follower)
+                    text = (f"follower {follower.funder_address} enabled" if was else
+                            f"follower {follower.funder_address} was not disabled")
+        click.echo(text)
+
+    if disable:
+        command = click.option("--reason", default=None,
+                               help="Why (shown by `admin status`).")(command)
+    command.help = (
+        "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow)."
+        if disable else
+        "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
+    return command
+
+
+cli.add_command(_switch_command(True))
+cli.add_command(_switch_command(False))
+
+
+@cli.command("set-tier")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--tier", required=True, type=click.Choice(["free", "pro", "elite", "whale"]),
+              help="New tier. A downgrade that current follows would violate is refused.")
+@pass_ctx
+def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
+    """Change a follower's subscription tier (free, pro, elite, whale)."""
+    from copying.tiers import set_tier as do_set
+
+    with ctx.session() as s:
+        addr, old, new = do_set(s, wallet, tier)
+    click.echo(f"tier of {addr}: {old} -> {new}")
+
+
+@cli.command("doctor")
+@click.option("--wallet", default=None, help="Also check this follower.")
+@click.option("--offline", is_flag=True, help="Skip every network check.")
+@json_option
+@pass_ctx
+def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> None:
+    """Pre-flight checks (OK / WARN / FAIL, one line each); exit 1 on any FAIL."""
+    from infra.config import ConfigError
+    from infra.startup import env_file_path
+    from ops.accounts import InputError, find_follower, normalize_address
+    from ops.doctor import Doctor, fail, rpc_get_code
+
+    if wallet is not None:
+        normalize_address(wallet, "--wallet")
+    try:
+        settings = ctx.settings
+    except ConfigError as exc:
+        checks = [fail("settings", str(exc), "fix the variable in .env or the environment")]
+        _print_checks(checks, as_json)
+        sys.exit(1)
+    if wallet is not None:
+        try:
+            with ctx.session() as s:
+                find_follower(s, wallet)
+        except InputError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - the database check below reports it
+            pass
+    client = None
+    if not offline:
+        from polymarket_client import SyncPolymarketClient
+        from wire.transport import RetryPolicy
+
+        client = SyncPolymarketClient.from_settings(settings, retry=RetryPolicy(max_attempts=1),
+                                                    read_timeout=5.0)
+    doc = Doctor(settings=settings, factory=ctx.factory, client=client,
+                 get_code=None if offline else rpc_get_code(settings.polygon_rpc),
+                 env_file=env_file_path())
+    try:
+        doc.check_deployment()
+        schema_ok = all(c.status.value == "OK" for c in doc.results
+                        if c.name in ("database", "schema"))
+        if wallet is not None and schema_ok:
+            doc.check_follower(wallet)
+    finally:
+        if client is not None:
+            client.close()
+    _print_checks(doc.results, as_json)
+    if doc.failed:
+        sys.exit(1)
+
+
+def _print_checks(checks: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+        return
+    for c in checks:
+        click.echo(c.line())
+    fails = sum(1 for c in checks if c.status.value == "FAIL")
+    warns = sum(1 for c in checks if c.status.value == "WARN")
+    click.echo(f"{len(checks)} check(s): {fails} FAIL, {warns} WARN")
+
+
+def main() -> None:
+    """Entry point for the `admin` script."""
+    cli(prog_name="admin")

@@ -1,0 +1,1 @@
+"""Test support: paths, the shared end-to-end rig, fakes and factories."""
