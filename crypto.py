@@ -22,19 +22,13 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from infra.errors import CryptoError, MissingKeyError
+
 if TYPE_CHECKING:
     from wire.types import ApiCreds
 
 MASK = "***"
 _PRIVATE_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-
-
-class CryptoError(Exception):
-    """A secret could not be encrypted, decrypted or verified (message never holds the secret)."""
-
-
-class MissingKeyError(CryptoError):
-    """ENCRYPTION_KEY is not configured but a secret must be stored or used."""
 
 
 class Secret:

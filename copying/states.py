@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from infra.db import utcnow
+from infra.errors import IllegalTransition
 from models import CopyOrder, CopyOrderEvent
 from models import CopyStatus as S
 
@@ -36,10 +37,6 @@ ALLOWED: dict[S, frozenset[S]] = {
     S.CANCELING: frozenset({S.CANCELING, S.CANCELED, S.FILLED, S.PARTIAL, S.LIVE, S.EXPIRED,
                             S.SIGNED}),
 }
-
-
-class IllegalTransition(RuntimeError):
-    """A status move that the state machine does not allow (a bug, never bad input)."""
 
 
 def can_move(current: S, target: S) -> bool:

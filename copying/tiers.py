@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from infra.errors import InputError
 from models import Follow, Tier
-from ops.accounts import InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

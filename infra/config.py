@@ -14,12 +14,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra.errors import ConfigError
+
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message is one line and secret-free."""
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crypto import KeyRing, address_of_key, normalize_private_key
 from infra.db import session_scope, utcnow
+from infra.errors import InputError
 from models import Follow, Follower, FollowerStatus, FollowStatus, Tier, Trader
 from wire.types import SignatureType
 
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ZERO_ADDRESS = "0x" + "0" * 40
-
-
-class InputError(ValueError):
-    """Invalid input from an admin or operator: exit code 2, nothing written."""
 
 
 def normalize_address(raw: str, what: str) -> str:

@@ -14,8 +14,10 @@ never request headers, credentials or signatures.
 
 from __future__ import annotations
 
+from infra.errors import VenueError
 
-class PolymarketError(Exception):
+
+class PolymarketError(VenueError):
     """Base class for every error raised by the Polymarket client."""
 
 
