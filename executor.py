@@ -25,10 +25,13 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from copying.claims import Label, claim_jobs
 from copying.context import ExecutorContext
 from copying.intake import NOTIFY_CHANNEL
 from copying.manage import manage_open_orders
+from copying.ports import ExchangeClient
 from copying.reconcile import begin_cycle, reconcile_unresolved
 from copying.submit import submit_jobs
 from infra import metrics
@@ -149,7 +152,7 @@ class PgWaker:
         self.conn.close()
 
 
-def warn_if_second_sqlite_executor(factory: Any, name: str, settings: Settings) -> None:
+def warn_if_second_sqlite_executor(factory: sessionmaker[Session], name: str, settings: Settings) -> None:
     """SQLite supports one executor: say so when another one seems alive."""
     from models import DaemonHeartbeat
 
@@ -185,7 +188,7 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 200}
 
 
-def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorContext:
+def build_context(settings: Settings, factory: sessionmaker[Session], client: ExchangeClient) -> ExecutorContext:
     """Wire the venue for the configured mode (paper unless EXECUTION_MODE=live)."""
     from copying.venues import LiveVenue, PaperVenue
     from crypto import KeyRing

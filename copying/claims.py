@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -125,7 +126,8 @@ def _job_query() -> Select[CopyOrder, TraderFill, Follow, Follower]:
             .options(defer(TraderFill.raw), defer(TraderFill.title)))
 
 
-def _gate(s: Session, ctx: ExecutorContext, rows: list[Any]) -> list[Job]:
+def _gate(s: Session, ctx: ExecutorContext,
+          rows: Sequence[tuple[CopyOrder, TraderFill, Follow, Follower]]) -> list[Job]:
     """Jobs for the claimed rows, gated by the kill switch (one query) and credentials."""
     switches = KillSwitchState.load(s)
     jobs: list[Job] = []

@@ -119,7 +119,8 @@ def before_follow_threshold(fill: dict[str, Any]) -> datetime:
     Block times are whole seconds: the fill is before the follow iff occurred_at is earlier
     than the follow's start truncated to the second, i.e. iff started_at ≥ occurred_at + 1 s.
     """
-    return fill["occurred_at"] + timedelta(seconds=1)
+    occurred: datetime = fill["occurred_at"]
+    return occurred + timedelta(seconds=1)
 
 
 def store_fills(
