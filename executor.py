@@ -21,13 +21,19 @@ import socket
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from copying.copy_batch import claim_jobs, submit_jobs
-from copying.copy_submit import ExecutorContext
+from sqlalchemy.orm import Session, sessionmaker
+
+from copying.claims import Label, claim_jobs
+from copying.context import ExecutorContext
 from copying.intake import NOTIFY_CHANNEL
-from copying.order_work import begin_cycle, manage_open_orders, reconcile_unresolved
+from copying.manage import manage_open_orders
+from copying.ports import ExchangeClient
+from copying.reconcile import begin_cycle, reconcile_unresolved
+from copying.submit import submit_jobs
 from infra import metrics
 from infra.config import ConfigError, Settings, load_settings
 from infra.daemon import (
@@ -79,25 +85,23 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
         ctx.new_cycle()
         c["lease_released"], unresolved = begin_cycle(ctx)
         c["reconciled"] = await reconcile_unresolved(ctx, ids=unresolved)
-    submitted: dict[str, int] = {}
+    submitted: Counter[Label] = Counter()
     size = FIRST_BATCH
     while not stop.is_set():  # SIGTERM is looked at between batches and before a batch signs
-        jobs, labels = claim_jobs(ctx, size)
-        if not jobs and not labels:
+        jobs = claim_jobs(ctx, size)
+        if not jobs:
             break
         try:
-            labels.update(await submit_jobs(ctx, jobs, stop))
+            labels = await submit_jobs(ctx, jobs, stop)
         except Exception:
             log.exception("a batch of %d copies failed; they will be reconciled or retried", len(jobs))
-            labels.update({job.id: "error" for job in jobs})
-        for label in labels.values():
-            key = label.split(":")[0].lower()
-            submitted[key] = submitted.get(key, 0) + 1
+            labels = {job.id: Label.ERROR for job in jobs}
+        submitted.update(labels.values())
         size = min(size * 2, CLAIM_BATCH)
-    c.update({f"copies_{k}": v for k, v in submitted.items()})
+    c.update({f"copies_{label.value}": n for label, n in submitted.items()})
     if not stop.is_set() and (force_manage or manage_clock.due()):
-        for k, v in (await manage_open_orders(ctx)).items():
-            c[f"orders_{k}"] = v
+        for what, n in (await manage_open_orders(ctx)).items():
+            c[f"orders_{what.value}"] = n
         ctx.new_cycle()  # fills recorded by the manager are not in the balances read before
     return stats
 
@@ -148,7 +152,7 @@ class PgWaker:
         self.conn.close()
 
 
-def warn_if_second_sqlite_executor(factory: Any, name: str, settings: Settings) -> None:
+def warn_if_second_sqlite_executor(factory: sessionmaker[Session], name: str, settings: Settings) -> None:
     """SQLite supports one executor: say so when another one seems alive."""
     from models import DaemonHeartbeat
 
@@ -184,7 +188,7 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 200}
 
 
-def build_context(settings: Settings, factory: Any, client: Any) -> ExecutorContext:
+def build_context(settings: Settings, factory: sessionmaker[Session], client: ExchangeClient) -> ExecutorContext:
     """Wire the venue for the configured mode (paper unless EXECUTION_MODE=live)."""
     from copying.venues import LiveVenue, PaperVenue
     from crypto import KeyRing

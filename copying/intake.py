@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import case, literal, null, select, text
 from sqlalchemy.orm import Session
 
+from copying.states import INITIAL, Event
 from infra.db import DecimalType, UTCDateTime, canonical_decimal, insert_ignore
 from models import CopyOrder, CopyStatus, Follow, Follower, FollowerStatus, FollowStatus, TraderFill
 from wire.types import Activity
@@ -118,7 +119,8 @@ def before_follow_threshold(fill: dict[str, Any]) -> datetime:
     Block times are whole seconds: the fill is before the follow iff occurred_at is earlier
     than the follow's start truncated to the second, i.e. iff started_at ≥ occurred_at + 1 s.
     """
-    return fill["occurred_at"] + timedelta(seconds=1)
+    occurred: datetime = fill["occurred_at"]
+    return occurred + timedelta(seconds=1)
 
 
 def store_fills(
@@ -153,16 +155,21 @@ def store_fills(
 
 def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: timedelta,
             now: datetime) -> tuple[int, int]:
-    """One INSERT … SELECT: a copy order per active follow of an active follower; (queued, skipped)."""
+    """One INSERT … SELECT: a copy order per active follow of an active follower; (queued, skipped).
+
+    The copies are born QUEUED or SKIPPED as `copying.states.INITIAL` says for their creation
+    event; no event rows are written for a creation (see `copying.states`).
+    """
     table = CopyOrder.__table__
+    queued_status, skipped_status = INITIAL[Event.QUEUE].value, INITIAL[Event.SKIP_AT_INTAKE].value
     fixed_reason = fill_level_skip(fill, max_delay)
     if fixed_reason is not None:
-        status: Any = literal(CopyStatus.SKIPPED.value)
+        status: Any = literal(skipped_status)
         reason: Any = literal(fixed_reason)
         closed: Any = literal(now, UTCDateTime())
     else:
         late_follow = Follow.started_at >= literal(before_follow_threshold(fill), UTCDateTime())
-        status = case((late_follow, literal(CopyStatus.SKIPPED.value)), else_=literal(CopyStatus.QUEUED.value))
+        status = case((late_follow, literal(skipped_status)), else_=literal(queued_status))
         reason = case((late_follow, literal("before_follow")), else_=null())
         closed = case((late_follow, literal(now, UTCDateTime())), else_=null())
     source = (

@@ -1,13 +1,28 @@
-"""The copy order state machine: one table of allowed moves and the only writer of `status`.
+"""The copy order's life as data: one `(state, event) → state` table and the only writer of `status`.
 
-Invariant: every status change goes through `transition()`, which refuses moves not in
-`ALLOWED` and adds a `CopyOrderEvent` row in the caller's transaction, so the history and the
-status can never disagree. A signed order is reconciled, never re-queued or re-signed: no move
-leads from SIGNED or IN_DOUBT back to QUEUED or CLAIMED.
+Invariants:
+- every status change of an existing copy order goes through `transition()`, which looks the
+  move up in `MOVES` and raises `IllegalTransition` for anything not in it (an illegal move is
+  a bug, never ignored), and adds a `CopyOrderEvent` row in the caller's transaction, so the
+  history and the status can never disagree;
+- a copy order is born in a status that `INITIAL` gives for its creation event: the watcher's
+  fan-out inserts thousands of rows with one INSERT … SELECT and writes no event rows (the row
+  itself, with `queued_at` and its reason, is the record of its creation; an event row per
+  copy would double the cost of the fan-out);
+- a signed order is reconciled, never re-queued or re-signed: no move leads from SIGNED or
+  IN_DOUBT back to QUEUED or CLAIMED; a reprice re-signs only after a confirmed cancel
+  (CANCELING → SIGNED);
+- terminal states carry a reason (the event's name when the caller gives none).
+
+    QUEUED ─claim→ CLAIMED ─sign→ SIGNED ─accepted→ LIVE ─fill→ PARTIAL ─filled→ FILLED
+      │              │ release/lease_expired→ QUEUED   │ post_unresolved→ IN_DOUBT ─found→ LIVE
+      └ skip/stop    └ skip → SKIPPED                  │ rejected→ REJECTED, not_placed→ NOT_PLACED
+    LIVE/PARTIAL ─cancel|reprice_cancel→ CANCELING ─canceled→ CANCELED | ─reprice→ SIGNED
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,56 +32,103 @@ from infra.errors import IllegalTransition
 from models import CopyOrder, CopyOrderEvent
 from models import CopyStatus as S
 
+
+class Event(StrEnum):
+    """What happened to a copy order (the `event` column of its history)."""
+
+    # creation (see INITIAL): the watcher's fan-out
+    QUEUE = "queue"  # a copy to place
+    SKIP_AT_INTAKE = "skip_at_intake"  # stale, before the follow, combo
+    # claims
+    CLAIM = "claim"  # an executor took it under a lease
+    RELEASE = "release"  # the executor gives it back (transient trouble, shutdown)
+    LEASE_EXPIRED = "lease_expired"  # its executor died or hung
+    SKIP = "skip"  # the executor decided not to place it (gates, sizing, pricing)
+    STOP = "stop"  # kill switch, disable, removal or a trader exit before it was claimed
+    # placement
+    SIGN = "sign"  # signed body + order hash committed before the POST
+    ACCEPTED = "accepted"  # the venue took the order
+    REJECTED = "rejected"  # the venue refused it for good
+    POST_UNRESOLVED = "post_unresolved"  # no clear answer: reconcile by hash
+    NOT_PLACED = "not_placed"  # never found at the venue within the re-post window
+    # what the venue says later
+    FOUND = "found"  # reconciliation found the order resting (or trades still arriving)
+    FILL = "fill"  # new fills, the order still rests
+    REFRESH = "refresh"  # the venue order rests and the copy already holds fills (e.g. after a reprice)
+    FILLED = "filled"  # the copy has all it intended
+    VENUE_CLOSED = "venue_closed"  # the venue closed the order short (canceled, FAK remainder)
+    # management
+    CANCEL = "cancel"  # we ask the venue to cancel for good
+    REPRICE_CANCEL = "reprice_cancel"  # we ask the venue to cancel in order to reprice
+    CANCELED = "canceled"  # the cancel is confirmed; the copy ends
+    REPRICE = "reprice"  # the cancel is confirmed; the remainder is signed anew
+
+
+INITIAL: dict[Event, S] = {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED}
+
+_SIGNED_OR_DOUBT = (S.SIGNED, S.IN_DOUBT)
+_RESTING = (S.LIVE, S.PARTIAL)
+
+MOVES: dict[tuple[S, Event], S] = {
+    (S.QUEUED, Event.CLAIM): S.CLAIMED,
+    (S.QUEUED, Event.SKIP): S.SKIPPED,
+    (S.QUEUED, Event.STOP): S.CANCELED,
+    (S.CLAIMED, Event.RELEASE): S.QUEUED,
+    (S.CLAIMED, Event.LEASE_EXPIRED): S.QUEUED,
+    (S.CLAIMED, Event.SKIP): S.SKIPPED,
+    (S.CLAIMED, Event.SIGN): S.SIGNED,
+    **{(st, Event.ACCEPTED): S.LIVE for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.REJECTED): S.REJECTED for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.POST_UNRESOLVED): S.IN_DOUBT for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.NOT_PLACED): S.NOT_PLACED for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.FOUND): S.LIVE for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.FILLED): S.FILLED for st in (*_SIGNED_OR_DOUBT, *_RESTING, S.CANCELING)},
+    **{(st, Event.VENUE_CLOSED): S.CANCELED for st in (*_SIGNED_OR_DOUBT, *_RESTING)},
+    # CANCELING + the venue still shows it resting: the cancel did not take, the order lives on
+    **{(st, Event.FILL): S.PARTIAL for st in (*_RESTING, S.CANCELING)},
+    (S.LIVE, Event.REFRESH): S.PARTIAL,
+    (S.CANCELING, Event.REFRESH): S.PARTIAL,
+    **{(st, Event.CANCEL): S.CANCELING for st in _RESTING},
+    **{(st, Event.REPRICE_CANCEL): S.CANCELING for st in _RESTING},
+    (S.CANCELING, Event.CANCELED): S.CANCELED,
+    (S.CANCELING, Event.REPRICE): S.SIGNED,
+}
+
 TERMINAL = frozenset({S.FILLED, S.REJECTED, S.NOT_PLACED, S.CANCELED, S.EXPIRED, S.SKIPPED})
 OPEN_AT_VENUE = frozenset({S.LIVE, S.PARTIAL, S.CANCELING})
 UNRESOLVED = frozenset({S.SIGNED, S.IN_DOUBT})
 # may still trade at the venue: what reservations of balance and holdings must count
 OPEN_STATES: tuple[S, ...] = tuple(sorted(UNRESOLVED | OPEN_AT_VENUE, key=lambda st: st.value))
 
-ALLOWED: dict[S, frozenset[S]] = {
-    S.QUEUED: frozenset({S.CLAIMED, S.SKIPPED, S.CANCELED}),
-    S.CLAIMED: frozenset({S.QUEUED, S.SIGNED, S.SKIPPED, S.CANCELED}),
-    # SIGNED/IN_DOUBT -> CANCELED: reconciliation found the order already dead at the venue
-    S.SIGNED: frozenset({S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.IN_DOUBT, S.NOT_PLACED,
-                         S.CANCELED}),
-    S.IN_DOUBT: frozenset({S.IN_DOUBT, S.LIVE, S.PARTIAL, S.FILLED, S.REJECTED, S.NOT_PLACED,
-                           S.CANCELED}),
-    S.LIVE: frozenset({S.PARTIAL, S.FILLED, S.CANCELING, S.CANCELED, S.EXPIRED}),
-    S.PARTIAL: frozenset({S.PARTIAL, S.FILLED, S.CANCELING, S.CANCELED, S.EXPIRED}),
-    # CANCELING -> SIGNED is a reprice: the cancel is confirmed and the remainder re-signed
-    S.CANCELING: frozenset({S.CANCELING, S.CANCELED, S.FILLED, S.PARTIAL, S.LIVE, S.EXPIRED,
-                            S.SIGNED}),
-}
 
-
-def can_move(current: S, target: S) -> bool:
-    """True if `current → target` is an allowed move."""
-    return target in ALLOWED.get(current, frozenset())
+def target_of(current: S, event: Event) -> S | None:
+    """Where `event` leads from `current`, or None when the table has no such move."""
+    return MOVES.get((current, event))
 
 
 def transition(
     session: Session,
     order: CopyOrder,
-    target: S,
-    event: str,
+    event: Event,
     *,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> CopyOrderEvent:
-    """Move `order` to `target`, recording the event row in the same transaction."""
+    """Apply `event` to `order` as the table says, recording the event row in the same transaction."""
     current = order.status
-    if not can_move(current, target):
-        raise IllegalTransition(f"copy order {order.id}: {current.value} -> {target.value} ({event})")
+    target = MOVES.get((current, event))
+    if target is None:
+        raise IllegalTransition(f"copy order {order.id}: no move for {event.value} from {current.value}")
     order.status = target
     if reason is not None:
         order.reason = reason
     elif target in TERMINAL and target != S.FILLED and order.reason is None:
-        order.reason = event
+        order.reason = event.value
     if target in TERMINAL and order.closed_at is None:
         order.closed_at = utcnow()
     row = CopyOrderEvent(
         copy_order_id=order.id,
-        event=event,
+        event=event.value,
         from_status=current.value,
         to_status=target.value,
         reason=reason,

@@ -8,13 +8,15 @@ Invariant of `PaperVenue`: it has no code path that sends POST /order; it only r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from copying.ledger import FillRecord
 from copying.paper_fill import fill_resting, simulate_fill
+from copying.ports import BookSource, ExchangeClient
 from wire.fees import taker_fee
 from wire.parse import MAX_BATCH_ORDERS
 from wire.records import Accepted, CancelResult, PostOutcome, Rejected, RejectKind
@@ -82,7 +84,7 @@ class LiveVenue:
 
     paper = False
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ExchangeClient) -> None:
         self.client = client
 
     async def post(self, spec: OrderSpec) -> tuple[PostOutcome, tuple[FillRecord, ...]]:
@@ -159,7 +161,7 @@ class PaperVenue:
 
     paper = True
 
-    def __init__(self, client: Any, clock: Any) -> None:
+    def __init__(self, client: BookSource, clock: Callable[[], datetime]) -> None:
         self.client = client  # used only for public book reads
         self.clock = clock
         self._canceled: set[str] = set()

@@ -8,6 +8,7 @@ something the venue would not accept. Marketable orders fill against the configu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -94,7 +95,7 @@ class FakeExchange:
         """The configured market."""
         return self.info
 
-    def invalidate_market(self, condition_id: str | None = None, token_id: str | None = None) -> bool:
+    def invalidate_market(self, condition_id: str | None = None, *, token_id: str | None = None) -> bool:
         """No cache here."""
         return True
 
@@ -134,7 +135,7 @@ class FakeExchange:
         status = "matched" if order.matched > 0 else "live"
         return Accepted(order.hash, status, None, None, tuple(t.id for t in order.trades))
 
-    async def post_orders(self, bodies: list[bytes], creds: Any, signer_address: str) -> list[PostOutcome]:
+    async def post_orders(self, bodies: Sequence[bytes], creds: Any, signer_address: str) -> list[PostOutcome]:
         """POST /orders: at most 15 bodies of one key, each placed (or refused) as by post_order."""
         assert 0 < len(bodies) <= 15
         self.batch_posts.append(len(bodies))

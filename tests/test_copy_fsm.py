@@ -1,29 +1,58 @@
-"""The copy-order state machine: only allowed moves, an event row per move, no re-queue after signing."""
+"""The copy order's life as data: only the table's moves, an event row per move, no re-queue after signing."""
 
 from __future__ import annotations
 
+import itertools
+from decimal import Decimal
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from copying.states import ALLOWED, TERMINAL, IllegalTransition, can_move, transition
+from copying.outcomes import VenueState, refresh_events
+from copying.states import INITIAL, MOVES, TERMINAL, Event, target_of, transition
+from infra.errors import IllegalTransition
 from models import CopyOrderEvent
 from models import CopyStatus as S
 from tests import factories as fx
 from tests.dbfixtures import Database
 
+D = Decimal
+
 
 def test_terminal_states_have_no_exit() -> None:
-    """FILLED, REJECTED, NOT_PLACED, CANCELED, EXPIRED, SKIPPED are final."""
-    for state in TERMINAL:
-        assert state not in ALLOWED
-        assert not any(can_move(state, t) for t in S)
+    """FILLED, REJECTED, NOT_PLACED, CANCELED, EXPIRED, SKIPPED are final: no event leaves them."""
+    for state, event in itertools.product(TERMINAL, Event):
+        assert target_of(state, event) is None
 
 
 def test_signed_or_in_doubt_never_goes_back_to_the_queue() -> None:
-    """Promise 1: a signed order is reconciled, never re-queued or re-claimed."""
-    for state in (S.SIGNED, S.IN_DOUBT, S.LIVE, S.PARTIAL, S.CANCELING):
-        assert not can_move(state, S.QUEUED) and not can_move(state, S.CLAIMED)
-    assert not can_move(S.IN_DOUBT, S.SIGNED)
+    """Promise 1: a signed order is reconciled, never re-queued, re-claimed or re-signed."""
+    for (state, event), target in MOVES.items():
+        if state in (S.SIGNED, S.IN_DOUBT, S.LIVE, S.PARTIAL, S.CANCELING):
+            assert target not in (S.QUEUED, S.CLAIMED), (state, event)
+        if target is S.SIGNED:  # signing happens only from a claim, or after a confirmed cancel
+            assert (state, event) in ((S.CLAIMED, Event.SIGN), (S.CANCELING, Event.REPRICE))
+
+
+def test_creation_events_are_not_moves() -> None:
+    """The fan-out's creation events give the initial status and never appear as moves."""
+    assert INITIAL == {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED}
+    assert not any(event in INITIAL for _, event in MOVES)
+
+
+def test_every_state_but_the_terminal_ones_can_end() -> None:
+    """From every non-terminal state some sequence of moves reaches a terminal state."""
+    reach = {s for s in TERMINAL}
+    changed = True
+    while changed:
+        changed = False
+        for (state, _), target in MOVES.items():
+            if target in reach and state not in reach:
+                reach.add(state)
+                changed = True
+    assert reach == set(S)
 
 
 def test_transition_writes_status_and_event_in_one_transaction(database: Database) -> None:
@@ -31,23 +60,23 @@ def test_transition_writes_status_and_event_in_one_transaction(database: Databas
     with database.session() as s:
         t, f = fx.trader(s), fx.follower(s)
         co = fx.copy_order(s, fx.trader_fill(s, t), fx.follow(s, f, t))
-        transition(s, co, S.CLAIMED, "claim")
-        transition(s, co, S.SKIPPED, "size", reason="below_min_notional")
+        transition(s, co, Event.CLAIM)
+        transition(s, co, Event.SKIP, reason="below_min_notional")
         s.commit()
         events = s.scalars(select(CopyOrderEvent).order_by(CopyOrderEvent.id)).all()
-        assert [(e.from_status, e.to_status, e.reason) for e in events] == [
-            ("QUEUED", "CLAIMED", None), ("CLAIMED", "SKIPPED", "below_min_notional")]
+        assert [(e.event, e.from_status, e.to_status, e.reason) for e in events] == [
+            ("claim", "QUEUED", "CLAIMED", None), ("skip", "CLAIMED", "SKIPPED", "below_min_notional")]
         assert co.status == S.SKIPPED and co.reason == "below_min_notional"
         assert co.closed_at is not None
 
 
 def test_illegal_move_raises_and_changes_nothing(database: Database) -> None:
-    """QUEUED → FILLED is refused; the status and event log stay as they were."""
+    """FILLED from QUEUED is not in the table: IllegalTransition, status and history unchanged."""
     with database.session() as s:
         t, f = fx.trader(s), fx.follower(s)
         co = fx.copy_order(s, fx.trader_fill(s, t), fx.follow(s, f, t))
         with pytest.raises(IllegalTransition):
-            transition(s, co, S.FILLED, "fill")
+            transition(s, co, Event.FILLED)
         assert co.status == S.QUEUED
         assert s.scalars(select(CopyOrderEvent)).all() == []
 
@@ -57,5 +86,44 @@ def test_terminal_without_reason_records_the_event_name(database: Database) -> N
     with database.session() as s:
         t, f = fx.trader(s), fx.follower(s)
         co = fx.copy_order(s, fx.trader_fill(s, t), fx.follow(s, f, t))
-        transition(s, co, S.CANCELED, "trader_exited")
-        assert co.reason == "trader_exited"
+        transition(s, co, Event.STOP)
+        assert co.status == S.CANCELED and co.reason == "stop"
+
+
+# --- what a venue refresh means ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("status", "venue", "filled", "new", "lagging", "expected"), [
+    (S.SIGNED, VenueState.LIVE, "0", False, False, [Event.FOUND]),
+    (S.IN_DOUBT, VenueState.LIVE, "3", True, False, [Event.FOUND, Event.FILL]),
+    (S.LIVE, VenueState.LIVE, "0", False, False, []),
+    (S.LIVE, VenueState.LIVE, "3", True, False, [Event.FILL]),
+    (S.LIVE, VenueState.LIVE, "3", False, False, [Event.REFRESH]),  # fills of an earlier order
+    (S.PARTIAL, VenueState.LIVE, "3", False, False, []),
+    (S.PARTIAL, VenueState.LIVE, "5", True, False, [Event.FILL]),
+    (S.LIVE, VenueState.FILLED, "10", True, False, [Event.FILLED]),
+    (S.SIGNED, VenueState.FILLED, "10", True, False, [Event.FILLED]),
+    (S.LIVE, VenueState.CANCELED, "4", False, False, [Event.VENUE_CLOSED]),
+    (S.LIVE, VenueState.CANCELED, "4", False, True, []),  # trades still arriving: keep it open
+    (S.SIGNED, VenueState.CANCELED, "4", False, True, [Event.FOUND]),
+    (S.CANCELING, VenueState.CANCELED, "4", False, False, []),  # the manager decides
+    (S.CANCELING, VenueState.CANCELED, "10", True, False, [Event.FILLED]),  # filled in the race
+    (S.LIVE, VenueState.UNKNOWN, "0", False, False, []),
+])
+def test_refresh_events(status: S, venue: VenueState, filled: str, new: bool, lagging: bool,
+                        expected: list[Event]) -> None:
+    """A refresh (venue state, fills) becomes the events the table then applies."""
+    assert refresh_events(status, venue, D(filled), D(10), new_fills=new, trades_lagging=lagging) == expected
+
+
+@given(status=st.sampled_from(sorted(set(S) - TERMINAL - {S.QUEUED, S.CLAIMED}, key=lambda x: x.value)),
+       venue=st.sampled_from(list(VenueState)), filled=st.integers(0, 12), new=st.booleans(),
+       lagging=st.booleans())
+def test_every_refresh_decision_is_a_legal_sequence_of_moves(status: S, venue: VenueState, filled: int,
+                                                             new: bool, lagging: bool) -> None:
+    """Whatever the venue says about an order the copy has placed, the decided events are moves."""
+    current = status
+    for event in refresh_events(status, venue, D(filled), D(10), new_fills=new and filled > 0,
+                                trades_lagging=lagging):
+        target = target_of(current, event)
+        assert target is not None, (current, event)
+        current = target

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from copying.copy_submit import ExecutorContext, process_claimed
+from copying.claims import Label, claim_jobs
+from copying.context import ExecutorContext
 from copying.intake import store_fills
-from copying.order_work import reconcile_unresolved
+from copying.reconcile import reconcile_unresolved
+from copying.submit import submit_jobs
 from copying.venues import LiveVenue, PaperVenue
 from crypto import KeyRing
 from executor import CycleClock, executor_cycle
@@ -420,10 +422,10 @@ def test_rejected_order_is_final(h: Harness) -> None:
 def test_claim_is_exclusive(h: Harness) -> None:
     """A copy claimed by one executor cannot be processed by another."""
     h.trader_fill()
-    from copying.order_work import claim_batch
-    ids = claim_batch(h.ctx, 10)
+    jobs = claim_jobs(h.ctx, 10)
     other = ExecutorContext(**{**h.ctx.__dict__, "owner": "someone-else"})
-    assert asyncio.run(process_claimed(other, ids[0])) == "lost_claim"
+    assert asyncio.run(submit_jobs(other, jobs)) == {jobs[0].id: Label.LOST_CLAIM}
+    assert h.fx.posts == []
     with h.db.session() as s:
         assert s.scalar(select(func.count()).select_from(CopyOrder)
                         .where(CopyOrder.status == CopyStatus.CLAIMED)) == 1
@@ -483,8 +485,7 @@ def test_one_batch_never_spends_more_than_a_followers_balance(h: Harness) -> Non
         h.trader_fill()
     from executor import FIRST_BATCH
     assert len(h.copies()) == 12 <= FIRST_BATCH * 2
-    from copying.copy_batch import claim_jobs, submit_jobs
-    jobs, _ = claim_jobs(h.ctx, 12)
+    jobs = claim_jobs(h.ctx, 12)
     assert len(jobs) == 12
     asyncio.run(submit_jobs(h.ctx, jobs))
     for follower_id in (h.follower_id, second):
@@ -514,7 +515,7 @@ def test_a_batch_respects_what_earlier_batches_reserved(h: Harness) -> None:
 def test_reservations_sum_unfilled_shares_at_the_limit_price(h: Harness) -> None:
     """Open BUY reservations = Σ (venue size − fills of the current order) × limit price, computed
     the same way on SQLite (rows) and PostgreSQL (one aggregate)."""
-    from copying.copy_batch import open_copies, reserved_buy_by_follower
+    from copying.reservations import open_copies, reserved_buy_by_follower
     for _ in range(3):
         h.trader_fill()
     h.cycle()

@@ -69,7 +69,7 @@ def test_seed_example_schedule() -> None:
 
 def test_market_buy_amounts_never_buy_more_shares_than_sized() -> None:
     """10 shares at the market stage: 5.95 pUSD (10 × best ask 0.595), signed at the limit 0.609."""
-    from copying.copy_submit import order_amounts
+    from copying.orders import order_amounts
 
     market = price_copy(Side.BUY, D("0.58"), SEED_BOOK, T001, 36 * H)
     maker, taker = order_amounts(Side.BUY, market, D("10"), T001)
@@ -285,7 +285,7 @@ def test_market_buy_under_one_dollar_at_the_best_ask_is_skipped_not_sent() -> No
     """1.6 shares × best ask 0.595 = 0.95 pUSD: the venue would refuse it, so no order is planned."""
     from types import SimpleNamespace
 
-    from copying.copy_submit import SkipCopy, plan_order
+    from copying.orders import SkipCopy, plan_order
     from infra.config import Settings
     from tests.fake_exchange import YES
     from tests.fake_exchange import market as binary_market

@@ -32,7 +32,7 @@ SIZE_DECIMALS = 2
 USD_DECIMALS = 2  # market BUY dollars are floored to cents
 BASE_UNIT_DECIMALS = 6
 _ONE = Decimal(1)
-_BASE = Decimal(10) ** BASE_UNIT_DECIMALS
+BASE_UNITS = Decimal(10) ** BASE_UNIT_DECIMALS  # pUSD and shares: 6-decimal integers on the wire
 
 
 class RoundConfig(NamedTuple):
@@ -115,7 +115,12 @@ def round_amount(x: Decimal, amount_decimals: int) -> Decimal:
 
 def to_base_units(x: Decimal) -> int:
     """6-decimal base units: x × 10^6 rounded half-even to an integer."""
-    return int((_dec(x, "amount") * _BASE).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return int((_dec(x, "amount") * BASE_UNITS).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def from_base_units(n: int | Decimal) -> Decimal:
+    """Human units (pUSD or shares) of a 6-decimal base-unit amount, exactly."""
+    return Decimal(n) / BASE_UNITS
 
 
 def _shares(size: Decimal | int, name: str) -> Decimal:

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, TypedDict
 
+from wire.amounts import BASE_UNITS
 from wire.errors import ApiError, ParseError, RateLimitError, RestrictedError
 from wire.records import (
     Accepted,
@@ -52,7 +53,6 @@ from wire.types import (
     Side,
 )
 
-BASE_UNITS = Decimal(10) ** 6
 UNLABELLED_OUTCOME_INDEX = 999
 DEFAULT_ACTIVITY_TYPES: tuple[str, ...] = ("TRADE", "SPLIT", "MERGE", "REDEEM", "CONVERSION")
 ACCEPTED_ORDER_STATUSES = frozenset({"live", "matched", "delayed"})

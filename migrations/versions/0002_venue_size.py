@@ -7,10 +7,23 @@ Create Date: 2026-11-21
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import sqlalchemy as sa
 from alembic import op
 
 from infra import db
+
+
+def _order_shares(body: bytes) -> Decimal:
+    """Shares of the venue order in a stored POST body (BUY: taker amount, SELL: maker amount).
+
+    Frozen here as it was when this revision was written: a migration never imports engine code.
+    """
+    order = json.loads(body)["order"]
+    raw = order["takerAmount"] if order["side"] == "BUY" else order["makerAmount"]
+    return Decimal(raw) / Decimal(10**6)
 
 revision = "0002"
 down_revision = "0001"
@@ -26,13 +39,11 @@ def upgrade() -> None:
     rows = bind.execute(sa.text(
         "SELECT id, signed_payload FROM copy_orders WHERE signed_payload IS NOT NULL")).all()
     if rows:
-        from copying.copy_submit import order_shares
-
         table = sa.table("copy_orders", sa.column("id", sa.Integer),
                          sa.column("venue_size", db.DecimalType(length=64)))
         for cid, payload in rows:
             bind.execute(table.update().where(table.c.id == cid).values(
-                venue_size=order_shares(bytes(payload))))
+                venue_size=_order_shares(bytes(payload))))
 
 
 def downgrade() -> None:

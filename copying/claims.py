@@ -1,0 +1,206 @@
+"""Claims: QUEUED copy orders taken by one executor under a lease, loaded as `Job`s, gated.
+
+Invariants:
+- a claim is one short transaction: the copies (oldest first) with their fill, follow and
+  follower in one query, locked `FOR UPDATE OF copy_orders SKIP LOCKED` on PostgreSQL so
+  several executors claim disjoint sets without waiting; QUEUED → CLAIMED under this executor's
+  lease, and the kill switch and credentials gate each copy in the same transaction;
+- an expired lease returns a CLAIMED copy to QUEUED (its executor died or hung); only the
+  lease's owner releases a claim; a SIGNED or IN_DOUBT copy is never re-queued (the state
+  table has no such move).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, defer
+
+from copying.context import ExecutorContext
+from copying.killswitch import KillSwitchState
+from copying.ledger import FillRecord
+from copying.orders import SkipCopy
+from copying.states import Event, transition
+from copying.venues import OrderSpec
+from infra.db import session_scope
+from models import CopyOrder, CopyStatus, Follow, Follower, TraderFill
+from smart_pricing import PriceDecision
+from wire.records import PostOutcome
+from wire.types import ApiCreds, MarketInfo
+
+log = logging.getLogger("pmct.executor")
+
+
+class JobAction(StrEnum):
+    """A decision taken about a claimed copy before sizing, written in the signing transaction."""
+
+    SKIP = "skip"  # end it SKIPPED with the reason
+    RELEASE = "release"  # give the claim back now: transient trouble, a later cycle retries
+    HOLD = "hold"  # keep the claim until the lease runs out: the pricing says wait
+
+
+class Label(StrEnum):
+    """What one pass of the submit path did with a copy (metrics `copies{status=…}`, logs)."""
+
+    LOST_CLAIM = "lost_claim"  # another executor holds it now
+    RELEASED = "released"  # given back before signing (shutdown)
+    RETRY = "retry"  # given back for a later cycle (JobAction.RELEASE)
+    WAIT = "wait"  # held until its lease runs out (JobAction.HOLD)
+    ERROR = "error"  # the batch failed unexpectedly; reconciled or retried
+    SKIPPED = "skipped"
+    SIGNED = "signed"
+    LIVE = "live"
+    PARTIAL = "partial"
+    CANCELING = "canceling"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    IN_DOUBT = "in_doubt"
+    NOT_PLACED = "not_placed"
+    CANCELED = "canceled"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    EXPIRED = "expired"
+
+    @classmethod
+    def of(cls, status: CopyStatus) -> Label:
+        """The label of a copy that ended the pass in `status`."""
+        return cls(status.value.lower())
+
+
+@dataclass
+class Job:
+    """One claimed copy on its way through a batch."""
+
+    co: CopyOrder
+    fill: TraderFill
+    follow: Follow
+    follower: Follower
+    label: Label | None = None  # final word on this copy (set once decided)
+    action: JobAction | None = None
+    skip_reason: SkipCopy | None = None  # with JobAction.SKIP
+    why: str = ""  # with JobAction.RELEASE / HOLD
+    market: MarketInfo | None = None
+    decision: PriceDecision | None = None
+    creds: ApiCreds | None = None
+    spec: OrderSpec | None = None  # once signed
+    sent_at: datetime | None = None  # when its POST left
+    outcome: PostOutcome | None = None
+    fills: tuple[FillRecord, ...] = field(default=())
+
+    @property
+    def id(self) -> int:
+        """The copy order id."""
+        return self.co.id
+
+    def skip(self, skip: SkipCopy) -> None:
+        """Decide to end this copy SKIPPED (written in the signing transaction)."""
+        self.action, self.skip_reason, self.label = JobAction.SKIP, skip, Label.SKIPPED
+
+    def release(self, why: str) -> None:
+        """Decide to give the claim back for a later cycle."""
+        self.action, self.why, self.label = JobAction.RELEASE, why, Label.RETRY
+
+    def hold(self, why: str) -> None:
+        """Decide to keep the claim until the lease runs out (then it is tried again)."""
+        self.action, self.why, self.label = JobAction.HOLD, why, Label.WAIT
+
+
+def _locking(q: Select[Any], session: Session) -> Select[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return q.with_for_update(skip_locked=True)
+    return q
+
+
+def _job_query() -> Select[CopyOrder, TraderFill, Follow, Follower]:
+    """Copies joined with their fill, follow and follower (the fill's raw JSON left behind)."""
+    return (select(CopyOrder, TraderFill, Follow, Follower)
+            .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+            .join(Follow, Follow.id == CopyOrder.follow_id)
+            .join(Follower, Follower.id == CopyOrder.follower_id)
+            .options(defer(TraderFill.raw), defer(TraderFill.title)))
+
+
+def _gate(s: Session, ctx: ExecutorContext,
+          rows: Sequence[tuple[CopyOrder, TraderFill, Follow, Follower]]) -> list[Job]:
+    """Jobs for the claimed rows, gated by the kill switch (one query) and credentials."""
+    switches = KillSwitchState.load(s)
+    jobs: list[Job] = []
+    for co, fill, follow, follower in rows:
+        job = Job(co, fill, follow, follower)
+        allowed, reason = switches.copying_allowed(follower, follow)
+        if not allowed:
+            job.skip(SkipCopy(reason or "not_allowed"))
+        elif not ctx.paper and follower.encrypted_api_creds is None:
+            job.skip(SkipCopy("no_credentials", "run `admin auth-follower` for this follower"))
+        jobs.append(job)
+    return jobs
+
+
+def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> None:
+    """In `s`: QUEUED rows locked by the caller become CLAIMED under this executor's lease."""
+    now = ctx.clock()
+    for co in rows:
+        co.lease_owner = ctx.owner
+        co.lease_expires_at = now + ctx.lease
+        co.claimed_at = now
+        transition(s, co, Event.CLAIM, detail={"owner": ctx.owner})
+
+
+def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
+    """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
+    with session_scope(ctx.factory) as s:
+        q = _job_query().where(CopyOrder.status == CopyStatus.QUEUED).order_by(CopyOrder.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(of=CopyOrder, skip_locked=True)
+        rows = list(s.execute(q).all())
+        if not rows:
+            return []
+        mark_claimed(s, ctx, [r[0] for r in rows])
+        return _gate(s, ctx, rows)
+
+
+def lock_copies(s: Session, ids: list[int] | set[int]) -> dict[int, CopyOrder]:
+    """The copies, re-read and row-locked in ascending id order."""
+    q = (select(CopyOrder).where(CopyOrder.id.in_(sorted(set(ids)))).order_by(CopyOrder.id)
+         .with_for_update().execution_options(populate_existing=True))
+    return {co.id: co for co in s.scalars(q)}
+
+
+def holds_claim(ctx: ExecutorContext, co: CopyOrder) -> bool:
+    """True while this executor still holds its claim on `co`."""
+    return co.status == CopyStatus.CLAIMED and co.lease_owner == ctx.owner
+
+
+def release_claim(s: Session, co: CopyOrder, why: str) -> None:
+    """In `s`: give one claim back to the queue (the caller checked it holds it)."""
+    co.lease_owner = co.lease_expires_at = None
+    transition(s, co, Event.RELEASE, detail={"why": why[:300]})
+
+
+def release_claims(ctx: ExecutorContext, ids: list[int], why: str) -> int:
+    """Give claims back (only copies still CLAIMED by this executor); returns how many."""
+    if not ids:
+        return 0
+    n = 0
+    with session_scope(ctx.factory) as s:
+        for co in lock_copies(s, ids).values():
+            if holds_claim(ctx, co):
+                release_claim(s, co, why)
+                n += 1
+    return n
+
+
+def release_expired(s: Session, ctx: ExecutorContext) -> int:
+    """In `s`: CLAIMED rows whose lease ran out go back to QUEUED; returns how many."""
+    rows = s.scalars(_locking(select(CopyOrder).where(
+        CopyOrder.status == CopyStatus.CLAIMED, CopyOrder.lease_expires_at < ctx.clock()), s)).all()
+    for co in rows:
+        co.lease_owner = co.lease_expires_at = None
+        transition(s, co, Event.LEASE_EXPIRED)
+    return len(rows)

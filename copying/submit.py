@@ -1,0 +1,398 @@
+"""A batch of claimed copy orders → venue orders, each exactly once (promise 1).
+
+The order of steps is the invariant, for the whole batch at once:
+1. (`copying.claims.claim_jobs`) claim and load in one short transaction, gated by the kill
+   switch and credentials. Then, with no lock held and nothing written: markets and books per
+   distinct token, balances per follower (memory caches first, the rest fetched concurrently);
+   price each copy (`smart_pricing.price_copy`).
+2. one transaction: lock the batch's followers and copies in (follower id, copy id) order, so
+   two executors never deadlock on followers; re-check every claim; read the followers' open
+   reservations once (`copying.reservations`); size each copy in copy id order against what is
+   left after the open copies AND the copies sized before it in this batch; sign (each
+   follower's key decrypted once, plaintext only inside `crypto.signing_key`); store the exact
+   body + its locally computed order hash, CLAIMED → SIGNED; write skips and releases; commit.
+   Then `crash_hook("after_signed")`.
+3. POST exactly those bytes, once each: a follower's orders together as one POST /orders (≤ 15,
+   each body byte for byte), a bounded number of requests in flight. SIGTERM is not looked at
+   between 2 and 4: a batch that signed is always posted and recorded.
+4. `crash_hook("after_post")`; one transaction records every outcome (LIVE / PARTIAL / FILLED /
+   REJECTED / IN_DOUBT) and any paper fills; matched or delayed answers are read back per order.
+A crash between 2 and 4 leaves SIGNED rows that `copying.reconcile` settles by hash (or re-posts
+the same bytes); nothing ever re-signs an order whose outcome is in doubt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
+from copying.context import ExecutorContext, book_for, creds_of, live_balance, market_for
+from copying.orders import OrderPlan, SkipCopy, plan_order, sign_planned, spec_for
+from copying.outcomes import record_post_outcome, skip_copy
+from copying.reservations import Reservations
+from copying.sizing import FollowerState, FollowRules, LeaderFill, Skip, size_copy
+from copying.states import Event
+from copying.venue_io import refresh_copy
+from crypto import signing_key
+from infra import metrics
+from infra.db import session_scope
+from models import CopyOrder, Follower, TraderFill, TraderPositionSnapshot
+from smart_pricing import PriceAction, price_copy, slippage_limit
+from wire.parse import MAX_BATCH_ORDERS
+from wire.records import Accepted
+from wire.types import ApiCreds, MarketInfo, OrderBook, Side
+
+log = logging.getLogger("pmct.executor")
+ZERO = Decimal(0)
+TX_ATTEMPTS = 3
+_RETRYABLE_PGCODES = {"40P01", "40001"}  # deadlock detected, serialization failure
+T = TypeVar("T")
+
+
+def trader_shares_before(session: Session, fill: TraderFill) -> Decimal | None:
+    """The trader's holding in the token just before `fill`: last snapshot + fills since."""
+    snap = session.execute(
+        select(TraderPositionSnapshot.taken_at, TraderPositionSnapshot.size)
+        .where(TraderPositionSnapshot.trader_id == fill.trader_id,
+               TraderPositionSnapshot.taken_at <= fill.occurred_at)
+        .order_by(TraderPositionSnapshot.taken_at.desc()).limit(1)).first()
+    if snap is None:
+        return None
+    taken_at = snap[0]
+    size = session.scalar(select(TraderPositionSnapshot.size).where(
+        TraderPositionSnapshot.trader_id == fill.trader_id,
+        TraderPositionSnapshot.token_id == fill.token_id,
+        TraderPositionSnapshot.taken_at == taken_at)) or ZERO
+    later = session.execute(select(TraderFill.side, TraderFill.size).where(
+        TraderFill.trader_id == fill.trader_id, TraderFill.token_id == fill.token_id,
+        TraderFill.activity_type == "TRADE", TraderFill.occurred_at > taken_at,
+        TraderFill.occurred_at <= fill.occurred_at, TraderFill.id != fill.id)).all()
+    for side, sz in later:
+        size += sz if side == "BUY" else -sz
+    return max(size, ZERO)
+
+
+# --- step 1: inputs and prices (no lock held, nothing written) ----------------------------------
+
+MarketAndBook = tuple[MarketInfo | Exception, OrderBook | Exception | None]
+
+
+async def _market_and_book(ctx: ExecutorContext, sem: asyncio.Semaphore, token: str,
+                           cond: str) -> MarketAndBook:
+    async with sem:
+        try:
+            market = await market_for(ctx, token, cond)
+        except Exception as exc:  # noqa: BLE001 - RetryLater or network trouble: try again next cycle
+            return exc, None
+        try:
+            return market, await book_for(ctx, token)
+        except Exception as exc:  # noqa: BLE001
+            return market, exc
+
+
+async def _balance(ctx: ExecutorContext, sem: asyncio.Semaphore, follower: Follower,
+                   creds: ApiCreds) -> Decimal | Exception:
+    try:
+        async with sem:
+            return await live_balance(ctx, follower, creds)
+    except Exception as exc:  # noqa: BLE001 - give those copies back for a later cycle
+        return exc
+
+
+async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Decimal]:
+    """Markets and books (per distinct token) and live balances (per BUYing follower), all at
+    once; then price each copy. Returns the balances read."""
+    now = ctx.clock()
+    todo: list[Job] = []
+    for job in jobs:
+        if job.action is not None:
+            continue
+        try:
+            job.creds = creds_of(ctx, job.follower)
+        except Exception as exc:  # noqa: BLE001 - e.g. a key ring that cannot decrypt: retry later
+            log.exception("copy %s: credentials unusable", job.id)
+            job.release(f"credentials: {type(exc).__name__}")
+            continue
+        todo.append(job)
+    tokens = sorted({(j.co.token_id, j.co.condition_id) for j in todo})
+    # live BUYs need their follower's balance (live followers without credentials were gated)
+    buyers = {j.follower.id: (j.follower, j.creds) for j in todo
+              if not ctx.paper and Side(j.co.side) is Side.BUY and j.creds is not None}
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))  # requests in flight, as for the POSTs
+    got, read = await asyncio.gather(
+        asyncio.gather(*(_market_and_book(ctx, sem, t, c) for t, c in tokens)),
+        asyncio.gather(*(_balance(ctx, sem, f, creds) for f, creds in buyers.values())))
+    balances: dict[int, Decimal] = {}
+    failed: dict[int, Exception] = {}
+    for fid, result in zip(buyers, read, strict=True):
+        if isinstance(result, Exception):
+            failed[fid] = result
+        else:
+            balances[fid] = result
+    inputs = {t: g for (t, _), g in zip(tokens, got, strict=True)}
+    for job in todo:
+        market, book = inputs[job.co.token_id]
+        if isinstance(market, Exception):
+            job.release(f"{type(market).__name__}: {market}")
+        elif isinstance(book, Exception):
+            job.release(f"{type(book).__name__}: {book}")
+        elif book is None:
+            job.skip(SkipCopy("no_orderbook"))
+        elif job.co.side == "BUY" and job.follower.id in failed:
+            job.release(f"balance read failed: {failed[job.follower.id]}")
+        else:
+            job.market = market
+            _price(ctx, job, book, now)
+    return balances
+
+
+def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> None:
+    """Price one copy against the book: a decision to sign, or a skip or a wait."""
+    assert job.market is not None
+    decision = price_copy(Side(job.co.side), job.co.trader_price, book, job.market.tick_size,
+                          now - job.fill.occurred_at, ctx.max_slippage(job.follow))
+    if decision.action is PriceAction.SKIP:
+        job.skip(SkipCopy(f"pricing_{decision.reason.value or 'skip'}"))
+    elif decision.action is PriceAction.WAIT:
+        job.hold(f"pricing wait: {decision.reason.value}")
+    else:
+        job.decision = decision
+
+
+# --- step 2: size and sign, one transaction ------------------------------------------------------
+
+def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: Follower,
+          book: Reservations, balances: dict[int, Decimal]) -> Skip | Decimal:
+    """Sizing of one copy against what is left for its follower; shares or a Skip."""
+    assert job.market is not None and job.decision is not None
+    side, follow, fill, market = Side(co.side), job.follow, job.fill, job.market
+    available = (follower.paper_balance if ctx.paper else balances.get(follower.id)) or ZERO
+    if side is Side.BUY:
+        available -= book.reserved_buy_usd(follower.id)
+    rules = FollowRules(
+        copy_pct=follow.copy_pct, max_usd_per_trade=follow.max_usd_per_trade,
+        min_price=follow.price_min, max_price=follow.price_max, daily_cap_usd=follow.daily_usd_cap,
+        spent_today_usd=book.spent_today_usd(follow.id),
+        exposure_cap_usd=follow.market_exposure_cap,
+        exposure_usd=book.exposure_usd(follow.id, co.condition_id))
+    state = FollowerState(
+        available_usd=max(available, ZERO),
+        held_shares=book.held_shares(follow.id, co.token_id) if side is Side.SELL else ZERO,
+        trader_shares_before=trader_shares_before(s, fill) if side is Side.SELL else None)
+    cap_price = slippage_limit(side, co.trader_price, market.tick_size, ctx.max_slippage(follow))
+    price = job.decision.price
+    sized = size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo), rules, market,
+                      state, price=max(cap_price, price or cap_price) if side is Side.BUY else price)
+    return sized if isinstance(sized, Skip) else sized.shares
+
+
+def _settle(ctx: ExecutorContext, s: Session, co: CopyOrder, job: Job, now: datetime) -> None:
+    """Write a decision taken before sizing: skip, release now, or hold until later."""
+    if job.action is JobAction.SKIP:
+        assert job.skip_reason is not None
+        skip_copy(s, co, job.skip_reason)
+    elif job.action is JobAction.HOLD:
+        co.lease_expires_at = now + timedelta(seconds=ctx.settings.order_manage_interval)
+    else:
+        release_claim(s, co, job.why)
+        log.info("copy %s released for a later cycle: %s", co.id, job.why)
+
+
+def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decimal]) -> list[Job]:
+    """Write skips/releases and size + sign the rest in one transaction; returns the signed jobs.
+
+    A deadlock rolls the whole transaction back (nothing of it was committed, so nothing was
+    posted) and it is done again from the start, new signatures included.
+    """
+    now = ctx.clock()
+    to_size = [j for j in jobs if j.action is None]
+
+    def work(s: Session) -> list[Job]:
+        signed: list[Job] = []
+        # one statement locks the followers and the copies, in (follower id, copy id) order: a
+        # follower's row is always taken before any other follower with a larger id
+        cos: dict[int, CopyOrder] = {}
+        followers: dict[int, Follower] = {}
+        for co, follower in s.execute(
+                select(CopyOrder, Follower).join(Follower, Follower.id == CopyOrder.follower_id)
+                .where(CopyOrder.id.in_(sorted(j.id for j in jobs)))
+                .order_by(Follower.id, CopyOrder.id).with_for_update()
+                .execution_options(populate_existing=True)):
+            cos[co.id], followers[follower.id] = co, follower
+        mine = {cid for cid, co in cos.items() if holds_claim(ctx, co)}
+        book = Reservations.load(s, to_size, ctx.paper, now) if to_size else None
+        plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
+        for job in jobs:  # sizing in copy id order: earlier copies are served first
+            if job.id not in mine:
+                job.label = Label.LOST_CLAIM
+                continue
+            co = cos[job.id]
+            if job.action is not None:
+                _settle(ctx, s, co, job, now)
+                continue
+            assert book is not None and job.market is not None and job.decision is not None
+            follower = followers[job.follower.id]
+            co.paper = ctx.paper
+            if ctx.paper and follower.paper_balance is None:
+                follower.paper_balance = ctx.settings.paper_balance_usd
+            try:
+                sized = _size(ctx, s, job, co, follower, book, balances)
+                if isinstance(sized, Skip):
+                    raise SkipCopy(sized.reason.value, sized.detail)
+                plan = plan_order(ctx, co, follower, job.market, job.decision, sized)
+            except SkipCopy as skip:
+                skip_copy(s, co, skip)
+                job.skip(skip)
+                continue
+            co.intended_size = sized
+            assert plan.decision.price is not None
+            book.reserve(follower.id, co, plan.decision.price, plan.venue_size, now)
+            job.co, job.follower = co, follower
+            plans.setdefault(follower.id, []).append((job, plan))
+        keyring = ctx.keyring
+        assert not plans or keyring is not None
+        for fid, planned in plans.items():  # one decryption of each follower's key per batch
+            follower = followers[fid]
+            assert keyring is not None
+            with signing_key(keyring, follower.encrypted_private_key, follower.signer_address) as key:
+                for job, plan in planned:
+                    sign_planned(ctx, s, job.co, plan, key, job.creds, Event.SIGN)
+                    assert job.market is not None
+                    job.spec = spec_for(job.co, follower, job.market, job.creds)
+                    signed.append(job)
+        return sorted(signed, key=lambda j: j.id)
+
+    return _retrying(ctx, work)
+
+
+# --- steps 3 and 4: post, record ----------------------------------------------------------------
+
+def post_groups(jobs: list[Job], size: int) -> list[list[Job]]:
+    """The batch's orders cut into POST units: per follower (one API key), at most `size` each."""
+    by_follower: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_follower.setdefault(job.follower.id, []).append(job)
+    return [group[i:i + size] for group in by_follower.values() for i in range(0, len(group), size)]
+
+
+async def post_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
+    """POST every signed body once: a follower's orders together (POST /orders, ≤ 15), at most
+    `ctx.post_concurrency` requests in flight."""
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))
+
+    async def one(group: list[Job]) -> None:
+        async with sem:
+            sent = ctx.clock()
+            for job in group:
+                job.sent_at = sent
+            specs = [job.spec for job in group if job.spec is not None]
+            try:
+                answers = await ctx.venue.post_many(specs)
+            except Exception:  # noqa: BLE001 - outcome unknown: stays SIGNED, reconciled by hash
+                log.exception("copies %s: POST failed unexpectedly; they will be reconciled",
+                              [job.id for job in group])
+                return
+            for job, (outcome, fills) in zip(group, answers, strict=True):
+                job.outcome, job.fills = outcome, fills
+
+    size = MAX_BATCH_ORDERS if ctx.post_orders_batches else 1
+    await asyncio.gather(*(one(group) for group in post_groups(jobs, size)))
+
+
+def _retrying(ctx: ExecutorContext, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction, again from scratch after a deadlock (it must be idempotent)."""
+    for attempt in range(1, TX_ATTEMPTS + 1):
+        try:
+            with session_scope(ctx.factory) as s:
+                return work(s)
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "pgcode", None)
+            if code not in _RETRYABLE_PGCODES or attempt == TX_ATTEMPTS:
+                raise
+            log.warning("transaction rolled back (%s); retrying, attempt %d", code, attempt + 1)
+    raise AssertionError("unreachable")
+
+
+def record_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
+    """Record every POST outcome (and paper fills) in one transaction."""
+    def work(s: Session) -> None:
+        cos = lock_copies(s, [j.id for j in jobs])
+        # by follower: paper fills lock follower rows, taken here in the order signing takes them
+        for job in sorted(jobs, key=lambda j: (j.follower.id, j.id)):
+            assert job.spec is not None
+            co = cos.get(job.id)
+            if co is None or co.order_hash != job.spec.order_hash:
+                job.label = Label.of(co.status) if co is not None else Label.LOST_CLAIM
+                continue  # somebody (reconcile) moved on already
+            co.posted_at = co.posted_at or job.sent_at
+            if job.outcome is not None:
+                record_post_outcome(ctx, s, co, job.outcome, job.fills)
+            job.label = Label.of(co.status)
+            job.co = co
+
+    _retrying(ctx, work)
+
+
+async def read_back(ctx: ExecutorContext, jobs: list[Job]) -> None:
+    """Matched or delayed answers: read the order and its fills now (per order, concurrently)."""
+    todo = [j for j in jobs if isinstance(j.outcome, Accepted) and j.outcome.status != "live"
+            and not ctx.paper and j.co.order_hash == (j.spec.order_hash if j.spec else None)]
+    if not todo:
+        return
+    sem = asyncio.Semaphore(max(1, ctx.post_concurrency))
+
+    async def one(job: Job) -> object:
+        assert job.market is not None
+        async with sem:
+            try:
+                return await refresh_copy(ctx, job.id, job.market)
+            except Exception as exc:  # noqa: BLE001 - the manager reads it again later
+                log.warning("copy %s: read-back failed: %s", job.id, exc)
+                return None
+
+    refreshes = await asyncio.gather(*(one(j) for j in todo))
+    for job, refresh in zip(todo, refreshes, strict=True):
+        fills = getattr(refresh, "fills", ())
+        if fills and job.co.side == "BUY" and job.follower.id in ctx.balance_cache:
+            # the balance read this cycle predates these fills: spend them from it
+            ctx.balance_cache[job.follower.id] -= sum((f.size * f.price + f.fee for f in fills), ZERO)
+    with session_scope(ctx.factory) as s:
+        status = dict(s.execute(select(CopyOrder.id, CopyOrder.status)
+                                .where(CopyOrder.id.in_([j.id for j in todo]))).all())
+    for job in todo:
+        if job.id in status:
+            job.label = Label.of(status[job.id])
+
+
+# --- the whole batch ---------------------------------------------------------------------------
+
+async def submit_jobs(ctx: ExecutorContext, jobs: list[Job], stop: asyncio.Event | None = None) -> dict[int, Label]:
+    """Price, size, sign and submit claimed jobs (steps 1-4); the label of each copy id.
+
+    With `stop` set before signing, every claim is given back and nothing is signed; once the
+    batch has signed, its POSTs and their recording always run to the end.
+    """
+    balances = await gather_inputs(ctx, jobs)
+    if stop is not None and stop.is_set():
+        release_claims(ctx, [j.id for j in jobs], "shutdown")
+        return {j.id: Label.RELEASED for j in jobs}
+    signed = sign_batch(ctx, jobs, balances)
+    if signed:
+        ctx.crash_hook("after_signed")
+        await post_batch(ctx, signed)
+        ctx.crash_hook("after_post")
+        record_batch(ctx, signed)
+        await read_back(ctx, signed)
+        end = ctx.clock()
+        for job in signed:
+            metrics.observe("copy_overhead_seconds", (end - job.fill.occurred_at).total_seconds())
+    return {j.id: j.label or Label.ERROR for j in jobs}
