@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STRICT_MODULES = {"wire", "wire.*", "infra", "infra.*", "polymarket_client", "smart_pricing", "crypto",
-                  "models"}
+STRICT_MODULES = {"wire", "wire.*", "infra", "infra.*", "copying", "copying.*", "polymarket_client",
+                  "smart_pricing", "crypto", "models"}
 NOT_RUNTIME = ("tests", "bench", ".venv", ".git", "migrations", "scripts")
 
 
