@@ -27,6 +27,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
@@ -77,6 +78,14 @@ CATALOGUE: dict[str, Spec] = {s.name.removeprefix("pmct_").removesuffix("_total"
          ("daemon",)),
     Spec("pmct_kill_switch", "gauge", "1 when the global kill switch is on."),
 )}
+
+
+def _text(value: object) -> str:
+    """A label value's text: an enum's own value (so `Side.BUY` and "BUY", which are equal
+    and share a cache key, are one series), anything else's `str`."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
 
 
 _Metric = Counter | Gauge | Histogram
@@ -134,7 +143,7 @@ class Registry:
         except KeyError:
             pass
         except TypeError:  # an unhashable label value: key it by its text
-            key = (short, tuple((k, str(v)) for k, v in labels.items()))
+            key = (short, tuple((k, _text(v)) for k, v in labels.items()))
             if key in cache:
                 return cache[key]
         spec = self.catalogue.get(short)
@@ -149,7 +158,7 @@ class Registry:
         if set(labels) != set(spec.labels):
             self._drop(f"metric {short!r} takes labels {spec.labels}, got {tuple(labels)}")
             return None
-        series = metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
+        series = metric.labels(**{k: _text(v) for k, v in labels.items()}) if labels else metric
         cache[key] = series
         return series
 
@@ -171,7 +180,7 @@ class Registry:
             series = self._series(self._counters, Counter, short, labels)
             if series is None or not math.isfinite(total):
                 return
-            key = (short, tuple((k, str(v)) for k, v in labels.items()))
+            key = (short, tuple((k, _text(v)) for k, v in labels.items()))
             with self._lock:  # the counter only ever moves by what the outside total grew
                 delta = float(total) - self._synced.get(key, 0.0)
                 if delta <= 0:
@@ -205,7 +214,7 @@ class Registry:
     def value(self, short: str, **labels: object) -> float:
         """Current counter/gauge value (0 when never set); for tests and status."""
         spec = self.catalogue[short]
-        found = self.registry.get_sample_value(spec.name, {k: str(v) for k, v in labels.items()})
+        found = self.registry.get_sample_value(spec.name, {k: _text(v) for k, v in labels.items()})
         return 0.0 if found is None else found
 
     def render(self) -> str:

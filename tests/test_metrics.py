@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra import metrics
 from infra.metrics import Registry, error_class, start_server
+from smart_pricing import PriceAction
 from wire.errors import ApiError, ParseError, RateLimitError, TransportError
+from wire.types import Side
 
 # The exposition contract: family (as the parser names it) → (type, help, label names).
 CONTRACT: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -196,6 +198,18 @@ def test_bad_updates_are_dropped_and_logged_once(caplog: pytest.LogCaptureFixtur
     _, samples = parse(reg.render())
     assert samples[key("pmct_copy_overhead_seconds_count")] == 0
     assert samples[key("pmct_copies_total", status="['unhashable']")] == 1  # text of the value
+
+
+def test_enum_label_values_are_their_value() -> None:
+    """An enum label (str mixin or not) is its value, and equal to the plain string's series."""
+    reg = Registry(standard_collectors=False)
+    reg.inc("copies", status=Side.BUY)
+    reg.inc("copies", status="BUY")
+    reg.inc("copies", status=PriceAction.WAIT)
+    _, samples = parse(reg.render())
+    assert samples[key("pmct_copies_total", status="BUY")] == 2
+    assert samples[key("pmct_copies_total", status="wait")] == 1
+    assert reg.value("copies", status=Side.BUY) == 2
 
 
 def test_label_values_are_escaped() -> None:
