@@ -1,4 +1,5 @@
-# PMCT: `make demo` runs the offline demo, `make test` runs the whole test suite.
+# PMCT: `make demo` runs the offline demo, `make test` lints, type-checks and runs the whole
+# test suite (ruff and mypy first: any finding fails it).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,6 +16,8 @@ demo: $(STAMP)
 	$(PY) demo.py
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
 	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest
 
@@ -23,7 +26,6 @@ bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: $(STAMP)
-	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from infra.errors import CryptoError, MissingKeyError
+from infra.errors import CryptoError as CryptoError  # re-exported for callers
+from infra.errors import MissingKeyError as MissingKeyError
 
 if TYPE_CHECKING:
     from wire.types import ApiCreds

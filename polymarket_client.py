@@ -37,10 +37,10 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -110,6 +110,7 @@ from wire.records import (
     PostOutcome,
     RateLimited,
     Rejected,
+    RejectedRow,
     RejectKind,
     Restricted,
     TokenInfo,
@@ -126,9 +127,52 @@ from wire.transport import (
     Transport,
     full_jitter_half,
 )
-from wire.types import Activity, ApiCreds, MarketInfo, OrderBook, SignatureType
+from wire.types import Activity, ApiCreds, MarketInfo, OrderBook, QueryParams, QueryValue, SignatureType
 
 log = logging.getLogger("pmct.polymarket")
+
+_Q = TypeVar("_Q")
+_T = TypeVar("_T")
+
+
+class Endpoints(Protocol):
+    """What `from_settings` reads (infra.config.Settings has it)."""
+
+    @property
+    def data_api_url(self) -> str: ...  # noqa: D102
+    @property
+    def gamma_api_url(self) -> str: ...  # noqa: D102
+    @property
+    def clob_api_url(self) -> str: ...  # noqa: D102
+    @property
+    def chain_id(self) -> int: ...  # noqa: D102
+
+
+class ClientOptions(TypedDict, total=False):
+    """PolymarketClient's keyword arguments other than the endpoints (for typed forwarding)."""
+
+    read_timeout: httpx.Timeout | float
+    write_timeout: httpx.Timeout | float
+    retry: RetryPolicy | None
+    sleep: Sleep
+    jitter: Jitter
+    clock: Clock
+    monotonic: Clock
+    market_cache_ttl: float
+    signer_tier: str
+    rate_wake_batch: int
+    http_client: httpx.AsyncClient | None
+    http_transport: httpx.AsyncBaseTransport | None
+    http2: bool
+
+
+class ClientArgs(ClientOptions, total=False):
+    """Every PolymarketClient keyword argument."""
+
+    data_url: str
+    gamma_url: str
+    clob_url: str
+    chain_id: int
 
 __all__ = [
     "Accepted",
@@ -291,7 +335,7 @@ class PolymarketClient:
         self.market_cache = MarketInfoCache(market_cache_ttl, monotonic)
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> PolymarketClient:
+    def from_settings(cls, settings: Endpoints, **kwargs: Unpack[ClientOptions]) -> PolymarketClient:
         """Build from a settings object with data/gamma/clob_api_url and chain_id attributes."""
         return cls(
             data_url=settings.data_api_url,
@@ -325,9 +369,10 @@ class PolymarketClient:
         *,
         route: str,
         limits: Sequence[tuple[str, float]],
-        params: Mapping[str, Any] | None = None,
+        params: QueryParams | None = None,
         headers: HeaderFactory | None = None,
-    ) -> Any:
+    ) -> object:
+        """GET and decode JSON (not yet validated: the parse_* functions type it)."""
         response = await self._transport.read(
             "GET", base + path, route=route, limits=limits, params=params, headers=headers
         )
@@ -433,14 +478,14 @@ class PolymarketClient:
 
     async def _walk(
         self,
-        fetch_page: Callable[..., Any],
-        query: Any,
+        fetch_page: Callable[[_Q, str | None], Awaitable[Page[_T]]],
+        query: _Q,
         cursor: str | None,
         max_pages: int,
         route: str,
-    ) -> Page[Any]:
-        items: list[Any] = []
-        rejected: list[Any] = []
+    ) -> Page[_T]:
+        items: list[_T] = []
+        rejected: list[RejectedRow] = []
         seen: set[str] = set()
         for _ in range(max_pages):
             page = await fetch_page(query, cursor)
@@ -486,7 +531,7 @@ class PolymarketClient:
     ) -> Page[Position]:
         """All `/v2/positions` pages of a wallet (next_cursor set if max_pages cut the walk)."""
 
-        async def page(_: Any, cursor: str | None) -> Page[Position]:
+        async def page(_: None, cursor: str | None) -> Page[Position]:
             return await self.get_positions_page(
                 user, condition_ids=condition_ids, status=status, cursor=cursor
             )
@@ -882,10 +927,10 @@ class PolymarketClient:
         limit_class: str,
         creds: ApiCreds,
         signer_address: str,
-        filters: dict[str, Any],
+        filters: Mapping[str, QueryValue | None],
         max_pages: int,
-    ) -> list[Any]:
-        rows: list[Any] = []
+    ) -> list[object]:
+        rows: list[object] = []
         cursor: str | None = CURSOR_START
         seen: set[str] = set()
         pages = 0
@@ -1077,12 +1122,12 @@ class SyncPolymarketClient:
     it from inside a running event loop (use PolymarketClient there).
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[ClientArgs]) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = PolymarketClient(**kwargs)
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> SyncPolymarketClient:
+    def from_settings(cls, settings: Endpoints, **kwargs: Unpack[ClientOptions]) -> SyncPolymarketClient:
         """Build from a settings object (see PolymarketClient.from_settings)."""
         return cls(
             data_url=settings.data_api_url,
@@ -1097,7 +1142,7 @@ class SyncPolymarketClient:
         """The wrapped async client."""
         return self._client
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # Any: a dynamic proxy of every client method
         if name.startswith("_"):
             raise AttributeError(name)
         attr = getattr(self._client, name)

@@ -33,14 +33,16 @@ decision is WAIT with reason `no_valid_price` (SKIP from GIVE_UP_AFTER on).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypedDict
 
+from infra.errors import InputError
 from wire.ticks import ceil_to_tick, floor_to_tick, is_valid_tick
-from wire.types import OrderBook, OrderType, Side
+from wire.types import BookLevel, OrderBook, OrderType, Side
 
 SpreadClass = Literal["tight", "normal", "wide"]
 
@@ -254,3 +256,147 @@ def reprice_due(live_price: Decimal | None, decision: PriceDecision) -> bool:
     if decision.action is PriceAction.LIMIT:
         return live_price is None or decision.price != live_price
     return False
+
+
+# --- the plan's entry point -----------------------------------------------------------------
+
+DEFAULT_FACADE_TICK = Decimal("0.01")  # Polymarket's common tick; its prices are valid on finer grids
+_STAGE_STEP = {stage: n for n, stage in enumerate(Stage, start=1)}  # 1 = trader … 5 = market
+
+
+class OptimalPrice(TypedDict):
+    """What `SmartPricingEngine.calculate_optimal_price` returns."""
+
+    price: Decimal | None  # limit price (LIMIT) or protective limit (MARKET); None for wait/skip
+    spend_price: Decimal | None  # what a BUY's dollars are counted at (best ask for a market BUY)
+    action: str  # limit | market | wait | skip
+    order_type: str | None  # GTC for a limit, FAK for a market conversion, None otherwise
+    spread_class: SpreadClass  # tight | normal | wide
+    stage: str  # trader | toward_mid | mid | best_opposite | market
+    step: int  # the stage's place in the schedule, 1 (0–6 h) … 5 (≥ 36 h)
+    reason: str  # "" or a PriceReason value (clamped_to_slippage_limit, no_liquidity, …)
+    tick_size: Decimal
+    max_slippage: Decimal
+
+
+def _decimal(name: str, value: object) -> Decimal:
+    """`Decimal(str(value))` for an int, float, str or Decimal; InputError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise InputError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise InputError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+def _side(value: object) -> Side:
+    if isinstance(value, Side):
+        return value
+    text = value.strip().upper() if isinstance(value, str) else value
+    try:
+        return Side(text)
+    except ValueError:
+        raise InputError(f"order_side must be BUY or SELL, got {value!r}") from None
+
+
+def _book_price(name: str, value: object) -> Decimal | None:
+    if value is None:
+        return None
+    price = _decimal(name, value)
+    if not (Decimal(0) < price < _ONE):
+        raise InputError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return price
+
+
+class SmartPricingEngine:
+    """The plan's pricing entry point: `calculate_optimal_price`, a thin facade over `price_copy`.
+
+    It turns the plan's loose inputs (floats, strings, a `market_data` dict, hours as a number)
+    into exact Decimals with `Decimal(str(x))`, validates them (InputError on anything wrong),
+    calls `price_copy` and returns its decision as a dict. No state, no I/O.
+    """
+
+    def __init__(self, tick_size: object = DEFAULT_FACADE_TICK,
+                 max_slippage: object = DEFAULT_MAX_SLIPPAGE) -> None:
+        """Defaults for calls whose `market_data` names no `tick_size` / `max_slippage`."""
+        self.tick_size = self._tick(tick_size)
+        self.max_slippage = self._slippage(max_slippage)
+
+    @staticmethod
+    def _tick(value: object) -> Decimal:
+        tick = _decimal("tick_size", value)
+        if not is_valid_tick(tick):
+            raise InputError(f"tick_size must be a Polymarket tick size, got {value!r}")
+        return tick
+
+    @staticmethod
+    def _slippage(value: object) -> Decimal:
+        slippage = _decimal("max_slippage", value)
+        if not (Decimal(0) <= slippage < _ONE):
+            raise InputError(f"max_slippage must be in [0, 1), got {value!r}")
+        return slippage
+
+    def calculate_optimal_price(
+        self,
+        target_price: object,
+        order_side: object,
+        market_data: Mapping[str, object],
+        hours_elapsed: object,
+        *,
+        tick_size: object = None,
+        max_slippage: object = None,
+    ) -> OptimalPrice:
+        """Price a copy of a trade at `target_price` that has waited `hours_elapsed` hours.
+
+        `market_data` needs `best_bid` and/or `best_ask` (a missing or None side is an empty
+        side) and may carry `tick_size` and `max_slippage` (the keyword arguments win over it;
+        other keys are ignored). Raises InputError on an unknown side, a price outside (0, 1),
+        a crossed book, negative hours, or a bad tick / slippage.
+        """
+        side = _side(order_side)
+        trader_price = _decimal("target_price", target_price)
+        if not (Decimal(0) < trader_price < _ONE):
+            raise InputError(f"target_price must be strictly between 0 and 1, got {target_price!r}")
+        if not isinstance(market_data, Mapping):
+            raise InputError(f"market_data must be a mapping, got {type(market_data).__name__}")
+        bid = _book_price("best_bid", market_data.get("best_bid"))
+        ask = _book_price("best_ask", market_data.get("best_ask"))
+        if bid is not None and ask is not None and bid >= ask:
+            raise InputError(f"crossed book: best_bid {bid} >= best_ask {ask}")
+        tick = self._tick(_first(tick_size, market_data.get("tick_size"), self.tick_size))
+        slippage = self._slippage(_first(max_slippage, market_data.get("max_slippage"),
+                                         self.max_slippage))
+        hours = _decimal("hours_elapsed", hours_elapsed)
+        if hours < 0:
+            raise InputError(f"hours_elapsed must be >= 0, got {hours_elapsed!r}")
+        try:  # whole microseconds, rounded down: an order is never aged past a boundary early
+            elapsed = timedelta(microseconds=int((hours * 3_600_000_000).to_integral_value(ROUND_FLOOR)))
+        except ArithmeticError:  # OverflowError from timedelta, decimal.Overflow from the product
+            raise InputError(f"hours_elapsed is too large: {hours_elapsed!r}") from None
+        book = OrderBook(
+            token_id="",
+            bids=() if bid is None else (BookLevel(bid, Decimal(0)),),
+            asks=() if ask is None else (BookLevel(ask, Decimal(0)),),
+            tick_size=tick, min_size=Decimal(0),
+        )
+        decision = price_copy(side, trader_price, book, tick, elapsed, slippage)
+        return OptimalPrice(
+            price=decision.price,
+            spend_price=decision.spend_price,
+            action=decision.action.value,
+            order_type=None if decision.order_type is None else decision.order_type.value,
+            spread_class=decision.spread,
+            stage=decision.stage.value,
+            step=_STAGE_STEP[decision.stage],
+            reason=decision.reason.value,
+            tick_size=tick,
+            max_slippage=slippage,
+        )
+
+
+def _first(*values: object) -> object:
+    """The first value that is not None."""
+    return next(v for v in values if v is not None)

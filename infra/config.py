@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

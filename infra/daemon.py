@@ -15,7 +15,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("pmct.daemon")
 
@@ -106,7 +110,7 @@ async def run_loop(
     stop: asyncio.Event,
     notifier: SystemdNotifier,
     startup: Callable[[asyncio.Event], Awaitable[None]] | None = None,
-    wait_for_work: Callable[[float, asyncio.Event], Awaitable[Any]] | None = None,
+    wait_for_work: Callable[[float, asyncio.Event], Awaitable[object]] | None = None,
     on_cycle: Callable[[CycleStats], None] | None = None,
     once: bool = False,
 ) -> int:
@@ -156,7 +160,8 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> None:
         pass
 
 
-def record_heartbeat(factory: Any, name: str, stats: CycleStats, started_at: Any) -> None:
+def record_heartbeat(factory: sessionmaker[Session], name: str, stats: CycleStats,
+                     started_at: datetime) -> None:
     """Upsert this daemon's heartbeat row (last cycle time and duration)."""
     from infra.db import session_scope, utcnow
     from models import DaemonHeartbeat

@@ -16,7 +16,10 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, String, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import FromClause, Insert, TableClause
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -47,7 +50,7 @@ class DecimalType(TypeDecorator[Decimal]):
             return dialect.type_descriptor(postgresql.NUMERIC(38, 18))
         return dialect.type_descriptor(String(64))
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: object, dialect: Dialect) -> Decimal | str | None:
         """Accept Decimal/int/str; refuse float (it is never exact)."""
         if value is None:
             return None
@@ -58,7 +61,7 @@ class DecimalType(TypeDecorator[Decimal]):
             return dec
         return canonical_decimal(dec)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+    def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         """Always a normalised Decimal (no trailing zeros from NUMERIC scale)."""
         if value is None:
             return None
@@ -71,7 +74,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Convert to UTC; refuse naive datetimes."""
         if value is None:
             return None
@@ -82,7 +85,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Attach UTC to values read back."""
         if value is None:
             return None
@@ -107,14 +110,14 @@ def driver_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, **kwargs: object) -> Engine:
     """An engine with the pragmas PMCT relies on (SQLite: WAL, foreign keys, busy timeout)."""
     url = driver_url(url)
     if is_sqlite_url(url):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -146,8 +149,10 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def insert_ignore(table: Any, dialect_name: str) -> Any:
+def insert_ignore(table: FromClause, dialect_name: str) -> Insert:
     """An INSERT that silently skips rows conflicting with a unique constraint."""
+    if not isinstance(table, TableClause):  # a model's `__table__` is typed FromClause
+        raise TypeError(f"insert_ignore needs a table, got {type(table).__name__}")
     if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()

@@ -1,4 +1,4 @@
-"""Optional Prometheus metrics for the daemons: a tiny registry and a text endpoint (stdlib only).
+"""Optional Prometheus metrics for the daemons: a fixed catalogue on a `prometheus_client` registry.
 
 Usage in a daemon:
 
@@ -11,14 +11,14 @@ Usage in a daemon:
     metrics.inc("http_errors", error_class=metrics.error_class(exc))
     metrics.sync_total("rate_limit_waits", client.rate_limit_waits)
 
-Why stdlib and not prometheus_client: the needs are a handful of counters, gauges and
-histograms with one or two labels; 200 lines of code avoid a dependency and its global
-default registry (which makes tests order-dependent). The output is the Prometheus text
-exposition format 0.0.4.
+The values, their thread safety and the text exposition are `prometheus_client`'s. Each
+`Registry` owns its own `CollectorRegistry` (never the library's global default one), so tests
+and several registries in one process never collide. The catalogue below is the contract:
+names, types, help texts and label sets are what dashboards and alerts read.
 
-Invariants: recording never raises into the caller (an unknown name or bad label is logged
-once and dropped, a metrics bug must not stop a copy); every update is under one lock; the
-server binds 127.0.0.1 unless told otherwise and serves only GET /metrics.
+Invariants: recording never raises into the caller (an unknown name, a wrong kind, wrong
+labels, a negative or non-finite amount is logged once and dropped: a metrics bug must not stop
+a copy); the server binds 127.0.0.1 unless told otherwise and serves only GET /metrics.
 """
 
 from __future__ import annotations
@@ -26,14 +26,25 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger("pmct.metrics")
 
+# No `<name>_created` series: they are not part of our catalogue (and double the series count).
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what a plain GET (curl, no Accept header) receives
 
 
 @dataclass(frozen=True)
@@ -69,147 +80,146 @@ CATALOGUE: dict[str, Spec] = {s.name.removeprefix("pmct_").removesuffix("_total"
 )}
 
 
-@dataclass
-class _Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * len(self.buckets)
-
-    def observe(self, value: float) -> None:
-        self.total += value
-        self.count += 1
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
+def _text(value: object) -> str:
+    """A label value's text: an enum's own value (so `Side.BUY` and "BUY", which are equal
+    and share a cache key, are one series), anything else's `str`."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
 
 
-LabelKey = tuple[tuple[str, str], ...]
+_Metric = Counter | Gauge | Histogram
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+_Key = tuple[str, tuple[tuple[str, object], ...]]
+
+
+def _make(spec: Spec, registry: CollectorRegistry) -> _Metric:
+    if spec.kind == "counter":
+        return Counter(spec.name, spec.help, spec.labels, registry=registry)
+    if spec.kind == "gauge":
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+    if spec.kind == "histogram":
+        return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
+    raise ValueError(f"unknown metric kind {spec.kind!r} for {spec.name}")
 
 
 class Registry:
-    """Thread-safe values of the catalogue's metrics."""
+    """The catalogue's metrics on a private `CollectorRegistry`, with a never-raising update API.
 
-    def __init__(self, catalogue: dict[str, Spec] | None = None) -> None:
+    Hot path: a labelled child is resolved once per (name, labels) and cached, so a repeated
+    `inc`/`observe` costs one dict lookup plus the library's locked add.
+    """
+
+    def __init__(self, catalogue: dict[str, Spec] | None = None, *,
+                 standard_collectors: bool = True) -> None:
         self.catalogue = dict(CATALOGUE if catalogue is None else catalogue)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._metrics: dict[str, _Metric] = {
+            short: _make(spec, self.registry) for short, spec in self.catalogue.items()}
+        if standard_collectors:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self._counters: dict[_Key, Counter] = {}
+        self._gauges: dict[_Key, Gauge] = {}
+        self._histograms: dict[_Key, Histogram] = {}
+        self._synced: dict[_Key, float] = {}
         self._lock = threading.Lock()
-        self._values: dict[str, dict[LabelKey, float]] = {}
-        self._hists: dict[str, dict[LabelKey, _Histogram]] = {}
         self._warned: set[str] = set()
 
-    def _spec(self, short: str, kind: str,
-              labels: dict[str, object]) -> tuple[Spec, LabelKey] | None:
+    def _drop(self, problem: str) -> None:
+        with self._lock:
+            if problem in self._warned:
+                return
+            self._warned.add(problem)
+        log.error("metrics: %s (dropped)", problem)
+
+    def _series(self, cache: dict[_Key, _M], kind: type[_M], short: str,
+                labels: dict[str, object]) -> _M | None:
+        """The series for these labels: cached, validated against the catalogue on first use."""
+        key: _Key = (short, tuple(labels.items()))
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable label value: key it by its text
+            key = (short, tuple((k, _text(v)) for k, v in labels.items()))
+            if key in cache:
+                return cache[key]
         spec = self.catalogue.get(short)
-        problem = None
-        if spec is None:
-            problem = f"unknown metric {short!r}"
-        elif spec.kind != kind:
-            problem = f"metric {short!r} is a {spec.kind}, not a {kind}"
-        elif set(labels) != set(spec.labels):
-            problem = f"metric {short!r} takes labels {spec.labels}, got {tuple(labels)}"
-        if problem:
-            if problem not in self._warned:
-                self._warned.add(problem)
-                log.error("metrics: %s (dropped)", problem)
+        metric = self._metrics.get(short)
+        wanted = kind.__name__.lower()
+        if spec is None or metric is None:
+            self._drop(f"unknown metric {short!r}")
             return None
-        assert spec is not None
-        return spec, tuple(sorted((k, str(v)) for k, v in labels.items()))
+        if not isinstance(metric, kind):
+            self._drop(f"metric {short!r} is a {spec.kind}, not a {wanted}")
+            return None
+        if set(labels) != set(spec.labels):
+            self._drop(f"metric {short!r} takes labels {spec.labels}, got {tuple(labels)}")
+            return None
+        series = metric.labels(**{k: _text(v) for k, v in labels.items()}) if labels else metric
+        cache[key] = series
+        return series
 
     def inc(self, short: str, amount: float = 1, **labels: object) -> None:
         """Add `amount` (>= 0) to a counter."""
-        with self._lock:
-            found = self._spec(short, "counter", labels)
-            if found is None or amount < 0 or not math.isfinite(amount):
+        try:
+            if amount < 0 or not math.isfinite(amount):
+                self._drop(f"metric {short!r}: amount must be finite and >= 0")
                 return
-            spec, key = found
-            fam = self._values.setdefault(spec.name, {})
-            fam[key] = fam.get(key, 0.0) + amount
+            series = self._series(self._counters, Counter, short, labels)
+            if series is not None:
+                series.inc(amount)
+        except Exception as exc:  # noqa: BLE001 - a metrics bug must never stop a copy
+            self._drop(f"metric {short!r}: {type(exc).__name__}")
 
     def sync_total(self, short: str, total: float, **labels: object) -> None:
         """Raise a counter to a cumulative `total` kept elsewhere (never lowers it)."""
-        with self._lock:
-            found = self._spec(short, "counter", labels)
-            if found is None:
+        try:
+            series = self._series(self._counters, Counter, short, labels)
+            if series is None or not math.isfinite(total):
                 return
-            spec, key = found
-            fam = self._values.setdefault(spec.name, {})
-            fam[key] = max(fam.get(key, 0.0), float(total))
+            key = (short, tuple((k, _text(v)) for k, v in labels.items()))
+            with self._lock:  # the counter only ever moves by what the outside total grew
+                delta = float(total) - self._synced.get(key, 0.0)
+                if delta <= 0:
+                    return
+                self._synced[key] = float(total)
+                series.inc(delta)
+        except Exception as exc:  # noqa: BLE001
+            self._drop(f"metric {short!r}: {type(exc).__name__}")
 
     def set(self, short: str, value: float, **labels: object) -> None:
         """Set a gauge."""
-        with self._lock:
-            found = self._spec(short, "gauge", labels)
-            if found is None:
-                return
-            spec, key = found
-            self._values.setdefault(spec.name, {})[key] = float(value)
+        try:
+            series = self._series(self._gauges, Gauge, short, labels)
+            if series is not None:
+                series.set(float(value))
+        except Exception as exc:  # noqa: BLE001
+            self._drop(f"metric {short!r}: {type(exc).__name__}")
 
     def observe(self, short: str, value: float, **labels: object) -> None:
         """Record one histogram observation (seconds)."""
-        with self._lock:
-            found = self._spec(short, "histogram", labels)
-            if found is None or not math.isfinite(value):
+        try:
+            if not math.isfinite(value):
+                self._drop(f"metric {short!r}: observation must be finite")
                 return
-            spec, key = found
-            fam = self._hists.setdefault(spec.name, {})
-            hist = fam.get(key)
-            if hist is None:
-                hist = fam[key] = _Histogram(spec.buckets)
-            hist.observe(float(value))
+            series = self._series(self._histograms, Histogram, short, labels)
+            if series is not None:
+                series.observe(float(value))
+        except Exception as exc:  # noqa: BLE001
+            self._drop(f"metric {short!r}: {type(exc).__name__}")
 
     def value(self, short: str, **labels: object) -> float:
         """Current counter/gauge value (0 when never set); for tests and status."""
         spec = self.catalogue[short]
-        key = tuple(sorted((k, str(v)) for k, v in labels.items()))
-        with self._lock:
-            return self._values.get(spec.name, {}).get(key, 0.0)
+        found = self.registry.get_sample_value(spec.name, {k: _text(v) for k, v in labels.items()})
+        return 0.0 if found is None else found
 
     def render(self) -> str:
-        """The Prometheus text exposition of every metric."""
-        lines: list[str] = []
-        with self._lock:
-            for spec in sorted(self.catalogue.values(), key=lambda s: s.name):
-                lines.append(f"# HELP {spec.name} {_escape_help(spec.help)}")
-                lines.append(f"# TYPE {spec.name} {spec.kind}")
-                if spec.kind == "histogram":
-                    for key, h in sorted(self._hists.get(spec.name, {}).items()):
-                        for bound, n in zip(h.buckets, h.counts, strict=True):  # cumulative
-                            le = _labels(key, ("le", _num(bound)))
-                            lines.append(f"{spec.name}_bucket{le} {n}")
-                        lines.append(f"{spec.name}_bucket{_labels(key, ('le', '+Inf'))} {h.count}")
-                        lines.append(f"{spec.name}_sum{_labels(key)} {_num(h.total)}")
-                        lines.append(f"{spec.name}_count{_labels(key)} {h.count}")
-                else:
-                    values = self._values.get(spec.name, {})
-                    if not values and not spec.labels:
-                        lines.append(f"{spec.name} 0")
-                    for key, v in sorted(values.items()):
-                        lines.append(f"{spec.name}{_labels(key)} {_num(v)}")
-        return "\n".join(lines) + "\n"
-
-
-def _num(v: float) -> str:
-    if v == math.inf:
-        return "+Inf"
-    return repr(float(v)) if not float(v).is_integer() else str(int(v))
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(key: LabelKey, extra: tuple[str, str] | None = None) -> str:
-    pairs: Sequence[tuple[str, str]] = list(key) + ([extra] if extra else [])
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in pairs) + "}"
+        """The Prometheus text exposition (format 0.0.4) of every metric."""
+        return generate_latest(self.registry).decode()
 
 
 def error_class(exc: BaseException) -> str:
@@ -256,17 +266,20 @@ class _Handler(BaseHTTPRequestHandler):
     registry: Registry = REGISTRY
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
+        """Serve /metrics in the format the scraper asks for (OpenMetrics or text 0.0.4)."""
         if self.path.split("?", 1)[0] != "/metrics":
             self.send_error(404, "only /metrics here")
             return
-        body = self.registry.render().encode()
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(self.registry.registry)
         self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Request lines go to the debug log, not stderr."""
         log.debug("metrics http: " + format, *args)
 
 

@@ -1,4 +1,9 @@
-"""Shared pytest fixtures (database on SQLite and PostgreSQL, throwaway keys)."""
+"""Shared pytest fixtures (database on SQLite and PostgreSQL, throwaway keys).
+
+`tests` is the project's package even though the dev-only test oracle py-clob-client-v2 (via
+py-order-utils) installs a stray top-level `tests` into site-packages: pyproject's `pythonpath`
+puts the repository first, and tests/test_layout.py asserts `import tests` resolves here.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.migrate import upgrade_to_head
 from sim import Simulator
@@ -41,6 +42,21 @@ def daemon_env(tmp_path: Path, simulator_factory: Callable[..., Simulator], fern
             "WATCHER_POLL_INTERVAL": "0.2", "EXECUTOR_POLL_INTERVAL": "0.2"}
 
 
+def assert_daemon_metrics(body: str, daemon: str) -> None:
+    """The daemon's /metrics parses, and its cycles show in the histogram and the timestamp gauge."""
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in families.values() for s in f.samples}
+    assert families["pmct_cycle_seconds"].type == "histogram"
+    assert families["pmct_last_cycle_timestamp_seconds"].type == "gauge"
+    assert families["pmct_rate_limit_waits"].type == "counter"
+    assert samples[("pmct_cycle_seconds_count", (("daemon", daemon),))] >= 2  # two WATCHDOG cycles
+    last = samples[("pmct_last_cycle_timestamp_seconds", (("daemon", daemon),))]
+    assert time.time() - 60 < last <= time.time()
+    assert samples[("pmct_kill_switch", ())] == 0
+    assert samples[("process_resident_memory_bytes", ())] > 0
+
+
 @pytest.mark.parametrize("script", ["watcher.py", "executor.py"])
 def test_sd_notify_ready_watchdog_stopping(tmp_path: Path, daemon_env: dict[str, str], script: str) -> None:
     """Under a notify socket: READY=1 after start-up, WATCHDOG=1 after cycles, STOPPING=1 on SIGTERM."""
@@ -61,7 +77,7 @@ def test_sd_notify_ready_watchdog_stopping(tmp_path: Path, daemon_env: dict[str,
             except TimeoutError:
                 pass
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()  # noqa: S310
-        assert "pmct_cycle_seconds" in body and "pmct_last_cycle_timestamp_seconds" in body
+        assert_daemon_metrics(body, script.removesuffix(".py"))
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         try:

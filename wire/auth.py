@@ -18,10 +18,11 @@ import binascii
 import hashlib
 import hmac
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 from eth_hash.auto import keccak
-from eth_keys.backends import CoinCurveECCBackend, get_backend
+from eth_keys.backends import get_backend
+from eth_keys.backends.coincurve import CoinCurveECCBackend
 from eth_keys.datatypes import PrivateKey
 
 from wire.types import ApiCreds
@@ -32,7 +33,7 @@ _ECC = get_backend()
 # With the coincurve backend we call coincurve directly: one key object per signing (eth_keys
 # would build two, each deriving the public key again), ~3x less time per order.
 _USE_COINCURVE = isinstance(_ECC, CoinCurveECCBackend)
-if _USE_COINCURVE:
+if _USE_COINCURVE or TYPE_CHECKING:
     import coincurve
 
 _DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId)")
@@ -77,7 +78,7 @@ class SigningKey:
     """A parsed secp256k1 private key; its repr shows only the address, never the key."""
 
     __slots__ = ("_key", "address")
-    _key: Any  # coincurve.PrivateKey or eth_keys PrivateKey, depending on the backend
+    _key: coincurve.PrivateKey | PrivateKey  # depending on the backend
 
     def __init__(self, private_key: str) -> None:
         text = private_key.strip() if isinstance(private_key, str) else ""
@@ -104,16 +105,17 @@ class SigningKey:
         """ECDSA-sign a 32-byte digest: 65 bytes r‖s‖v with v = 27/28 (Ethereum convention)."""
         if len(digest) != 32:
             raise ValueError("digest must be 32 bytes")
-        if _USE_COINCURVE:
-            sig = self._key.sign_recoverable(digest, hasher=None)
+        key = self._key
+        if isinstance(key, PrivateKey):  # the eth_keys backend (no coincurve)
+            sig = _ECC.ecdsa_sign(digest, key).to_bytes()
         else:
-            sig = _ECC.ecdsa_sign(digest, self._key).to_bytes()
+            sig = key.sign_recoverable(digest, hasher=None)
         return sig[:64] + bytes((sig[64] + 27,))
 
     def __repr__(self) -> str:
         return f"SigningKey(address={self.address})"
 
-    def __reduce__(self) -> str | tuple[Any, ...]:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("SigningKey cannot be pickled")
 
 

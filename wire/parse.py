@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from wire.amounts import BASE_UNITS
 from wire.errors import ApiError, ParseError, RateLimitError, RestrictedError
@@ -42,7 +42,16 @@ from wire.records import (
     TokenInfo,
 )
 from wire.ticks import TICK_SIZES
-from wire.types import Activity, ApiCreds, BookLevel, MarketToken, MarketVersion, OrderBook, Side
+from wire.types import (
+    Activity,
+    ApiCreds,
+    BookLevel,
+    MarketToken,
+    MarketVersion,
+    OrderBook,
+    QueryValue,
+    Side,
+)
 
 UNLABELLED_OUTCOME_INDEX = 999
 DEFAULT_ACTIVITY_TYPES: tuple[str, ...] = ("TRADE", "SPLIT", "MERGE", "REDEEM", "CONVERSION")
@@ -61,7 +70,7 @@ _V2_RESERVED_BITS = ((1 << 64) - 1) << 40
 # Scalars
 
 
-def load_json(content: bytes | str, what: str) -> Any:
+def load_json(content: bytes | str, what: str) -> object:
     """Decode a JSON body or raise ParseError naming `what` (the body itself is not echoed)."""
     try:
         return json.loads(content)
@@ -204,12 +213,12 @@ def is_v2_position_id(token_id: str) -> bool:
 # Data API (/v2 envelope)
 
 
-def parse_data_envelope(body: Any, route: str) -> tuple[list[Any], str | None]:
+def parse_data_envelope(body: Any, route: str) -> tuple[list[object], str | None]:
     """Split a `{data, pagination}` envelope into rows and the next cursor (None at the end)."""
     if not isinstance(body, dict):
         raise ParseError(f"{route}: expected an object envelope")
     data = body.get("data")
-    rows: list[Any] = [] if data is None else data
+    rows: list[object] = [] if data is None else data
     if not isinstance(rows, list):
         raise ParseError(f"{route}: 'data' is not a list")
     pagination = body.get("pagination")
@@ -391,13 +400,13 @@ def poll_activity_query(
     )
 
 
-def build_activity_params(query: ActivityQuery, cursor: str | None) -> dict[str, Any]:
+def build_activity_params(query: ActivityQuery, cursor: str | None) -> dict[str, QueryValue]:
     """Query params of one `/v2/activity` page: identical filters, plus the cursor if any."""
     if not 1 <= query.limit <= 1000:
         raise ValueError("activity limit must be in 1..1000")
     if len(query.condition_ids) > 20:
         raise ValueError("at most 20 condition ids per activity query")
-    params: dict[str, Any] = {"user": query.user, "limit": query.limit}
+    params: dict[str, QueryValue] = {"user": query.user, "limit": query.limit}
     if query.types:
         params["type"] = ",".join(query.types)
     if query.start is not None:
@@ -426,11 +435,11 @@ class TradesQuery:
     condition_ids: tuple[str, ...] = ()
 
 
-def build_trades_params(query: TradesQuery, cursor: str | None) -> dict[str, Any]:
+def build_trades_params(query: TradesQuery, cursor: str | None) -> dict[str, QueryValue]:
     """Query params of one `/v2/trades` page (identical filters on every page)."""
     if not 1 <= query.limit <= 1000:
         raise ValueError("trades limit must be in 1..1000")
-    params: dict[str, Any] = {
+    params: dict[str, QueryValue] = {
         "user": query.user,
         "limit": query.limit,
         "taker_only": "true" if query.taker_only else "false",
@@ -455,11 +464,11 @@ def build_positions_params(
     status: str | None = None,
     limit: int = 500,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, QueryValue]:
     """Query params of one `/v2/positions` page; `user` is resent with every cursor."""
     if not 1 <= limit <= 1000:
         raise ValueError("positions limit must be in 1..1000")
-    params: dict[str, Any] = {"user": user, "limit": limit}
+    params: dict[str, QueryValue] = {"user": user, "limit": limit}
     if condition_ids:
         params["condition"] = ",".join(condition_ids)
     if status:
@@ -548,17 +557,26 @@ def restriction_kind(status: int, message: str, code: str | None) -> str | None:
     return None
 
 
+class _ErrorFields(TypedDict, total=False):
+    """The optional ApiError fields an error body (or header) can give."""
+
+    code: str | None
+    retryable: bool | None
+    trace_id: str | None
+    parameter: str | None
+
+
 def parse_error_response(
     status: int, content: bytes, headers: Mapping[str, str], *, now: float, route: str
 ) -> ApiError:
     """An error status as the right ApiError subclass (reads {error, code, retryable, trace_id})."""
     try:
-        body: Any = json.loads(content) if content else None
+        body: object = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         body = None
     text = content.decode("utf-8", "replace") if body is None else ""
     message = error_message(body, text)
-    fields: dict[str, Any] = {}
+    fields = _ErrorFields()
     if isinstance(body, dict):
         code = body.get("code")
         fields["code"] = code if isinstance(code, str) else None
@@ -585,7 +603,7 @@ def parse_error_response(
 # Gamma
 
 
-def _json_list(value: Any, what: str) -> list[Any]:
+def _json_list(value: object, what: str) -> list[object]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
@@ -666,9 +684,9 @@ def build_gamma_markets_params(
     clob_token_ids: Sequence[str] = (),
     position_ids: Sequence[str] = (),
     closed: bool | None = None,
-) -> dict[str, Any]:
+) -> dict[str, str | list[str]]:
     """Gamma `/markets` filters as repeated query params (httpx expands lists into repeats)."""
-    params: dict[str, Any] = {}
+    params: dict[str, str | list[str]] = {}
     if condition_ids:
         params["condition_ids"] = list(condition_ids)
     if clob_token_ids:
@@ -911,7 +929,7 @@ def classify_post_order(
     status: int, content: bytes, headers: Mapping[str, str], *, now: float
 ) -> PostOutcome:
     """Classify a POST /order answer. Only a definite refusal becomes Rejected."""
-    body: Any
+    body: object
     try:
         body = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
@@ -971,7 +989,7 @@ def build_batch_body(bodies: Sequence[bytes]) -> bytes:
     return b"[" + b",".join(bodies) + b"]"
 
 
-def compact_json(value: Any) -> bytes:
+def compact_json(value: object) -> bytes:
     """Compact JSON bytes (separators without spaces), as the SDKs send and sign."""
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
@@ -1075,7 +1093,7 @@ def parse_order_lookup(content: bytes) -> OpenOrder | None:
     return parse_open_order(body)
 
 
-def parse_ledger_page(body: Any, route: str) -> tuple[list[Any], str | None]:
+def parse_ledger_page(body: Any, route: str) -> tuple[list[object], str | None]:
     """A CLOB `{limit, next_cursor, count, data}` page: rows and the next cursor (None at LTE=)."""
     if not isinstance(body, dict):
         raise ParseError(f"{route}: expected an object page")
@@ -1136,9 +1154,9 @@ def parse_clob_trade(obj: Any) -> ClobTrade:
     )
 
 
-def build_ledger_params(cursor: str, **filters: Any) -> dict[str, Any]:
+def build_ledger_params(cursor: str, **filters: QueryValue | None) -> dict[str, QueryValue]:
     """Query params of a `/data/orders` or `/data/trades` page (None filters dropped)."""
-    params = {k: v for k, v in filters.items() if v is not None and v != ""}
+    params: dict[str, QueryValue] = {k: v for k, v in filters.items() if v is not None and v != ""}
     params["next_cursor"] = cursor
     return params
 
@@ -1148,12 +1166,12 @@ ASSET_TYPES = ("COLLATERAL", "CONDITIONAL", "CONDITIONAL-V2")
 
 def build_balance_params(
     asset_type: str, token_id: str | None, signature_type: int
-) -> dict[str, Any]:
+) -> dict[str, QueryValue]:
     """`/balance-allowance[/update]` query params; conditional assets need a token id."""
     kind = asset_type.upper()
     if kind not in ASSET_TYPES:
         raise ValueError(f"asset_type must be one of {', '.join(ASSET_TYPES)}")
-    params: dict[str, Any] = {"asset_type": kind, "signature_type": int(signature_type)}
+    params: dict[str, QueryValue] = {"asset_type": kind, "signature_type": int(signature_type)}
     if kind == "COLLATERAL":
         if token_id:
             raise ValueError("COLLATERAL takes no token_id")

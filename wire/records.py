@@ -27,7 +27,7 @@ class RejectedRow:
 
     index: int
     reason: str
-    raw: Any = field(repr=False)
+    raw: object = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 from eth_hash.auto import keccak
 from eth_keys.datatypes import Signature
@@ -122,6 +122,22 @@ class OrderRequest:
     timestamp_ms: int | None = None
 
 
+class OrderFields(TypedDict):
+    """The EIP-712 `Order` struct's fields, as `order_struct_hash` and `SignedOrder` take them."""
+
+    salt: int
+    maker: str
+    signer: str
+    token_id: str
+    maker_amount: int
+    taker_amount: int
+    side: Side
+    signature_type: SignatureType
+    timestamp_ms: int
+    metadata: str
+    builder: str
+
+
 @dataclass(frozen=True)
 class SignedOrder:
     """A signed V2 order: the struct fields, expiration, signature and the venue's order hash."""
@@ -141,7 +157,7 @@ class SignedOrder:
     signature: str
     order_hash: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, str | int]:
         """The `order` object of the POST /order body (salt and signatureType are JSON numbers)."""
         return {
             "builder": self.builder,
@@ -254,7 +270,7 @@ def order_struct_hash(
     )
 
 
-def _struct_fields(o: SignedOrder) -> dict[str, Any]:
+def _struct_fields(o: SignedOrder) -> OrderFields:
     return {
         "salt": o.salt, "maker": o.maker, "signer": o.signer, "token_id": o.token_id,
         "maker_amount": o.maker_amount, "taker_amount": o.taker_amount, "side": o.side,
@@ -358,17 +374,11 @@ def sign_order(
         raise OrderSigningError("side or signature_type is not a known value") from None
     maker = _address(req.maker, "maker")
     signer = _address(req.signer, "signer")
-    fields: dict[str, Any] = {
-        "maker": maker,
-        "signer": signer,
-        "token_id": _token_id(req.token_id),
-        "maker_amount": _uint(req.maker_amount, "maker_amount", positive=True),
-        "taker_amount": _uint(req.taker_amount, "taker_amount", positive=True),
-        "side": side,
-        "signature_type": sig_type,
-        "metadata": _bytes32(req.metadata, "metadata"),
-        "builder": _bytes32(req.builder, "builder"),
-    }
+    token_id = _token_id(req.token_id)
+    maker_amount = _uint(req.maker_amount, "maker_amount", positive=True)
+    taker_amount = _uint(req.taker_amount, "taker_amount", positive=True)
+    metadata = _bytes32(req.metadata, "metadata")
+    builder = _bytes32(req.builder, "builder")
     expiration = _uint(req.expiration, "expiration")
     if exchange.domain_version not in ("2", "3"):
         raise OrderSigningError(f"unsupported exchange domain version {exchange.domain_version!r}")
@@ -378,11 +388,16 @@ def sign_order(
     key = SigningKey(private_key)
     _check_wallet(sig_type, maker, signer, key.address)
 
-    fields["salt"] = _uint(new_salt() if req.salt is None else req.salt, "salt", upper=MAX_SALT)
-    fields["timestamp_ms"] = _uint(
+    salt = _uint(new_salt() if req.salt is None else req.salt, "salt", upper=MAX_SALT)
+    timestamp_ms = _uint(
         next_timestamp_ms(signer, timestamps) if req.timestamp_ms is None else req.timestamp_ms,
         "timestamp_ms",
         positive=True,
+    )
+    fields = OrderFields(
+        salt=salt, maker=maker, signer=signer, token_id=token_id, maker_amount=maker_amount,
+        taker_amount=taker_amount, side=side, signature_type=sig_type, timestamp_ms=timestamp_ms,
+        metadata=metadata, builder=builder,
     )
 
     app_separator = domain_separator(exchange, chain_id)
@@ -429,7 +444,7 @@ def signed_order_from_json(
 ) -> SignedOrder:
     """Parse a wire `order` object back into a SignedOrder, recomputing its order hash."""
     try:
-        fields: dict[str, Any] = {
+        fields = OrderFields({
             "salt": _uint(int(order["salt"]), "salt"),
             "maker": _address(order["maker"], "maker"),
             "signer": _address(order["signer"], "signer"),
@@ -441,7 +456,7 @@ def signed_order_from_json(
             "timestamp_ms": _uint(int(order["timestamp"]), "timestamp"),
             "metadata": _bytes32(order["metadata"], "metadata"),
             "builder": _bytes32(order["builder"], "builder"),
-        }
+        })
         expiration = _uint(int(order.get("expiration", "0")), "expiration")
         signature = str(order["signature"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -478,7 +493,7 @@ def post_order_body(
         raise OrderSigningError("GTD orders need a non-zero expiration")
     if order_type is not OrderType.GTD and order.expiration != 0:
         raise OrderSigningError(f"{order_type.value} orders must have expiration 0")
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "deferExec": False,
         "order": order.to_json(),
         "orderType": order_type.value,

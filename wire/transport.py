@@ -18,12 +18,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from wire.errors import ApiError, TransportError
+from wire.errors import ApiError
+from wire.errors import TransportError as TransportError  # re-exported for callers
 from wire.parse import parse_error_response
+from wire.types import QueryParams
 
 log = logging.getLogger("pmct.polymarket.http")
 
@@ -235,7 +236,7 @@ class RetryPolicy:
 
     def backoff(self, retry_index: int) -> float:
         """The un-jittered delay before retry number `retry_index` (0-based)."""
-        return min(self.max_delay, self.base_delay * (2**retry_index))
+        return min(self.max_delay, self.base_delay * 2.0**retry_index)
 
 
 DEFAULT_READ_TIMEOUT = httpx.Timeout(10.0, connect=5.0, pool=5.0)
@@ -304,7 +305,7 @@ class Transport:
         method: str,
         url: str,
         *,
-        params: Mapping[str, Any] | None,
+        params: QueryParams | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
         timeout: httpx.Timeout,
@@ -346,7 +347,7 @@ class Transport:
         *,
         route: str,
         limits: Sequence[tuple[str, float]],
-        params: Mapping[str, Any] | None = None,
+        params: QueryParams | None = None,
         headers: HeaderFactory | None = None,
         content: bytes | None = None,
         accept: frozenset[int] = frozenset(),
@@ -419,7 +420,7 @@ class Transport:
         limits: Sequence[tuple[str, float]],
         content: bytes | None,
         headers: HeaderFactory,
-        params: Mapping[str, Any] | None = None,
+        params: QueryParams | None = None,
     ) -> httpx.Response:
         """A state-changing request sent exactly once; returns the response whatever its status.
 

@@ -6,6 +6,7 @@ Secrets (`ApiCreds`) have a masked repr so they never reach a log by accident.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +15,10 @@ from typing import Any
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+
+QueryValue = str | int
+# Query parameters we send: text or integer values, or a list of texts (httpx repeats the key).
+QueryParams = Mapping[str, QueryValue | Sequence[str]]
 
 
 class Side(str, Enum):
