@@ -8,6 +8,7 @@ commands that need them so `admin --help` stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from infra.errors import InputError
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,15 +27,13 @@ if TYPE_CHECKING:
     from infra.config import Settings
 
 
-class UserInputError(Exception):
-    """Raised inside commands for bad input detected by the CLI itself."""
+log = logging.getLogger("pmct.admin")
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    from crypto import mask_secrets
+    from infra.logs import error_line
 
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    click.echo(f"error: {mask_secrets(first)}", err=True)
+    click.echo(error_line(message), err=True)
     sys.exit(code)
 
 
@@ -60,30 +61,35 @@ class AdminGroup(click.Group):
 
 
 def _handle_exception(exc: Exception) -> NoReturn:
-    from crypto import CryptoError, MissingKeyError
-    from infra.config import ConfigError
-    from ops.accounts import InputError
+    """One line on stderr and the exit code the error tree gives (infra.errors.exit_code_for).
 
-    if isinstance(exc, (InputError, ConfigError, MissingKeyError, UserInputError)):
-        _fail(str(exc), 2)
-    if isinstance(exc, CryptoError):
-        _fail(str(exc), 1)
-    try:
-        from polymarket_client import PolymarketError
-    except ImportError:  # pragma: no cover - client not installed yet
-        PolymarketError = ()  # type: ignore[assignment,misc]  # noqa: N806
-    if isinstance(exc, PolymarketError):
-        _fail(f"Polymarket request failed: {exc}", 1)
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    InputError (ConfigError included) exits 2; every other error exits 1. The message is the
+    error's own for the tree; outside it, a hint for database trouble or `unexpected failure`.
+    The traceback goes to the log at DEBUG only.
+    """
+    from infra.errors import PMCTError, VenueError, exit_code_for
+    from infra.logs import failure_message
+
+    log.debug("admin failed", exc_info=exc)
+    if isinstance(exc, VenueError):
+        message = f"Polymarket request failed: {failure_message(exc)}"
+    elif isinstance(exc, PMCTError):
+        message = failure_message(exc)
+    else:
+        message = _database_hint(exc) or failure_message(exc)
+    _fail(message, exit_code_for(exc))
+
+
+def _database_hint(exc: Exception) -> str | None:
+    """A one-line explanation for a database failure (outside the tree), else None."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     if isinstance(exc, (OperationalError, ProgrammingError)):
-        _fail("database error: is the database reachable and migrated (`admin init-db`)? "
-              f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})", 1)
-    from sqlalchemy.exc import IntegrityError
-
+        return ("database error: is the database reachable and migrated (`admin init-db`)? "
+                f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})")
     if isinstance(exc, IntegrityError):
-        _fail("the database refused the change (a constraint failed); nothing was written", 1)
-    _fail(f"unexpected failure: {type(exc).__name__}: {exc}", 1)
+        return "the database refused the change (a constraint failed); nothing was written"
+    return None
 
 
 # --- shared helpers -------------------------------------------------------------------------
@@ -412,12 +418,12 @@ def _writable_file(path: Path | None, what: str, suffix: str | None = None) -> N
     if path is None:
         return
     if suffix is not None and path.suffix.lower() != suffix:
-        raise UserInputError(f"{what} must end with {suffix}, got {str(path)!r}")
+        raise InputError(f"{what} must end with {suffix}, got {str(path)!r}")
     if path.is_dir():
-        raise UserInputError(f"{what} {path} is a directory")
+        raise InputError(f"{what} {path} is a directory")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise UserInputError(f"{what}: directory {parent} does not exist")
+        raise InputError(f"{what}: directory {parent} does not exist")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -535,7 +541,7 @@ def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
-            raise UserInputError("--chart needs matplotlib: pip install matplotlib")
+            raise InputError("--chart needs matplotlib: pip install matplotlib")
     lo, hi = day_window(start, end, utcnow())
     with ctx.session() as s:
         follower = find_follower(s, wallet)
@@ -663,9 +669,9 @@ def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, e
     from ops.views import HistoryFilter, history_rows
 
     if start is not None and end is not None and end < start:
-        raise UserInputError("--end must not be before --start")
+        raise InputError("--end must not be before --start")
     if market is not None and not market.strip():
-        raise UserInputError("--market must not be empty")
+        raise InputError("--market must not be empty")
     with ctx.session() as s:
         follower_id = find_follower(s, wallet).id if wallet is not None else None
         trader_id = None
@@ -675,7 +681,7 @@ def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, e
             addr = normalize_address(trader, "--trader")
             trader_id = s.scalar(select(Trader.id).where(Trader.wallet == addr))
             if trader_id is None:
-                raise UserInputError(f"no followed trader {addr}")
+                raise InputError(f"no followed trader {addr}")
         filt = HistoryFilter(
             follower_id=follower_id, trader_id=trader_id,
             start=datetime.combine(start, time(0), UTC) if start else None,
@@ -702,12 +708,12 @@ def _switch_command(disable: bool) -> click.Command:
 
         reason = kw.get("reason")
         if everything == (wallet is not None):
-            raise UserInputError(
+            raise InputError(
                 f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
         if trader is not None and wallet is None:
-            raise UserInputError("--follow needs --wallet")
+            raise InputError("--follow needs --wallet")
         if reason is not None and not reason.strip():
-            raise UserInputError("--reason must not be empty")
+            raise InputError("--reason must not be empty")
         with ctx.session() as s:
             if everything:
                 if disable:
@@ -763,9 +769,10 @@ cli.add_command(_switch_command(False))
 def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
     """Change a follower's subscription tier (free, pro, elite, whale)."""
     from copying.tiers import set_tier as do_set
+    from ops.accounts import find_follower
 
     with ctx.session() as s:
-        addr, old, new = do_set(s, wallet, tier)
+        addr, old, new = do_set(s, find_follower(s, wallet), tier)
     click.echo(f"tier of {addr}: {old} -> {new}")
 
 
@@ -776,9 +783,9 @@ def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
 @pass_ctx
 def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> None:
     """Pre-flight checks (OK / WARN / FAIL, one line each); exit 1 on any FAIL."""
-    from infra.config import ConfigError
+    from infra.errors import ConfigError
     from infra.startup import env_file_path
-    from ops.accounts import InputError, find_follower, normalize_address
+    from ops.accounts import find_follower, normalize_address
     from ops.doctor import Doctor, fail, rpc_get_code
 
     if wallet is not None:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from infra.db import canonical_decimal
+from infra.errors import InputError
 from models import (
     CopyOrder,
     Follow,
@@ -39,7 +40,6 @@ from models import (
     Trader,
     TraderFill,
 )
-from ops.accounts import InputError
 
 ZERO = Decimal(0)
 MONEY = Decimal("0.000001")
@@ -510,7 +510,7 @@ def draw_chart(series: dict[str, list[tuple[datetime, Decimal]]], path: str, tit
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeError("--chart needs matplotlib: pip install matplotlib") from None
+        raise InputError("--chart needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

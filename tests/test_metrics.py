@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from infra import metrics
-from infra.metrics import Registry, error_class, start_server
-from wire.errors import ApiError, ParseError, RateLimitError, TransportError
+from infra.metrics import Registry, start_server
+from wire.errors import ApiError, ParseError, RateLimitError, TransportError, error_class
 
 
 @pytest.fixture

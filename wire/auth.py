@@ -24,6 +24,7 @@ from eth_hash.auto import keccak
 from eth_keys.backends import CoinCurveECCBackend, get_backend
 from eth_keys.datatypes import PrivateKey
 
+from infra.errors import InputError
 from wire.types import ApiCreds
 
 CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
@@ -44,7 +45,7 @@ _VERSION_HASH = keccak(b"1")
 _MESSAGE_HASH = keccak(CLOB_AUTH_MESSAGE.encode())
 
 
-class InvalidPrivateKey(ValueError):
+class InvalidPrivateKey(InputError):
     """A private key that cannot be parsed (the message never contains the key)."""
 
 
