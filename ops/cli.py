@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from infra.errors import InputError
+from ops import inputs
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -136,13 +137,11 @@ class _Context:
 pass_ctx = click.make_pass_decorator(_Context, ensure=True)
 
 
-def _decimal(what: str) -> Callable[[click.Context, click.Parameter, Any], Decimal | None]:
+def _decimal(what: str, allowed: inputs.DecimalRange) -> Callable[[click.Context, click.Parameter, Any],
+                                                                  Decimal | None]:
+    """A click callback: ops.inputs.parse_decimal within `allowed` (checked before any work)."""
     def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Decimal | None:
-        if value is None:
-            return None
-        from ops.accounts import parse_decimal
-
-        return parse_decimal(value, what)
+        return None if value is None else inputs.parse_decimal(value, what, allowed)
 
     return convert
 
@@ -252,19 +251,19 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 @cli.command("add-follow")
 @click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
 @click.option("--follow", "trader", required=True, help="The trader's profile (proxy) wallet.")
-@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct"),
+@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct", inputs.PERCENT),
               help="Percent of the trader's shares to copy, in (0, 100].")
-@click.option("--max-trade", required=True, callback=_decimal("--max-trade"),
+@click.option("--max-trade", required=True, callback=_decimal("--max-trade", inputs.POSITIVE),
               help="Maximum USD per copied trade.")
-@click.option("--max-slippage", default=None, callback=_decimal("--max-slippage"),
-              help="Max price slippage vs the trader, as a fraction (default: DEFAULT_MAX_SLIPPAGE).")
-@click.option("--daily-cap", default=None, callback=_decimal("--daily-cap"),
+@click.option("--max-slippage", default=None, callback=_decimal("--max-slippage", inputs.SLIPPAGE),
+              help="Max price slippage vs the trader, a fraction in [0, 1) (default: DEFAULT_MAX_SLIPPAGE).")
+@click.option("--daily-cap", default=None, callback=_decimal("--daily-cap", inputs.POSITIVE),
               help="Max USD bought per UTC day through this follow.")
-@click.option("--market-cap", default=None, callback=_decimal("--market-cap"),
+@click.option("--market-cap", default=None, callback=_decimal("--market-cap", inputs.POSITIVE),
               help="Max USD exposure per market through this follow.")
-@click.option("--price-min", default=None, callback=_decimal("--price-min"),
+@click.option("--price-min", default=None, callback=_decimal("--price-min", inputs.PRICE),
               help="Skip trades priced below this.")
-@click.option("--price-max", default=None, callback=_decimal("--price-max"),
+@click.option("--price-max", default=None, callback=_decimal("--price-max", inputs.PRICE),
               help="Skip trades priced above this.")
 @click.option("--label", default=None, help="A name for the trader.")
 @pass_ctx
@@ -403,27 +402,11 @@ def stats(ctx: _Context, as_json: bool) -> None:
 # --- operations: credentials, reports, dashboard views, kill switch, tiers, doctor -----------
 
 def _day(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: ops.inputs.parse_day (a YYYY-MM-DD day in the sane window)."""
     def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        from ops.reports import parse_day
-
-        return parse_day(value, what)
+        return None if value is None else inputs.parse_day(value, what)
 
     return convert
-
-
-def _writable_file(path: Path | None, what: str, suffix: str | None = None) -> None:
-    """Refuse (exit 2, before any work) an output path that cannot be written."""
-    if path is None:
-        return
-    if suffix is not None and path.suffix.lower() != suffix:
-        raise InputError(f"{what} must end with {suffix}, got {str(path)!r}")
-    if path.is_dir():
-        raise InputError(f"{what} {path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{what}: directory {parent} does not exist")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -472,7 +455,7 @@ def _price_source(ctx: _Context, enabled: bool) -> Iterator[Callable[[str], Deci
 
 @cli.command("auth-follower")
 @click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
-@click.option("--nonce", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--nonce", type=click.IntRange(0, 2**256 - 1), default=0, show_default=True,
               help="L1 nonce of the API key to create or derive.")
 @pass_ctx
 def auth_follower(ctx: _Context, wallet: str, nonce: int) -> None:
@@ -534,9 +517,9 @@ def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None
         report_json,
     )
 
-    _writable_file(output, "--output")
-    _writable_file(summary_file, "--summary-file")
-    _writable_file(chart, "--chart", ".png")
+    inputs.check_output_file(output, "--output")
+    inputs.check_output_file(summary_file, "--summary-file")
+    inputs.check_output_file(chart, "--chart", ".png")
     if chart is not None:
         import importlib.util
 
@@ -670,8 +653,8 @@ def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, e
 
     if start is not None and end is not None and end < start:
         raise InputError("--end must not be before --start")
-    if market is not None and not market.strip():
-        raise InputError("--market must not be empty")
+    if market is not None:
+        market = inputs.parse_text(market, "--market", 500)
     with ctx.session() as s:
         follower_id = find_follower(s, wallet).id if wallet is not None else None
         trader_id = None
@@ -712,8 +695,8 @@ def _switch_command(disable: bool) -> click.Command:
                 f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
         if trader is not None and wallet is None:
             raise InputError("--follow needs --wallet")
-        if reason is not None and not reason.strip():
-            raise InputError("--reason must not be empty")
+        if reason is not None:
+            reason = inputs.parse_text(reason, "--reason", 200)  # system_flags.value
         with ctx.session() as s:
             if everything:
                 if disable:

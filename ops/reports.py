@@ -56,14 +56,6 @@ SUMMARY_COLUMNS = ["scope", "fills", "buys", "sells", "volume_usd", "fees_usd",
 
 # --- dates ----------------------------------------------------------------------------------
 
-def parse_day(text: str, what: str) -> date:
-    """A YYYY-MM-DD date; InputError naming `what` otherwise."""
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{what} must be a date like 2024-01-31, got {text!r}") from None
-
-
 def day_window(start: date | None, end: date | None,
                now: datetime) -> tuple[datetime | None, datetime]:
     """[start 00:00 UTC, end+1 day 00:00 UTC); end defaults to now. InputError if reversed."""
