@@ -5,17 +5,16 @@ Invariants:
   (MultiFernet): the first key encrypts, every key decrypts, `rotate()` re-encrypts under the first;
 - a private key is plaintext only inside `signing_key(...)`, and only after its address has been
   checked against the follower's signer address (a swapped ciphertext is refused);
-- secret values are wrapped in `Secret`, whose repr/str are masked; `SecretMaskingFilter`
-  masks any secret seen by this process (matched by hash, no plaintext kept) in log records.
+- secret values are wrapped in `Secret`, whose repr/str are masked; every secret decrypted or
+  encrypted here is registered (by hash only) with `infra.logs`, whose `SecretMaskingFilter`
+  masks it in log records and `mask_secrets` in any one-line error message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -23,12 +22,13 @@ from typing import TYPE_CHECKING
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from infra.errors import CryptoError as CryptoError  # re-exported for callers
+from infra.errors import InputError
 from infra.errors import MissingKeyError as MissingKeyError
+from infra.logs import MASK, register_secret
 
 if TYPE_CHECKING:
     from wire.types import ApiCreds
 
-MASK = "***"
 _PRIVATE_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
 
@@ -62,15 +62,15 @@ def generate_key() -> str:
 
 
 def normalize_private_key(raw: str) -> str:
-    """`0x`-prefixed lowercase 64-hex private key; ValueError (without the key) if malformed."""
+    """`0x`-prefixed lowercase 64-hex private key; InputError (without the key) if malformed."""
     text = raw.strip()
     if not _PRIVATE_KEY_RE.match(text):
-        raise ValueError("private key must be 64 hex characters (optionally 0x-prefixed)")
+        raise InputError("private key must be 64 hex characters (optionally 0x-prefixed)")
     hexpart = text[2:] if text.lower().startswith("0x") else text
     value = int(hexpart, 16)
     secp256k1_n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     if not 0 < value < secp256k1_n:
-        raise ValueError("private key is out of range for secp256k1")
+        raise InputError("private key is out of range for secp256k1")
     return "0x" + hexpart.lower()
 
 
@@ -162,63 +162,3 @@ def signing_key(keyring: KeyRing, encrypted_private_key: str, expected_signer: s
     finally:
         del key
         del secret
-
-
-# --- log masking ---------------------------------------------------------------------------
-
-_seen_secret_hashes: set[str] = set()
-_seen_lock = threading.Lock()
-_CANDIDATE_RE = re.compile(r"(?:0x)?[0-9a-fA-F]{64}|[A-Za-z0-9_\-=+/]{16,}")
-_KV_RE = re.compile(
-    r"(?i)(private[_ ]?key|secret|passphrase|poly_signature|poly_passphrase|encryption_key)"
-    r"(\s*[=:]\s*|\"\s*:\s*\")([^\s,\"'}]+)"
-)
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def register_secret(value: str) -> None:
-    """Remember (by hash only) a secret this process has handled, so logs can mask it."""
-    if len(value) < 8:
-        return
-    with _seen_lock:
-        _seen_secret_hashes.add(_digest(value))
-        if value.startswith("0x"):
-            _seen_secret_hashes.add(_digest(value[2:]))
-        else:
-            _seen_secret_hashes.add(_digest("0x" + value))
-
-
-def mask_secrets(text: str) -> str:
-    """`text` with every known secret and every `secret=...`-style value replaced by ***."""
-    text = _KV_RE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
-    if not _seen_secret_hashes:
-        return text
-
-    def repl(m: re.Match[str]) -> str:
-        token = m.group(0)
-        return MASK if _digest(token) in _seen_secret_hashes else token
-
-    return _CANDIDATE_RE.sub(repl, text)
-
-
-class SecretMaskingFilter(logging.Filter):
-    """Logging filter that masks secrets in the formatted message and exception text."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message with secrets masked; never drops a record."""
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not kill logging
-            message = str(record.msg)
-        record.msg = mask_secrets(message)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            record.exc_text = mask_secrets(
-                logging.Formatter().formatException(record.exc_info)
-            ) if not record.exc_text else mask_secrets(record.exc_text)
-            del exc
-        return True

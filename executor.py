@@ -29,19 +29,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from copying.claims import Label, claim_jobs
 from copying.context import ExecutorContext
+from copying.heartbeats import record_heartbeat
 from copying.intake import NOTIFY_CHANNEL
 from copying.manage import manage_open_orders
 from copying.ports import ExchangeClient
 from copying.reconcile import begin_cycle, reconcile_unresolved
 from copying.submit import submit_jobs
 from infra import metrics
-from infra.config import ConfigError, Settings, load_settings
+from infra.config import Settings, load_settings
 from infra.daemon import (
     CycleStats,
     SystemdNotifier,
     install_early_signal_handlers,
     install_signal_handlers,
-    record_heartbeat,
     run_loop,
 )
 from infra.db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
@@ -260,22 +260,25 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    """Entry point: parse flags and settings, then run; an error ends it with one line.
+
+    Exit codes from the error tree (`infra.errors.exit_code_for`): 2 for bad input (settings),
+    1 for anything else; the traceback goes to the log at DEBUG, never to stderr.
+    """
     install_early_signal_handlers()
     parser = argparse.ArgumentParser(prog="executor.py", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true",
                         help="one cycle (reconcile + submit + manage open orders), then exit")
     args = parser.parse_args(argv)
+    from infra.logs import configure_logging, report_fatal
+
     try:
         check_env_file_permissions(env_file_path())
         settings = load_settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from infra.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    return asyncio.run(_amain(args, settings))
+        configure_logging(settings.log_level, settings.log_format)
+        return asyncio.run(_amain(args, settings))
+    except Exception as exc:  # noqa: BLE001 - the daemon's last line of defence
+        return report_fatal(exc, log)
 
 
 if __name__ == "__main__":

@@ -29,22 +29,24 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from copying.heartbeats import record_heartbeat
 from copying.intake import fill_keys, store_fills
 from copying.markets import known_tokens, upsert_market
 from copying.position_watch import Holding, record_snapshot
 from infra import metrics
-from infra.config import ConfigError, Settings, load_settings
+from infra.config import Settings, load_settings
 from infra.daemon import (
     CycleStats,
     SystemdNotifier,
     install_early_signal_handlers,
     install_signal_handlers,
-    record_heartbeat,
     run_loop,
 )
 from infra.db import make_engine, make_sessionmaker, session_scope, utcnow
+from infra.errors import InputError
 from infra.startup import check_env_file_permissions, env_file_path
 from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
+from wire.errors import error_class
 
 log = logging.getLogger("pmct.watcher")
 CACHE_BUST_SECONDS = 86400
@@ -59,14 +61,14 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        """Parse `i/N` (0 ≤ i < N); ValueError with a clear message otherwise."""
+        """Parse `i/N` (0 ≤ i < N); InputError with a clear message otherwise."""
         try:
             i_text, n_text = text.split("/")
             index, count = int(i_text), int(n_text)
         except ValueError:
-            raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+            raise InputError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
         if count < 1 or not 0 <= index < count:
-            raise ValueError(f"--shard {text}: need 0 <= i < N")
+            raise InputError(f"--shard {text}: need 0 <= i < N")
         return cls(index, count)
 
     @property
@@ -296,7 +298,7 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
                 return await poll_trader(ctx, t)
             except Exception as exc:  # noqa: BLE001 - one trader must not stop the others
                 log.warning("trader %s: poll failed: %s", t.wallet, exc)
-                metrics.inc("http_errors", error_class=metrics.error_class(exc))
+                metrics.inc("http_errors", error_class=error_class(exc))
                 return PollResult(failed=True)
 
     polled = await asyncio.gather(*(guarded(t) for t in traders))
@@ -381,20 +383,23 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse flags and settings (exit 2 when invalid), then run."""
+    """Entry point: parse flags and settings, then run; an error ends it with one line.
+
+    Exit codes from the error tree (`infra.errors.exit_code_for`): 2 for bad input (flags,
+    settings), 1 for anything else; the traceback goes to the log at DEBUG, never to stderr.
+    """
+    from infra.logs import configure_logging, report_fatal
+
     install_early_signal_handlers()
     args = _parse_args(argv)
     try:
         check_env_file_permissions(env_file_path())
         settings = load_settings()
         shard = Shard.parse(args.shard)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from infra.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    return asyncio.run(_amain(args, settings, shard))
+        configure_logging(settings.log_level, settings.log_format)
+        return asyncio.run(_amain(args, settings, shard))
+    except Exception as exc:  # noqa: BLE001 - the daemon's last line of defence
+        return report_fatal(exc, log)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from sqlalchemy import case, literal, null, select, text
 from sqlalchemy.orm import Session
 
 from copying.states import INITIAL, Event
-from infra.db import DecimalType, UTCDateTime, canonical_decimal, insert_ignore
+from infra.db import DecimalType, UTCDateTime, insert_ignore
+from infra.decimals import canonical_decimal
 from models import CopyOrder, CopyStatus, Follow, Follower, FollowerStatus, FollowStatus, TraderFill
 from wire.types import Activity
 

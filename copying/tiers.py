@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from infra.errors import InputError
-from models import Follow, Tier
+from models import Follow, Follower, Tier
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -139,15 +139,13 @@ def enforce_new_follow(session: Session, follow: Follow) -> None:
     check_follow_allowed(follow.follower.tier, len(others), follow.copy_pct)
 
 
-def set_tier(session: Session, wallet: str, tier: Tier | str) -> tuple[str, str, str]:
+def set_tier(session: Session, follower: Follower, tier: Tier | str) -> tuple[str, str, str]:
     """Change a follower's tier; refuses a change its current follows would violate.
 
+    The caller finds the follower (ops.accounts.find_follower: the engine never imports ops).
     Returns (wallet, old tier, new tier).
     """
-    from ops.accounts import find_follower
-
     new = as_tier(tier)
-    follower = find_follower(session, wallet)
     follows = _open_follows(session, follower.id)
     problems = tier_violations(new, [(f.trader.wallet, f.copy_pct) for f in follows])
     if problems:

@@ -7,6 +7,7 @@ exit code 2. `Settings.redacted()` is the only form of the settings that may be 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -14,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
@@ -65,25 +67,37 @@ class Settings:
         return out
 
 
-# variable name -> (field name, parser)
-def _parse_positive_float(name: str, raw: str) -> float:
+MAX_SECONDS = 7 * 86400  # no interval, delay, overlap or lease is longer than a week
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def _parse_seconds(name: str, raw: str) -> float:
+    """A number of seconds in (0, MAX_SECONDS]: finite, so timedelta and asyncio can use it."""
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+        raise ConfigError(f"{name} must be a number of seconds, got {_shown(raw)}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise ConfigError(f"{name} must be a number of seconds in (0, {MAX_SECONDS}], got {_shown(raw)}")
     return value
 
 
-def _parse_positive_int(name: str, raw: str) -> int:
+def _parse_positive_int(name: str, raw: str, high: int | None = None) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+        raise ConfigError(f"{name} must be a whole number, got {_shown(raw)}") from None
+    if value <= 0 or (high is not None and value > high):
+        bound = "positive" if high is None else f"in 1..{high}"
+        raise ConfigError(f"{name} must be {bound}, got {_shown(raw)}")
     return value
+
+
+def _parse_whole_seconds(name: str, raw: str) -> int:
+    return _parse_positive_int(name, raw, MAX_SECONDS)
 
 
 def _parse_port(name: str, raw: str) -> int | None:
@@ -96,13 +110,17 @@ def _parse_port(name: str, raw: str) -> int | None:
 
 
 def _parse_decimal(name: str, raw: str, low: Decimal, high: Decimal | None) -> Decimal:
+    """A Decimal in [low, high) (or >= low) that a DecimalType column holds exactly."""
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise ConfigError(f"{name} must be a decimal number, got {raw!r}") from None
-    if not value.is_finite() or value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{name} must be {bound}, got {raw!r}")
+        raise ConfigError(f"{name} must be a decimal number, got {_shown(raw)}") from None
+    problem = decimal_column_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name} {problem}, got {_shown(raw)}")
+    if value < low or (high is not None and value >= high):
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be {bound}, got {_shown(raw)}")
     return value
 
 
@@ -157,7 +175,13 @@ def read_env_file(path: Path) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
@@ -175,18 +199,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     simple = {
         "DATABASE_URL": ("database_url", _parse_database_url),
         "ENCRYPTION_KEY": ("encryption_key", _parse_encryption_key),
-        "WATCHER_POLL_INTERVAL": ("watcher_poll_interval", _parse_positive_float),
-        "EXECUTOR_POLL_INTERVAL": ("executor_poll_interval", _parse_positive_float),
-        "MAX_COPY_DELAY": ("max_copy_delay", _parse_positive_float),
+        "WATCHER_POLL_INTERVAL": ("watcher_poll_interval", _parse_seconds),
+        "EXECUTOR_POLL_INTERVAL": ("executor_poll_interval", _parse_seconds),
+        "MAX_COPY_DELAY": ("max_copy_delay", _parse_seconds),
         "POLYMARKET_DATA_API_URL": ("data_api_url", _parse_url),
         "POLYMARKET_GAMMA_API_URL": ("gamma_api_url", _parse_url),
         "POLYMARKET_CLOB_API_URL": ("clob_api_url", _parse_url),
         "POLYMARKET_CHAIN_ID": ("chain_id", _parse_positive_int),
         "POLYGON_RPC": ("polygon_rpc", _parse_url),
-        "POSITION_SNAPSHOT_INTERVAL": ("position_snapshot_interval", _parse_positive_float),
-        "ORDER_MANAGE_INTERVAL": ("order_manage_interval", _parse_positive_float),
-        "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_positive_int),
-        "CLAIM_LEASE_SECONDS": ("claim_lease_seconds", _parse_positive_float),
+        "POSITION_SNAPSHOT_INTERVAL": ("position_snapshot_interval", _parse_seconds),
+        "ORDER_MANAGE_INTERVAL": ("order_manage_interval", _parse_seconds),
+        "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_whole_seconds),
+        "CLAIM_LEASE_SECONDS": ("claim_lease_seconds", _parse_seconds),
         "METRICS_PORT": ("metrics_port", _parse_port),
     }
     for var, (field_name, parser) in simple.items():

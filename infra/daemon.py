@@ -15,11 +15,10 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    pass
 
 log = logging.getLogger("pmct.daemon")
 
@@ -159,21 +158,3 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> None:
     except TimeoutError:
         pass
 
-
-def record_heartbeat(factory: sessionmaker[Session], name: str, stats: CycleStats,
-                     started_at: datetime) -> None:
-    """Upsert this daemon's heartbeat row (last cycle time and duration)."""
-    from infra.db import session_scope, utcnow
-    from models import DaemonHeartbeat
-
-    with session_scope(factory) as s:
-        row = s.get(DaemonHeartbeat, name)
-        if row is None:
-            row = DaemonHeartbeat(name=name, pid=os.getpid(), host=socket.gethostname(),
-                                  started_at=started_at)
-            s.add(row)
-        row.pid = os.getpid()
-        row.started_at = started_at
-        row.last_cycle_at = utcnow()
-        row.last_cycle_ms = stats.elapsed_ms
-        row.detail = dict(stats.counts)

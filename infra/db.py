@@ -1,8 +1,9 @@
 """Engine, sessions, column types and dialect switches shared by every component.
 
 Invariants: money columns round-trip `Decimal` exactly on both databases (NUMERIC on
-PostgreSQL, canonical text on SQLite, which has no exact decimal type); datetime columns only
-accept timezone-aware values and always return UTC-aware ones.
+PostgreSQL, canonical text on SQLite, which has no exact decimal type; what fits is in
+`infra.decimals`); datetime columns only accept timezone-aware values and always return
+UTC-aware ones.
 """
 
 from __future__ import annotations
@@ -22,24 +23,16 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql import FromClause, Insert, TableClause
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from infra.decimals import DECIMAL_PRECISION, DECIMAL_SCALE, canonical_decimal
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
 
-def canonical_decimal(value: Decimal) -> str:
-    """Decimal as plain text without exponent or trailing zeros ('0.58', '10', '-1.5')."""
-    if not value.is_finite():
-        raise ValueError(f"non-finite decimal {value}")
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
 class DecimalType(TypeDecorator[Decimal]):
-    """Exact decimal: NUMERIC(38, 18) on PostgreSQL, canonical text on SQLite."""
+    """Exact decimal: NUMERIC(DECIMAL_PRECISION, DECIMAL_SCALE) on PostgreSQL, text on SQLite."""
 
     impl = String(64)
     cache_ok = True
@@ -47,7 +40,7 @@ class DecimalType(TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """NUMERIC on PostgreSQL, text elsewhere."""
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.NUMERIC(38, 18))
+            return dialect.type_descriptor(postgresql.NUMERIC(DECIMAL_PRECISION, DECIMAL_SCALE))
         return dialect.type_descriptor(String(64))
 
     def process_bind_param(self, value: object, dialect: Dialect) -> Decimal | str | None:

@@ -8,7 +8,7 @@ Usage in a daemon:
     metrics.inc("copies", status="FILLED")
     metrics.observe("cycle_seconds", 0.42, daemon="watcher")
     metrics.observe("copy_overhead_seconds", 0.8)
-    metrics.inc("http_errors", error_class=metrics.error_class(exc))
+    metrics.inc("http_errors", error_class=error_class(exc))  # wire.errors.error_class
     metrics.sync_total("rate_limit_waits", client.rate_limit_waits)
 
 The values, their thread safety and the text exposition are `prometheus_client`'s. Each
@@ -220,21 +220,6 @@ class Registry:
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4) of every metric."""
         return generate_latest(self.registry).decode()
-
-
-def error_class(exc: BaseException) -> str:
-    """'429', '4xx', '5xx', 'transport', 'parse' or 'other' for an HTTP failure."""
-    from wire.errors import ApiError, ParseError, RateLimitError, TransportError
-
-    if isinstance(exc, RateLimitError):
-        return "429"
-    if isinstance(exc, ApiError):
-        return "5xx" if exc.status >= 500 else "4xx"
-    if isinstance(exc, TransportError):
-        return "transport"
-    if isinstance(exc, ParseError):
-        return "parse"
-    return "other"
 
 
 # --- the process-wide registry and its endpoint ---------------------------------------------

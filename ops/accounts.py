@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,11 +19,15 @@ from crypto import KeyRing, address_of_key, normalize_private_key
 from infra.db import session_scope, utcnow
 from infra.errors import InputError
 from models import Follow, Follower, FollowerStatus, FollowStatus, Tier, Trader
+from ops.inputs import PERCENT, POSITIVE, PRICE, SLIPPAGE, parse_decimal, parse_text, shown
 from wire.types import SignatureType
 
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ZERO_ADDRESS = "0x" + "0" * 40
+NAME_LENGTH = 200  # followers.name, traders.label
+LABEL_LENGTH = 200
+EMAIL_LENGTH = 320  # followers.email
 
 
 def normalize_address(raw: str, what: str) -> str:
@@ -43,17 +47,6 @@ def checksum(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-def parse_decimal(raw: str | Decimal, what: str) -> Decimal:
-    """A finite Decimal from text; InputError naming `what` otherwise."""
-    try:
-        value = raw if isinstance(raw, Decimal) else Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise InputError(f"{what} must be a number, got {raw!r}") from None
-    if not value.is_finite():
-        raise InputError(f"{what} must be a finite number, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class FollowLimits:
     """Optional per-follow risk limits (None = not set)."""
@@ -65,16 +58,14 @@ class FollowLimits:
     price_max: Decimal | None = None
 
     def validate(self) -> None:
-        """Raise InputError on an impossible limit."""
-        if self.max_slippage is not None and not Decimal(0) <= self.max_slippage <= Decimal(1):
-            raise InputError("--max-slippage must be a fraction between 0 and 1 (0.05 = 5 %)")
-        for name, value in (("--daily-cap", self.daily_usd_cap),
-                            ("--market-cap", self.market_exposure_cap)):
-            if value is not None and value <= 0:
-                raise InputError(f"{name} must be greater than 0")
-        for name, value in (("--price-min", self.price_min), ("--price-max", self.price_max)):
-            if value is not None and not Decimal(0) < value < Decimal(1):
-                raise InputError(f"{name} must be strictly between 0 and 1")
+        """Raise InputError on an impossible limit (the same checks as the CLI's flags)."""
+        for name, value, allowed in (("--max-slippage", self.max_slippage, SLIPPAGE),
+                                     ("--daily-cap", self.daily_usd_cap, POSITIVE),
+                                     ("--market-cap", self.market_exposure_cap, POSITIVE),
+                                     ("--price-min", self.price_min, PRICE),
+                                     ("--price-max", self.price_max, PRICE)):
+            if value is not None:
+                parse_decimal(value, name, allowed)
         if (self.price_min is not None and self.price_max is not None
                 and self.price_min > self.price_max):
             raise InputError("--price-min must not be above --price-max")
@@ -112,14 +103,10 @@ def add_follower(
     tier: Tier,
 ) -> Follower:
     """Validate and store a follower; the key is encrypted before it touches the session."""
-    name = name.strip()
-    if not name:
-        raise InputError("--name must not be empty")
-    if len(name) > 200:
-        raise InputError("--name is longer than 200 characters")
-    email = email.strip()
-    if not _EMAIL_RE.match(email) or len(email) > 320:
-        raise InputError(f"--email is not a valid address: {email!r}")
+    name = parse_text(name, "--name", NAME_LENGTH)
+    email = parse_text(email, "--email", EMAIL_LENGTH)
+    if not _EMAIL_RE.match(email):
+        raise InputError(f"--email is not a valid address: {shown(email)}")
     try:
         key = normalize_private_key(private_key)
     except ValueError as exc:
@@ -173,11 +160,11 @@ def add_follow(
     now: datetime | None = None,
 ) -> Follow:
     """Validate and store a follow; refuses duplicates. Copies start from `now`."""
-    if not Decimal(0) < copy_pct <= Decimal(100):
-        raise InputError(f"--copy-pct must be in (0, 100], got {copy_pct}")
-    if not max_usd_per_trade > 0:
-        raise InputError(f"--max-trade must be greater than 0, got {max_usd_per_trade}")
+    copy_pct = parse_decimal(copy_pct, "--copy-pct", PERCENT)
+    max_usd_per_trade = parse_decimal(max_usd_per_trade, "--max-trade", POSITIVE)
     limits.validate()
+    if label is not None:
+        label = parse_text(label, "--label", LABEL_LENGTH)
     trader_addr = normalize_address(trader_wallet, "--follow")
     follower = find_follower(session, follower_wallet)
     if trader_addr in (follower.funder_address.lower(), follower.signer_address.lower()):

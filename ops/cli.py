@@ -8,6 +8,7 @@ commands that need them so `admin --help` stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from infra.errors import InputError
+from ops import inputs
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,15 +28,13 @@ if TYPE_CHECKING:
     from infra.config import Settings
 
 
-class UserInputError(Exception):
-    """Raised inside commands for bad input detected by the CLI itself."""
+log = logging.getLogger("pmct.admin")
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    from crypto import mask_secrets
+    from infra.logs import error_line
 
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    click.echo(f"error: {mask_secrets(first)}", err=True)
+    click.echo(error_line(message), err=True)
     sys.exit(code)
 
 
@@ -60,30 +62,35 @@ class AdminGroup(click.Group):
 
 
 def _handle_exception(exc: Exception) -> NoReturn:
-    from crypto import CryptoError, MissingKeyError
-    from infra.config import ConfigError
-    from ops.accounts import InputError
+    """One line on stderr and the exit code the error tree gives (infra.errors.exit_code_for).
 
-    if isinstance(exc, (InputError, ConfigError, MissingKeyError, UserInputError)):
-        _fail(str(exc), 2)
-    if isinstance(exc, CryptoError):
-        _fail(str(exc), 1)
-    try:
-        from polymarket_client import PolymarketError
-    except ImportError:  # pragma: no cover - client not installed yet
-        PolymarketError = ()  # type: ignore[assignment,misc]  # noqa: N806
-    if isinstance(exc, PolymarketError):
-        _fail(f"Polymarket request failed: {exc}", 1)
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    InputError (ConfigError included) exits 2; every other error exits 1. The message is the
+    error's own for the tree; outside it, a hint for database trouble or `unexpected failure`.
+    The traceback goes to the log at DEBUG only.
+    """
+    from infra.errors import PMCTError, VenueError, exit_code_for
+    from infra.logs import failure_message
+
+    log.debug("admin failed", exc_info=exc)
+    if isinstance(exc, VenueError):
+        message = f"Polymarket request failed: {failure_message(exc)}"
+    elif isinstance(exc, PMCTError):
+        message = failure_message(exc)
+    else:
+        message = _database_hint(exc) or failure_message(exc)
+    _fail(message, exit_code_for(exc))
+
+
+def _database_hint(exc: Exception) -> str | None:
+    """A one-line explanation for a database failure (outside the tree), else None."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     if isinstance(exc, (OperationalError, ProgrammingError)):
-        _fail("database error: is the database reachable and migrated (`admin init-db`)? "
-              f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})", 1)
-    from sqlalchemy.exc import IntegrityError
-
+        return ("database error: is the database reachable and migrated (`admin init-db`)? "
+                f"({type(exc.orig).__name__ if exc.orig else type(exc).__name__})")
     if isinstance(exc, IntegrityError):
-        _fail("the database refused the change (a constraint failed); nothing was written", 1)
-    _fail(f"unexpected failure: {type(exc).__name__}: {exc}", 1)
+        return "the database refused the change (a constraint failed); nothing was written"
+    return None
 
 
 # --- shared helpers -------------------------------------------------------------------------
@@ -130,13 +137,11 @@ class _Context:
 pass_ctx = click.make_pass_decorator(_Context, ensure=True)
 
 
-def _decimal(what: str) -> Callable[[click.Context, click.Parameter, Any], Decimal | None]:
+def _decimal(what: str, allowed: inputs.DecimalRange) -> Callable[[click.Context, click.Parameter, Any],
+                                                                  Decimal | None]:
+    """A click callback: ops.inputs.parse_decimal within `allowed` (checked before any work)."""
     def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Decimal | None:
-        if value is None:
-            return None
-        from ops.accounts import parse_decimal
-
-        return parse_decimal(value, what)
+        return None if value is None else inputs.parse_decimal(value, what, allowed)
 
     return convert
 
@@ -246,19 +251,19 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 @cli.command("add-follow")
 @click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
 @click.option("--follow", "trader", required=True, help="The trader's profile (proxy) wallet.")
-@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct"),
+@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct", inputs.PERCENT),
               help="Percent of the trader's shares to copy, in (0, 100].")
-@click.option("--max-trade", required=True, callback=_decimal("--max-trade"),
+@click.option("--max-trade", required=True, callback=_decimal("--max-trade", inputs.POSITIVE),
               help="Maximum USD per copied trade.")
-@click.option("--max-slippage", default=None, callback=_decimal("--max-slippage"),
-              help="Max price slippage vs the trader, as a fraction (default: DEFAULT_MAX_SLIPPAGE).")
-@click.option("--daily-cap", default=None, callback=_decimal("--daily-cap"),
+@click.option("--max-slippage", default=None, callback=_decimal("--max-slippage", inputs.SLIPPAGE),
+              help="Max price slippage vs the trader, a fraction in [0, 1) (default: DEFAULT_MAX_SLIPPAGE).")
+@click.option("--daily-cap", default=None, callback=_decimal("--daily-cap", inputs.POSITIVE),
               help="Max USD bought per UTC day through this follow.")
-@click.option("--market-cap", default=None, callback=_decimal("--market-cap"),
+@click.option("--market-cap", default=None, callback=_decimal("--market-cap", inputs.POSITIVE),
               help="Max USD exposure per market through this follow.")
-@click.option("--price-min", default=None, callback=_decimal("--price-min"),
+@click.option("--price-min", default=None, callback=_decimal("--price-min", inputs.PRICE),
               help="Skip trades priced below this.")
-@click.option("--price-max", default=None, callback=_decimal("--price-max"),
+@click.option("--price-max", default=None, callback=_decimal("--price-max", inputs.PRICE),
               help="Skip trades priced above this.")
 @click.option("--label", default=None, help="A name for the trader.")
 @pass_ctx
@@ -397,27 +402,11 @@ def stats(ctx: _Context, as_json: bool) -> None:
 # --- operations: credentials, reports, dashboard views, kill switch, tiers, doctor -----------
 
 def _day(what: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: ops.inputs.parse_day (a YYYY-MM-DD day in the sane window)."""
     def convert(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        from ops.reports import parse_day
-
-        return parse_day(value, what)
+        return None if value is None else inputs.parse_day(value, what)
 
     return convert
-
-
-def _writable_file(path: Path | None, what: str, suffix: str | None = None) -> None:
-    """Refuse (exit 2, before any work) an output path that cannot be written."""
-    if path is None:
-        return
-    if suffix is not None and path.suffix.lower() != suffix:
-        raise UserInputError(f"{what} must end with {suffix}, got {str(path)!r}")
-    if path.is_dir():
-        raise UserInputError(f"{what} {path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserInputError(f"{what}: directory {parent} does not exist")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -466,7 +455,7 @@ def _price_source(ctx: _Context, enabled: bool) -> Iterator[Callable[[str], Deci
 
 @cli.command("auth-follower")
 @click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
-@click.option("--nonce", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--nonce", type=click.IntRange(0, 2**256 - 1), default=0, show_default=True,
               help="L1 nonce of the API key to create or derive.")
 @pass_ctx
 def auth_follower(ctx: _Context, wallet: str, nonce: int) -> None:
@@ -528,14 +517,14 @@ def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None
         report_json,
     )
 
-    _writable_file(output, "--output")
-    _writable_file(summary_file, "--summary-file")
-    _writable_file(chart, "--chart", ".png")
+    inputs.check_output_file(output, "--output")
+    inputs.check_output_file(summary_file, "--summary-file")
+    inputs.check_output_file(chart, "--chart", ".png")
     if chart is not None:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
-            raise UserInputError("--chart needs matplotlib: pip install matplotlib")
+            raise InputError("--chart needs matplotlib: pip install matplotlib")
     lo, hi = day_window(start, end, utcnow())
     with ctx.session() as s:
         follower = find_follower(s, wallet)
@@ -663,9 +652,9 @@ def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, e
     from ops.views import HistoryFilter, history_rows
 
     if start is not None and end is not None and end < start:
-        raise UserInputError("--end must not be before --start")
-    if market is not None and not market.strip():
-        raise UserInputError("--market must not be empty")
+        raise InputError("--end must not be before --start")
+    if market is not None:
+        market = inputs.parse_text(market, "--market", 500)
     with ctx.session() as s:
         follower_id = find_follower(s, wallet).id if wallet is not None else None
         trader_id = None
@@ -675,7 +664,7 @@ def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, e
             addr = normalize_address(trader, "--trader")
             trader_id = s.scalar(select(Trader.id).where(Trader.wallet == addr))
             if trader_id is None:
-                raise UserInputError(f"no followed trader {addr}")
+                raise InputError(f"no followed trader {addr}")
         filt = HistoryFilter(
             follower_id=follower_id, trader_id=trader_id,
             start=datetime.combine(start, time(0), UTC) if start else None,
@@ -702,12 +691,12 @@ def _switch_command(disable: bool) -> click.Command:
 
         reason = kw.get("reason")
         if everything == (wallet is not None):
-            raise UserInputError(
+            raise InputError(
                 f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
         if trader is not None and wallet is None:
-            raise UserInputError("--follow needs --wallet")
-        if reason is not None and not reason.strip():
-            raise UserInputError("--reason must not be empty")
+            raise InputError("--follow needs --wallet")
+        if reason is not None:
+            reason = inputs.parse_text(reason, "--reason", 200)  # system_flags.value
         with ctx.session() as s:
             if everything:
                 if disable:
@@ -763,9 +752,10 @@ cli.add_command(_switch_command(False))
 def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
     """Change a follower's subscription tier (free, pro, elite, whale)."""
     from copying.tiers import set_tier as do_set
+    from ops.accounts import find_follower
 
     with ctx.session() as s:
-        addr, old, new = do_set(s, wallet, tier)
+        addr, old, new = do_set(s, find_follower(s, wallet), tier)
     click.echo(f"tier of {addr}: {old} -> {new}")
 
 
@@ -776,9 +766,9 @@ def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
 @pass_ctx
 def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> None:
     """Pre-flight checks (OK / WARN / FAIL, one line each); exit 1 on any FAIL."""
-    from infra.config import ConfigError
+    from infra.errors import ConfigError
     from infra.startup import env_file_path
-    from ops.accounts import InputError, find_follower, normalize_address
+    from ops.accounts import find_follower, normalize_address
     from ops.doctor import Doctor, fail, rpc_get_code
 
     if wallet is not None:

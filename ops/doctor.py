@@ -74,7 +74,7 @@ def fail(name: str, detail: str, hint: str = "") -> Check:
 
 
 def _err(exc: BaseException) -> str:
-    from crypto import mask_secrets
+    from infra.logs import mask_secrets
 
     text = str(exc).splitlines()[0] if str(exc) else ""
     return mask_secrets(f"{type(exc).__name__}: {text}"[:300])

@@ -15,8 +15,10 @@ def write_encryption_key(path: Path, rotate: bool = False) -> int:
     With `rotate`, the new key goes first (it encrypts from now on) and the old ones stay.
     """
     from crypto import generate_key
-    from ops.accounts import InputError
+    from infra.errors import InputError
+    from ops.inputs import check_output_file
 
+    check_output_file(path, "--env-file")
     existing = read_env_file(path).get("ENCRYPTION_KEY", "").strip()
     if existing and not rotate:
         raise InputError(f"{path} already has ENCRYPTION_KEY; use --rotate to add a new key")
@@ -24,7 +26,10 @@ def write_encryption_key(path: Path, rotate: bool = False) -> int:
         raise InputError(f"{path} has no ENCRYPTION_KEY to rotate; run without --rotate")
     keys = [generate_key()] + ([k for k in existing.split(",") if k.strip()] if existing else [])
     line = "ENCRYPTION_KEY=" + ",".join(keys)
-    lines = path.read_text().splitlines() if path.exists() else []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    except UnicodeDecodeError:
+        raise InputError(f"--env-file {path} is not a UTF-8 text file") from None
     lines = [ln for ln in lines if not ln.strip().startswith("ENCRYPTION_KEY=")]
     lines.append(line)
     tmp = path.with_name(path.name + ".tmp")

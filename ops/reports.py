@@ -28,7 +28,8 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from infra.db import canonical_decimal
+from infra.decimals import canonical_decimal
+from infra.errors import InputError
 from models import (
     CopyOrder,
     Follow,
@@ -39,7 +40,6 @@ from models import (
     Trader,
     TraderFill,
 )
-from ops.accounts import InputError
 
 ZERO = Decimal(0)
 MONEY = Decimal("0.000001")
@@ -55,14 +55,6 @@ SUMMARY_COLUMNS = ["scope", "fills", "buys", "sells", "volume_usd", "fees_usd",
 
 
 # --- dates ----------------------------------------------------------------------------------
-
-def parse_day(text: str, what: str) -> date:
-    """A YYYY-MM-DD date; InputError naming `what` otherwise."""
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{what} must be a date like 2024-01-31, got {text!r}") from None
-
 
 def day_window(start: date | None, end: date | None,
                now: datetime) -> tuple[datetime | None, datetime]:
@@ -510,7 +502,7 @@ def draw_chart(series: dict[str, list[tuple[datetime, Decimal]]], path: str, tit
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeError("--chart needs matplotlib: pip install matplotlib") from None
+        raise InputError("--chart needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

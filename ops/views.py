@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from copying.killswitch import KillSwitchState
-from infra.db import canonical_decimal
+from infra.decimals import canonical_decimal
 from models import (
     CopyOrder,
     CopyOrderEvent,

@@ -21,10 +21,11 @@ from sim.http import HttpError, Request, Response, Router
 if TYPE_CHECKING:
     from sim.core import Simulator
 
+# Names of the Simulator methods reachable over HTTP; sim.core's `@controlled` fills it.
+CONTROL_METHODS: set[str] = set()
+
 
 def _call(sim: Simulator, req: Request, method: str) -> Response:
-    from sim.core import CONTROL_METHODS
-
     if method not in CONTROL_METHODS:
         raise HttpError(404, {"error": f"unknown control method {method!r}"})
     if req.method == "GET":

@@ -35,7 +35,7 @@ from sim.units import MAX_UINT256, dec, fmt, fmt_base, to_base
 from sim.verify import EXCHANGE_NAMES, checksum
 
 F = TypeVar("F", bound=Callable[..., Any])
-CONTROL_METHODS: set[str] = set()
+CONTROL_METHODS = control.CONTROL_METHODS  # the registry lives in sim.control (no import cycle)
 
 
 def controlled(fn: F) -> F:

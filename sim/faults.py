@@ -15,10 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sim.http import Response
+from typing import Any
 
 KINDS = ("429", "5xx", "accept_then_5xx", "delay", "drop", "accept_then_drop")
 
@@ -114,10 +111,11 @@ class FaultRegistry:
             return [asdict(r) for r in self._rules]
 
 
-def fault_response(fault: Fault, service: str) -> Response:
-    """The error response a fault produces, in the service's own error style."""
-    from sim.http import Response
+def fault_reply(fault: Fault, service: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, JSON body and headers of the error a fault produces, in the service's own style.
 
+    sim.http wraps them in its Response (this module does not import sim.http: no cycle).
+    """
     headers: dict[str, str] = {}
     if fault.kind == "429" or fault.status in (503,):
         headers["Retry-After"] = str(fault.retry_after)
@@ -139,4 +137,4 @@ def fault_response(fault: Fault, service: str) -> Response:
         body = {"error": "Trading is currently disabled. Check polymarket.com for updates"}
     else:
         body = {"error": "Internal Server Error"}
-    return Response(fault.status, body, headers)
+    return fault.status, body, headers

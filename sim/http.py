@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from sim import engine
-from sim.faults import Fault, fault_response
+from sim.faults import Fault, fault_reply
 
 if TYPE_CHECKING:
     from sim.core import Simulator
@@ -189,14 +189,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if fault.kind in ("429", "5xx"):
-                self._send(fault_response(fault, app.name))
+                self._send(Response(*fault_reply(fault, app.name)))
                 return
         resp = app.handle(req)
         if fault is not None and fault.kind == "accept_then_drop":
             self._drop()
             return
         if fault is not None and fault.kind == "accept_then_5xx":
-            resp = fault_response(fault, app.name)
+            resp = Response(*fault_reply(fault, app.name))
         self._send(resp)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch

@@ -107,3 +107,69 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
+
+
+SECONDS_FIELDS = {"WATCHER_POLL_INTERVAL": "watcher_poll_interval",
+                  "EXECUTOR_POLL_INTERVAL": "executor_poll_interval",
+                  "MAX_COPY_DELAY": "max_copy_delay",
+                  "POSITION_SNAPSHOT_INTERVAL": "position_snapshot_interval",
+                  "ORDER_MANAGE_INTERVAL": "order_manage_interval",
+                  "CLAIM_LEASE_SECONDS": "claim_lease_seconds",
+                  "WATCHER_OVERLAP_SECONDS": "watcher_overlap_seconds"}
+SECONDS_VARIABLES = sorted(SECONDS_FIELDS)
+
+
+@pytest.mark.parametrize("var", SECONDS_VARIABLES)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "0", "1e309", "1e20",
+                                   "604801", "99999999999999999999999", "", "1 s"])
+def test_intervals_are_finite_positive_and_at_most_a_week(var: str, value: str) -> None:
+    """NaN, infinity, negative, zero and overflowing seconds are refused naming the variable.
+
+    (A value timedelta or asyncio cannot take would otherwise crash a daemon mid-cycle.)
+    """
+    with pytest.raises(ConfigError) as err:
+        load_settings({var: value}, env_file=NO_FILE)
+    assert var in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("var", SECONDS_VARIABLES)
+def test_a_week_of_seconds_is_the_longest_interval(var: str) -> None:
+    """The bound is inclusive: 604800 s is accepted and usable as a timedelta."""
+    from datetime import timedelta
+
+    s = load_settings({var: "604800"}, env_file=NO_FILE)
+    value = getattr(s, SECONDS_FIELDS[var])
+    assert timedelta(seconds=value) == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PAPER_BALANCE_USD", "NaN"),
+        ("PAPER_BALANCE_USD", "Infinity"),
+        ("PAPER_BALANCE_USD", "1e999999999"),
+        ("PAPER_BALANCE_USD", "1e-400"),
+        ("PAPER_BALANCE_USD", "1" * 21),
+        ("DEFAULT_MAX_SLIPPAGE", "1"),
+        ("DEFAULT_MAX_SLIPPAGE", "-0.01"),
+        ("DEFAULT_MAX_SLIPPAGE", "sNaN"),
+        ("DEFAULT_MAX_SLIPPAGE", "0." + "0" * 18 + "1"),
+        ("POLYMARKET_CHAIN_ID", "9" * 5000),
+        ("METRICS_PORT", "-1"),
+    ],
+)
+def test_decimal_and_integer_settings_fit_their_use(var: str, value: str) -> None:
+    """Money settings fit a DecimalType column exactly; slippage is in [0, 1) like a follow's."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({var: value}, env_file=NO_FILE)
+    assert var in str(err.value) and "\n" not in str(err.value)
+    assert len(str(err.value)) < 200
+
+
+def test_an_unreadable_env_file_is_a_config_error(tmp_path: Path) -> None:
+    """A .env that is not UTF-8 text is a ConfigError naming the file, not a crash."""
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"LOG_LEVEL=\xff\xfe\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, env_file=env_file)
+    assert str(env_file) in str(err.value)

@@ -13,11 +13,10 @@ from crypto import (
     KeyRing,
     MissingKeyError,
     Secret,
-    mask_secrets,
     normalize_private_key,
     signing_key,
 )
-from infra.logs import configure_logging
+from infra.logs import configure_logging, mask_secrets
 from tests.conftest import TEST_ADDRESS, TEST_ADDRESS_2, TEST_KEY, TEST_KEY_2
 from wire.types import ApiCreds
 

@@ -14,9 +14,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra import metrics
-from infra.metrics import Registry, error_class, start_server
+from infra.metrics import Registry, start_server
 from smart_pricing import PriceAction
-from wire.errors import ApiError, ParseError, RateLimitError, TransportError
+from wire.errors import ApiError, ParseError, RateLimitError, TransportError, error_class
 from wire.types import Side
 
 # The exposition contract: family (as the parser names it) → (type, help, label names).

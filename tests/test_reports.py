@@ -15,6 +15,7 @@ import respx
 from sqlalchemy.orm import Session
 
 from models import CopyStatus, Follower, FollowerFill, Market, MarketTokenRow
+from ops.inputs import parse_day
 from ops.reports import (
     PriceSource,
     Report,
@@ -22,7 +23,6 @@ from ops.reports import (
     cumulative_series,
     day_window,
     money,
-    parse_day,
     render_csv,
     signed_usd,
     slippage_of,

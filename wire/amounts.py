@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
 
+from infra.errors import OrderError
 from wire.ticks import floor_to_tick
 from wire.types import Side
 
@@ -53,7 +54,7 @@ ROUNDING: dict[Decimal, RoundConfig] = {
 }
 
 
-class OrderMathError(ValueError):
+class OrderMathError(OrderError):
     """An order that cannot be expressed in valid amounts; the message names the problem."""
 
 

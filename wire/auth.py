@@ -25,6 +25,7 @@ from eth_keys.backends import get_backend
 from eth_keys.backends.coincurve import CoinCurveECCBackend
 from eth_keys.datatypes import PrivateKey
 
+from infra.errors import InputError
 from wire.types import ApiCreds
 
 CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
@@ -45,7 +46,7 @@ _VERSION_HASH = keccak(b"1")
 _MESSAGE_HASH = keccak(CLOB_AUTH_MESSAGE.encode())
 
 
-class InvalidPrivateKey(ValueError):
+class InvalidPrivateKey(InputError):
     """A private key that cannot be parsed (the message never contains the key)."""
 
 

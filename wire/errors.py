@@ -77,3 +77,16 @@ class RestrictedError(ApiError):
 
 class ParseError(PolymarketError):
     """A response body that does not have the documented shape."""
+
+
+def error_class(exc: BaseException) -> str:
+    """'429', '4xx', '5xx', 'transport', 'parse' or 'other' for an HTTP failure (a metric label)."""
+    if isinstance(exc, RateLimitError):
+        return "429"
+    if isinstance(exc, ApiError):
+        return "5xx" if exc.status >= 500 else "4xx"
+    if isinstance(exc, TransportError):
+        return "transport"
+    if isinstance(exc, ParseError):
+        return "parse"
+    return "other"

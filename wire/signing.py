@@ -32,6 +32,7 @@ from typing import Any, TypedDict
 from eth_hash.auto import keccak
 from eth_keys.datatypes import Signature
 
+from infra.errors import OrderError
 from wire.auth import SigningKey, checksum_address
 from wire.types import MarketVersion, OrderType, Side, SignatureType
 
@@ -80,7 +81,7 @@ _EXCHANGES: dict[int, dict[str, str]] = {
 }
 
 
-class OrderSigningError(ValueError):
+class OrderSigningError(OrderError):
     """Order inputs that are invalid or inconsistent; raised before anything is signed."""
 
 

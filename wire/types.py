@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import Enum, IntEnum
 from typing import Any
 
+from infra.errors import InputError
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -44,7 +46,7 @@ class SignatureType(IntEnum):
                  "deposit": cls.POLY_1271, "0": cls.EOA, "1": cls.POLY_PROXY,
                  "2": cls.POLY_GNOSIS_SAFE, "3": cls.POLY_1271}
         if key not in table:
-            raise ValueError(f"unknown signature type {name!r} (expected eoa, proxy, safe or deposit)")
+            raise InputError(f"unknown signature type {name!r} (expected eoa, proxy, safe or deposit)")
         return table[key]
 
     @property
