@@ -40,8 +40,10 @@
     var cum = document.getElementById("chart-cumulative");
     var daily = document.getElementById("chart-daily");
     if (cum && data.cumulative[0].length) {
+      var stepped = uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
       var series = [{}].concat(data.traders.map(function (t, i) {
-        return { label: t.slice(0, 6) + "…" + t.slice(-4), stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true };
+        return { label: t.slice(0, 6) + "…" + t.slice(-4), stroke: PALETTE[i % PALETTE.length], width: 2,
+                 spanGaps: true, paths: stepped };
       }));
       new uPlot({ width: cum.clientWidth || 600, height: 260, series: series,
                   axes: [{}, { values: money, size: 70 }], scales: { x: { time: true } } },
@@ -50,9 +52,13 @@
     }
     if (daily && data.daily[0].length) {
       var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
+      var days = data.daily[0];
+      var day = 86400;
       new uPlot({ width: daily.clientWidth || 600, height: 260,
-                  series: [{}, { label: "P&L", stroke: "#2f5bea", fill: "rgba(47,91,234,0.35)", paths: bars }],
-                  axes: [{}, { values: money, size: 70 }], scales: { x: { time: true } } },
+                  series: [{}, { label: "P&L", stroke: "#2f5bea", fill: "rgba(47,91,234,0.35)", paths: bars, points: { show: false } }],
+                  axes: [{}, { values: money, size: 70 }],
+                  scales: { x: { time: true, range: [days[0] - day, days[days.length - 1] + day] },
+                            y: { range: function (u, lo, hi) { return [Math.min(lo, 0) * 1.1 - 0.01, Math.max(hi, 0) * 1.1 + 0.01]; } } } },
                 data.daily, daily);
       daily.dataset.drawn = "true";
     }
