@@ -101,8 +101,11 @@ def order_rows(session: Session, statuses: tuple[CopyStatus, ...],
                closed_since: datetime | None = None) -> list[dict[str, object]]:
     """Copy orders in these statuses (of one follower, or all; closed since `closed_since` when
     given), oldest first, with age, prices and the repricing schedule."""
-    q = (select(CopyOrder, Follower.funder_address, Trader.wallet, TraderFill.title,
-                Market.question, TraderFill.occurred_at)
+    q = (select(CopyOrder.id, CopyOrder.queued_at, CopyOrder.side, CopyOrder.status,
+                CopyOrder.condition_id, CopyOrder.trader_price, CopyOrder.intended_price,
+                CopyOrder.intended_size, CopyOrder.filled_size, CopyOrder.paper,
+                Follower.funder_address, Trader.wallet, TraderFill.title, Market.question,
+                TraderFill.occurred_at)
          .join(Follower, Follower.id == CopyOrder.follower_id)
          .join(Follow, Follow.id == CopyOrder.follow_id)
          .join(Trader, Trader.id == Follow.trader_id)
@@ -115,25 +118,26 @@ def order_rows(session: Session, statuses: tuple[CopyStatus, ...],
     if closed_since is not None:
         q = q.where(CopyOrder.closed_at >= closed_since)
     rows = session.execute(q).all()
-    first = initial_prices(session, [co.id for co, *_ in rows])
+    first = initial_prices(session, [r[0] for r in rows])
     out = []
-    for co, follower, trader, title, question, fill_time in rows:
-        age = (now - co.queued_at).total_seconds()
+    for (oid, queued_at, side, status, condition_id, trader_price, intended_price, size, filled,
+         paper, follower, trader, title, question, fill_time) in rows:
+        age = (now - queued_at).total_seconds()
         out.append({
-            "id": co.id,
+            "id": oid,
             "follower": follower,
             "trader": trader,
-            "market": _short(question or title or co.condition_id),
-            "side": co.side,
-            "status": co.status.value,
+            "market": _short(question or title or condition_id),
+            "side": side,
+            "status": status.value,
             "age": human_age(age),
             "age_seconds": int(age),
-            "trader_price": _d(co.trader_price),
-            "initial_price": first.get(co.id),
-            "current_price": _d(co.intended_price),
-            "size": _d(co.intended_size),
-            "filled": _d(co.filled_size),
-            "paper": co.paper,
+            "trader_price": _d(trader_price),
+            "initial_price": first.get(oid),
+            "current_price": _d(intended_price),
+            "size": _d(size),
+            "filled": _d(filled),
+            "paper": paper,
             **schedule_view(fill_time, now),
         })
     return out
@@ -239,12 +243,13 @@ class HistoryFilter:
     offset: int = 0
 
 
-def _filtered(q: Any, f: HistoryFilter, follow: Any) -> Any:
-    """Apply the filters of `f` to a query over copy orders joined as in history_rows."""
+def _filtered(q: Any, f: HistoryFilter) -> Any:
+    """Apply the filters of `f` to a query over copy orders (conditions on copy_orders only, with
+    subqueries for the trader and the market words, so no join is needed to filter)."""
     if f.follower_id is not None:
         q = q.where(CopyOrder.follower_id == f.follower_id)
     if f.trader_id is not None:
-        q = q.where(follow.trader_id == f.trader_id)
+        q = q.where(CopyOrder.follow_id.in_(select(Follow.id).where(Follow.trader_id == f.trader_id)))
     if f.start is not None:
         q = q.where(CopyOrder.queued_at >= f.start)
     if f.end is not None:
@@ -257,23 +262,13 @@ def _filtered(q: Any, f: HistoryFilter, follow: Any) -> Any:
             q = q.where(func.lower(CopyOrder.condition_id) == text.lower())
         else:
             needle = f"%{text.lower()}%"
-            q = q.where(or_(func.lower(Market.question).like(needle),
-                            func.lower(TraderFill.title).like(needle),
-                            func.lower(TraderFill.slug).like(needle)))
+            q = q.where(or_(
+                CopyOrder.condition_id.in_(select(Market.condition_id)
+                                           .where(func.lower(Market.question).like(needle))),
+                CopyOrder.trader_fill_id.in_(select(TraderFill.id).where(or_(
+                    func.lower(TraderFill.title).like(needle),
+                    func.lower(TraderFill.slug).like(needle))))))
     return q
-
-
-def _history_base(columns: tuple[Any, ...], with_fills: bool = False) -> tuple[Any, Any]:
-    follow = aliased(Follow)
-    q = select(*columns).select_from(CopyOrder)
-    if with_fills:
-        q = q.join(FollowerFill, FollowerFill.copy_order_id == CopyOrder.id)
-    q = (q.join(Follower, Follower.id == CopyOrder.follower_id)
-         .join(follow, follow.id == CopyOrder.follow_id)
-         .join(Trader, Trader.id == follow.trader_id)
-         .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
-         .outerjoin(Market, Market.condition_id == CopyOrder.condition_id))
-    return q, follow
 
 
 def realized_by_copy(session: Session, copy_ids: list[int]) -> dict[int, Decimal]:
@@ -300,9 +295,15 @@ def adverse_slippage(side: str, price: Decimal | None,
 def history_rows(session: Session, f: HistoryFilter) -> list[dict[str, object]]:
     """Copy orders matching `f`, newest first, with their skip/reject/cancel reasons, our fill
     price against the leader's, slippage and the realized P&L the ledger recorded."""
-    q, follow = _history_base((CopyOrder, Follower.funder_address, Trader.wallet,
-                               TraderFill.title, Market.question))
-    q = _filtered(q, f, follow)
+    follow = aliased(Follow)
+    q = (select(CopyOrder, Follower.funder_address, Trader.wallet, TraderFill.title,
+                Market.question)
+         .join(Follower, Follower.id == CopyOrder.follower_id)
+         .join(follow, follow.id == CopyOrder.follow_id)
+         .join(Trader, Trader.id == follow.trader_id)
+         .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+         .outerjoin(Market, Market.condition_id == CopyOrder.condition_id))
+    q = _filtered(q, f)
     q = q.order_by(CopyOrder.queued_at.desc(), CopyOrder.id.desc()).limit(f.limit)
     if f.offset:
         q = q.offset(f.offset)
@@ -340,25 +341,32 @@ def _rounded(value: Decimal, places: str) -> str:
 
 def history_totals(session: Session, f: HistoryFilter) -> dict[str, object]:
     """Totals over every copy order matching `f` (not only one page): count, filled copies,
-    filled volume, size-weighted average slippage and realized P&L."""
-    q, follow = _history_base((CopyOrder.id, CopyOrder.side, CopyOrder.trader_price,
-                               CopyOrder.avg_fill_price, CopyOrder.filled_size))
-    q = _filtered(q, f, follow)
-    count = filled = 0
-    volume = slip_weighted = slip_size = Decimal(0)
-    for _cid, side, trader_price, price, size in session.execute(q):
-        count += 1
-        if price is None or not size:
-            continue
-        filled += 1
-        volume += price * size
-        slip, _ = adverse_slippage(side, price, trader_price)
-        assert slip is not None
-        slip_weighted += slip * size
-        slip_size += size
-    fills, follow = _history_base((FollowerFill.realized_pnl,), with_fills=True)
-    realized = sum((pnl or Decimal(0) for (pnl,) in session.execute(_filtered(fills, f, follow))),
-                   Decimal(0))
+    filled volume, size-weighted average slippage and realized P&L.
+
+    PostgreSQL sums its exact NUMERIC columns in SQL; SQLite stores decimals as text, so there
+    the rows are summed in Python (the same Decimal arithmetic, the same results).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        count, filled, volume, slip_weighted, slip_size, realized = _totals_in_sql(session, f)
+    else:
+        count = filled = 0
+        volume = slip_weighted = slip_size = Decimal(0)
+        q = _filtered(select(CopyOrder.side, CopyOrder.trader_price, CopyOrder.avg_fill_price,
+                             CopyOrder.filled_size), f)
+        for side, trader_price, price, size in session.execute(q):
+            count += 1
+            if price is None or not size:
+                continue
+            filled += 1
+            volume += price * size
+            slip, _ = adverse_slippage(side, price, trader_price)
+            assert slip is not None
+            slip_weighted += slip * size
+            slip_size += size
+        fills = select(FollowerFill.realized_pnl).join(
+            CopyOrder, CopyOrder.id == FollowerFill.copy_order_id)
+        realized = sum((pnl or Decimal(0) for (pnl,) in session.execute(_filtered(fills, f))),
+                       Decimal(0))
     return {
         "copies": count,
         "filled_copies": filled,
@@ -366,3 +374,26 @@ def history_totals(session: Session, f: HistoryFilter) -> dict[str, object]:
         "avg_slippage": _rounded(slip_weighted / slip_size, "0.000001") if slip_size else None,
         "realized_pnl_usd": _rounded(realized, "0.000001"),
     }
+
+
+def _totals_in_sql(session: Session, f: HistoryFilter
+                   ) -> tuple[int, int, Decimal, Decimal, Decimal, Decimal]:
+    from sqlalchemy import Numeric, and_, case, type_coerce
+
+    price = type_coerce(CopyOrder.avg_fill_price, Numeric())  # NUMERIC on PostgreSQL
+    leader = type_coerce(CopyOrder.trader_price, Numeric())
+    size = type_coerce(CopyOrder.filled_size, Numeric())
+    done = and_(CopyOrder.avg_fill_price.is_not(None), size > 0)
+    slip = case((CopyOrder.side == "BUY", price - leader), else_=leader - price)
+    zero = Decimal(0)
+    count, filled, volume, weighted, sized = session.execute(_filtered(select(
+        func.count(),
+        func.count().filter(done),
+        func.coalesce(func.sum(price * size).filter(done), zero),
+        func.coalesce(func.sum(slip * size).filter(done), zero),
+        func.coalesce(func.sum(size).filter(done), zero)), f)).one()
+    realized = session.scalar(_filtered(
+        select(func.coalesce(func.sum(type_coerce(FollowerFill.realized_pnl, Numeric())), zero))
+        .join(CopyOrder, CopyOrder.id == FollowerFill.copy_order_id), f))
+    return (int(count), int(filled), Decimal(volume), Decimal(weighted), Decimal(sized),
+            Decimal(realized or 0))

@@ -99,10 +99,12 @@ def test_simulator_leaderboard_ranks_pages_and_pins_its_board(simulator: Simulat
         for i, r in enumerate(rows):  # competition ranks: ties share, the next skips
             expected = 1 + sum(1 for v in volumes if v > volumes[i])
             assert r["rank"] == expected
-        walked, cursor = [], None
+        walked: list[dict[str, object]] = []
+        cursor: str | None = None
         while True:
-            params = {"cursor": cursor} if cursor else {"time_period": "all", "sort_by": "VOLUME",
-                                                        "limit": 2}
+            params: dict[str, str | int] = (
+                {"cursor": cursor} if cursor else {"time_period": "all", "sort_by": "VOLUME",
+                                                   "limit": 2})
             page = http.get("/v2/leaderboard", params=params).json()
             walked += page["data"]
             cursor = page["pagination"]["next_cursor"]

@@ -14,14 +14,13 @@ from copying import killswitch as ks
 from infra.db import session_scope, utcnow
 from models import ApiToken, CopyStatus, Follow, FollowerFill, Trader
 from tests import factories as fx
-from tests.webfixtures import (  # noqa: F401 - fixtures
+from tests.webfixtures import (
     TRADER_A,
     TRADER_B,
     Web,
     counts,
     login,
     snapshot,
-    web,
 )
 
 ROUTES = [("POST", "/api/copy-trading/enable"), ("POST", "/api/copy-trading/disable"),
@@ -287,8 +286,8 @@ def test_openapi_document_and_docs_page(web: Web) -> None:
 
 def test_leaderboard_route_validates_and_serves_the_source(web: Web) -> None:
     """/api/leaderboard: bad period 400; rows from the configured source."""
-    from wire.records import LeaderboardEntry
     from webapp.market_data import LeaderboardView
+    from wire.records import LeaderboardEntry
 
     class Board:
         def get(self, *args: object) -> LeaderboardView:

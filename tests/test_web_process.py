@@ -21,14 +21,15 @@ from tests.test_daemons import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env(tmp_path: Path, migrate: bool = True, **extra: str) -> dict[str, str]:
+def _env(tmp_path: Path, *, migrate: bool = True, extra: dict[str, str] | None = None
+         ) -> dict[str, str]:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     if migrate:
         upgrade_to_head(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEB_", "NOTIFY_", "WATCHDOG_"))}
     return {**env, "DATABASE_URL": url, "PMCT_ENV_FILE": str(tmp_path / "none.env"),
             "POLYMARKET_DATA_API_URL": "http://127.0.0.1:9", "POLYMARKET_CLOB_API_URL":
-            "http://127.0.0.1:9", **extra}
+            "http://127.0.0.1:9", **(extra or {})}
 
 
 def test_web_process_notifies_systemd_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -40,7 +41,8 @@ def test_web_process_notifies_systemd_serves_and_stops_cleanly(tmp_path: Path) -
     listener.settimeout(0.2)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "web.py", "--port", str(port)], cwd=ROOT,  # noqa: S603
-                            env=_env(tmp_path, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="1000000"),
+                            env=_env(tmp_path, extra={"NOTIFY_SOCKET": sock_path,
+                                                         "WATCHDOG_USEC": "1000000"}),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: list[str] = []
     try:
@@ -83,7 +85,7 @@ def test_web_process_notifies_systemd_serves_and_stops_cleanly(tmp_path: Path) -
 def test_bad_web_settings_exit_2_with_one_line(tmp_path: Path, extra: dict[str, str],
                                                message: str) -> None:
     """A bad WEB_* setting: exit 2, one `error:` line naming it, the value of a secret not shown."""
-    done = subprocess.run([sys.executable, "web.py"], cwd=ROOT, env=_env(tmp_path, **extra),  # noqa: S603
+    done = subprocess.run([sys.executable, "web.py"], cwd=ROOT, env=_env(tmp_path, extra=extra),  # noqa: S603
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

@@ -17,7 +17,7 @@ from infra.db import session_scope, utcnow
 from models import Follow, Follower, FollowStatus, Tier, WebUser
 from ops.users import MAX_FAILED_LOGINS
 from tests.conftest import TEST_KEY
-from tests.webfixtures import (  # noqa: F401 - fixtures
+from tests.webfixtures import (
     CSRF_RE,
     PASSWORD,
     TRADER_A,
@@ -27,7 +27,6 @@ from tests.webfixtures import (  # noqa: F401 - fixtures
     csrf_of,
     login,
     snapshot,
-    web,
 )
 from wire.types import ApiCreds
 
@@ -260,7 +259,7 @@ class _InlineFinder(HTMLParser):
             self.problems.append("<style>")
         if tag == "script" and not a.get("src") and a.get("type") != "application/json":
             self.problems.append("inline <script>")
-        if tag == "script" and a.get("src", "").startswith(("http:", "https:", "//")):
+        if tag == "script" and (a.get("src") or "").startswith(("http:", "https:", "//")):
             self.problems.append("external script")
 
 
@@ -284,8 +283,8 @@ def test_session_cookie_flags(web: Web) -> None:
 
     from fastapi.testclient import TestClient
 
-    from webapp.app import create_app
     from tests.webfixtures import NoLeaderboard
+    from webapp.app import create_app
 
     cookie = web.client().get("/login").headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie

@@ -179,7 +179,8 @@ def status(request: Request, wallet: str | None = Query(None, description="Follo
         followers = _followers(s, follower)
         data["follows"] = [follow_row(fo) for f in followers for fo in f.follows
                            if fo.status.value != "removed"]
-        data["performance"] = performance_rows(s, followers, None, now, st.prices)
+        data["performance"] = performance_rows(s, followers, None, now, st.prices,
+                                               replayed=lambda f: st.replays.replayed(s, f))
         if follower is not None:
             data["wallet"] = follower.funder_address
             data["tier"] = tier_info(follower)
@@ -229,9 +230,13 @@ def performance(request: Request,
     with st.session() as s:
         who = _who(request, s, write=False)
         follower = scoped_follower(s, who, wallet, required=False)
-        lo, hi = day_window(_day(start, "start"), _day(end, "end"), utcnow())
+        last = _day(end, "end")
+        lo, hi = day_window(_day(start, "start"), last, utcnow())
+        # up to now: every fill is in the cached replay; an earlier end replays up to that day
         rows = performance_rows(s, _followers(s, follower), lo, hi,
-                                st.prices if prices else None)
+                                st.prices if prices else None,
+                                replayed=None if last is not None
+                                else (lambda f: st.replays.replayed(s, f)))
     return JSON({"rows": rows})
 
 

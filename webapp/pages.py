@@ -38,7 +38,7 @@ from webapp.auth import (
     scoped_follower,
 )
 from webapp.security import csrf_token, csrf_valid
-from webapp.views import chart_data, follows_of, pending_orders, trader_totals
+from webapp.views import follows_of, pending_orders, trader_totals
 
 router = APIRouter(include_in_schema=False)
 FORM_LIMITS = {"max_files": 0, "max_fields": 50, "max_part_size": 16 * 1024}
@@ -398,7 +398,7 @@ def performance(request: Request, wallet: str | None = None) -> Response:
                 if scope.startswith("trader:"):
                     traders.append({"trader": scope.split(":", 1)[1], "t": t,
                                     "row": t.row()})
-            chart = chart_data(lines)
+            chart = st.replays.chart(s, follower)
         return render(request, "performance.html", traders=traders, overall=overall,
                       overall_row=overall.row() if overall else None, chart=chart,
                       **base_context(s, principal, follower, "performance"))

@@ -46,6 +46,21 @@ class ReplayCache:
         self._data: OrderedDict[tuple[int, int, int],
                                 tuple[list[ReportLine], list[Position]]] = OrderedDict()
         self._lock = threading.Lock()
+        self._charts: dict[int, tuple[list[ReportLine], dict[str, Any]]] = {}
+
+    def chart(self, session: Session, follower: Follower) -> dict[str, Any]:
+        """chart_data of the follower's replayed lines, computed once per replay."""
+        lines, _ = self.replayed(session, follower)
+        with self._lock:
+            hit = self._charts.get(id(lines))
+            if hit is not None and hit[0] is lines:
+                return hit[1]
+        data = chart_data(lines)
+        with self._lock:
+            self._charts = {k: v for k, v in self._charts.items()
+                            if any(v[0] is ln for ln, _ in self._data.values())}
+            self._charts[id(lines)] = (lines, data)
+        return data
 
     def replayed(self, session: Session, follower: Follower
                  ) -> tuple[list[ReportLine], list[Position]]:
