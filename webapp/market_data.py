@@ -99,6 +99,13 @@ class LeaderboardCache:
     def get(self, time_period: str = "week", sort_by: str = "PNL", category: str = "overall",
             limit: int = 25) -> LeaderboardView:
         """The board's first page; a failure becomes a view with `error` set (cached briefly)."""
+        from wire.parse import build_leaderboard_params
+
+        try:  # refused before any request (and before the cache)
+            build_leaderboard_params(time_period=time_period, sort_by=sort_by, category=category,
+                                     limit=limit)
+        except ValueError as exc:
+            return LeaderboardView((), str(exc))
         key = (time_period, sort_by, category, limit)
         now = self.clock()
         hit = self._cache.get(key)
@@ -109,8 +116,6 @@ class LeaderboardCache:
                 page = self.shared.get().get_leaderboard(
                     time_period=time_period, sort_by=sort_by, category=category, limit=limit)
                 view = LeaderboardView(page.items)
-            except ValueError as exc:
-                return LeaderboardView((), str(exc))
             except Exception as exc:  # noqa: BLE001 - the page still works without it
                 log.warning("leaderboard unavailable: %s", exc)
                 view = LeaderboardView((), "the Polymarket leaderboard is unavailable right now")
