@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from webapp.app import create_app
 
+    from dataclasses import replace
+
+    settings = replace(settings, web_host=host, web_port=port)  # --host decides Secure cookies too
     engine = make_engine(settings.database_url)
     app = create_app(settings, make_sessionmaker(engine))
     log.info("web starting: %s", settings.redacted())

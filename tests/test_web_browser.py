@@ -290,8 +290,7 @@ def test_browser_enables_a_copy_sees_the_order_and_the_chart_and_csrf_is_enforce
 
     problems = [e for e in d.get_log("browser")
                 if "Content Security Policy" in e.get("message", "")
-                or (e.get("level") == "SEVERE" and "favicon" not in e.get("message", "")
-                    and " 403 " not in e.get("message", "")
+                or (e.get("level") == "SEVERE" and " 403 " not in e.get("message", "")
                     and "(Forbidden)" not in e.get("message", ""))]
     assert problems == [], problems
 

@@ -118,6 +118,12 @@ def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon (an empty answer instead of a 404 in every browser's console)."""
+    return Response(status_code=204)
+
+
 @router.get("/")
 def home(request: Request) -> Response:
     """The dashboard starts at the follows page."""
