@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if current_revision(settings.database_url) != head_revision():
         print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
         return 1
-    from webapp.app import create_app
-
     from dataclasses import replace
+
+    from webapp.app import create_app
 
     settings = replace(settings, web_host=host, web_port=port)  # --host decides Secure cookies too
     engine = make_engine(settings.database_url)
