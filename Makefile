@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo demo-serve web test bench lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 demo: $(STAMP)
 	$(PY) demo.py
+
+# the demo, then the simulator, daemons and dashboard stay up until Ctrl-C
+demo-serve: $(STAMP)
+	$(PY) demo.py --serve
+
+web: $(STAMP)
+	$(PY) web.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,4 +37,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis demo-out
+	rm -rf $(VENV) .pytest_cache .hypothesis demo-out test-artifacts

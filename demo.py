@@ -7,17 +7,25 @@ derives its CLOB credentials, follows two traders, runs the watcher and the exec
 against the simulator, or `--paper`), lets the traders trade, prints what was copied and the
 follower's P&L report, then stops everything. No network beyond 127.0.0.1, no money, no keys
 of your own. Secrets are never printed; logs go to demo-out/*.log.
+
+The dashboard (`web.py`) runs on the demo database too; the demo prints its URL and a login
+(a throwaway password made at run time). `python demo.py --serve` keeps the simulator, the
+daemons and the dashboard running (the traders keep trading now and then) until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +87,37 @@ def daemon(env: dict[str, str], script: str) -> subprocess.Popen[bytes]:
     """Start watcher.py or executor.py with its log in demo-out."""
     log = open(OUT / f"{script.removesuffix('.py')}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([PY, str(ROOT / script)], cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` when nothing listens on it on 127.0.0.1, else a free port the OS picks."""
+    for port in ((preferred, 0) if preferred else (0,)):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise SystemExit("demo: no free TCP port for the dashboard")
+
+
+def start_web(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """web.py on the demo database; returns the process and its URL once /healthz answers."""
+    log = open(OUT / "web.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([PY, str(ROOT / "web.py"), "--host", "127.0.0.1", "--port", str(port)],  # noqa: S603
+                            cwd=ROOT, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("demo: the dashboard did not start; see demo-out/web.log")
 
 
 def settled(env: dict[str, str], expected: int) -> bool:
@@ -156,6 +195,37 @@ def stop(proc: subprocess.Popen[Any], name: str) -> int:
         return -9
 
 
+def serve_until_interrupted(remote: Any, url: str, password: str,
+                            procs: list[tuple[str, subprocess.Popen[Any]]]) -> None:
+    """Keep everything running until Ctrl-C or SIGTERM (or until a process stops by itself);
+    the scripted traders trade again every 30 s."""
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background (SIG_IGN)
+    say(f"serving: open {url} and log in as demo / {password}; Ctrl-C stops everything")
+    more = itertools.cycle([(t, m, o, side, str(int(size) // 2 or 1), price)
+                            for _, t, m, o, side, size, price in SCRIPT])
+    next_fill = time.monotonic() + 30
+    try:
+        while True:
+            time.sleep(1)
+            gone = [name for name, proc in procs if proc.poll() is not None]
+            if gone:
+                say(f"{', '.join(gone)} stopped by itself; stopping the rest")
+                return
+            if time.monotonic() >= next_fill:
+                next_fill += 30
+                trader, market, outcome, side, size, price = next(more)
+                remote.add_trader_fill(trader=TRADERS[trader], market=market, outcome=outcome,
+                                       side=side, size=size, price=price)
+                say(f"trader {trader}: {side} {size} {market}/{outcome} @ {price}")
+    except KeyboardInterrupt:
+        print()
+        say("stopping")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo end to end; exit 0 when every process stopped cleanly and copies happened."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -163,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="daemon log level (logs in demo-out/)")
     parser.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for copies to settle")
     parser.add_argument("--out", type=Path, default=OUT, help="working directory (wiped first)")
+    parser.add_argument("--serve", action="store_true",
+                        help="keep the simulator, daemons and dashboard running until Ctrl-C")
+    parser.add_argument("--web-port", type=int, default=8080,
+                        help="dashboard port (another free one when it is taken; 0 = any)")
     args = parser.parse_args(argv)
     globals()["OUT"] = args.out.resolve()
     sys.path.insert(0, str(ROOT))
@@ -192,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, wallet in TRADERS.items():
             say(admin(env, "add-follow", "--wallet", DEMO_WALLET, "--follow", wallet, "--copy-pct", "10",
                       "--max-trade", "25", "--label", name).strip())
+        password = secrets.token_urlsafe(12)  # a throwaway login for this demo run only
+        say(admin(env, "add-user", "--username", "demo", "--role", "admin", "--password", "-",
+                  stdin=password + "\n").strip())
         procs = [("watcher", daemon(env, "watcher.py")), ("executor", daemon(env, "executor.py"))]
+        web, url = start_web(env, free_port(args.web_port))
+        procs.append(("web", web))
+        say(f"dashboard: {url}  (login: demo / {password})")
         say("watcher and executor running; the scripted traders start trading")
         from sim import RemoteSimulator
 
@@ -219,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.paper:
             placed = [o for o in remote.orders() if o.get("maker", "").lower() == DEMO_WALLET.lower()]
             say(f"the simulator verified and accepted {len(placed)} signed order(s) from the follower")
+        if args.serve:
+            serve_until_interrupted(remote, url, password, [*procs, ("simulator", sim)])
+        else:
+            say("run `python demo.py --serve` to keep the dashboard up and click around")
     finally:
         for name, proc in reversed(procs):
             codes[name] = stop(proc, name)

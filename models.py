@@ -100,6 +100,13 @@ class CopyStatus(str, enum.Enum):
     SKIPPED = "SKIPPED"
 
 
+class UserRole(str, enum.Enum):
+    """Dashboard / API roles: an admin sees every wallet, a follower only its own."""
+
+    ADMIN = "admin"
+    FOLLOWER = "follower"
+
+
 class PositionEventKind(str, enum.Enum):
     """Trader position changes detected between two snapshots."""
 
@@ -434,6 +441,45 @@ class SystemFlag(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WebUser(Base):
+    """A dashboard/API user; the password only as an argon2 hash. A follower user is bound to
+    one follower (its wallet) and sees and acts on that follower only."""
+
+    __tablename__ = "web_users"
+    __table_args__ = (
+        CheckConstraint("role = 'admin' OR follower_id IS NOT NULL", name="follower_has_wallet"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[UserRole] = mapped_column(_enum(UserRole, "user_role"))
+    follower_id: Mapped[int | None] = mapped_column(ForeignKey("followers.id"), index=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    follower: Mapped[Follower | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token of a web user, stored only as the SHA-256 of the token (shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[WebUser] = relationship()
 
 
 def init_db(database_url: str | None = None) -> None:

@@ -64,6 +64,7 @@ from wire.parse import (
     build_cancel_market_body,
     build_cancel_orders_body,
     build_gamma_markets_params,
+    build_leaderboard_params,
     build_ledger_params,
     build_positions_params,
     build_tokens_params,
@@ -83,6 +84,7 @@ from wire.parse import (
     parse_closed_only,
     parse_error_response,
     parse_gamma_markets,
+    parse_leaderboard_page,
     parse_ledger_page,
     parse_midpoint,
     parse_neg_risk,
@@ -104,6 +106,7 @@ from wire.records import (
     Duplicate,
     GammaMarket,
     InDoubt,
+    LeaderboardEntry,
     OpenOrder,
     Page,
     Position,
@@ -184,6 +187,7 @@ __all__ = [
     "Duplicate",
     "GammaMarket",
     "InDoubt",
+    "LeaderboardEntry",
     "MarketInfoCache",
     "OpenOrder",
     "Page",
@@ -550,6 +554,27 @@ class PolymarketClient:
             params=build_tokens_params(token_ids, condition_ids),
         )
         return parse_tokens(body)
+
+    async def get_leaderboard(
+        self,
+        *,
+        time_period: str = "day",
+        category: str = "overall",
+        sort_by: str = "PNL",
+        limit: int = 25,
+        cursor: str | None = None,
+    ) -> Page[LeaderboardEntry]:
+        """One page of the Data API trader leaderboard (`/v2/leaderboard`): PNL or VOLUME board
+        over day/week/month/all; follow `next_cursor` (sent alone) for the next page."""
+        body = await self._get_json(
+            self.data_url,
+            "/v2/leaderboard",
+            route="GET /v2/leaderboard",
+            limits=(("data", 1),),
+            params=build_leaderboard_params(time_period=time_period, category=category,
+                                            sort_by=sort_by, limit=limit, cursor=cursor),
+        )
+        return parse_leaderboard_page(body)
 
     # -- Gamma ---------------------------------------------------------------------------------
 

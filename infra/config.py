@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
-SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
+SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -46,6 +46,17 @@ class Settings:
     paper_balance_usd: Decimal = Decimal("1000")
     default_max_slippage: Decimal = Decimal("0.05")
     metrics_port: int | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    web_session_secret: str | None = None
+    web_cookie_secure: str = "auto"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the dashboard's session cookie is `Secure` (auto: unless bound to loopback)."""
+        if self.web_cookie_secure == "auto":
+            return self.web_host not in ("127.0.0.1", "localhost", "::1")
+        return self.web_cookie_secure == "true"
 
     @property
     def is_live(self) -> bool:
@@ -59,6 +70,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "encryption_key":
                 value = None if value is None else f"***({len(value.split(','))} key(s))"
+            elif f.name == "web_session_secret":
+                value = None if value is None else "***"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
             elif isinstance(value, Decimal):
@@ -107,6 +120,29 @@ def _parse_port(name: str, raw: str) -> int | None:
     if value > 65535:
         raise ConfigError(f"{name} must be a TCP port (1-65535), got {raw!r}")
     return value
+
+
+def _parse_port_required(name: str, raw: str) -> int:
+    value = _parse_port(name, raw)
+    if value is None:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {raw!r}")
+    return value
+
+
+def _parse_host(name: str, raw: str) -> str:
+    text = raw.strip()
+    if not text or any(c.isspace() for c in text) or "/" in text:
+        raise ConfigError(f"{name} must be a host name or IP address, got {raw!r}")
+    return text
+
+
+def _parse_session_secret(name: str, raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    if len(raw.strip()) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters (e.g. `python -c "
+                          "'import secrets; print(secrets.token_urlsafe(48))'`)")
+    return raw.strip()
 
 
 def _parse_decimal(name: str, raw: str, low: Decimal, high: Decimal | None) -> Decimal:
@@ -212,6 +248,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_whole_seconds),
         "CLAIM_LEASE_SECONDS": ("claim_lease_seconds", _parse_seconds),
         "METRICS_PORT": ("metrics_port", _parse_port),
+        "WEB_HOST": ("web_host", _parse_host),
+        "WEB_PORT": ("web_port", _parse_port_required),
+        "WEB_SESSION_SECRET": ("web_session_secret", _parse_session_secret),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)
@@ -222,6 +261,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))
     if (raw := get("LOG_LEVEL")) is not None:
         kwargs["log_level"] = _parse_choice("LOG_LEVEL", raw, LOG_LEVELS, upper=True)
+    if (raw := get("WEB_COOKIE_SECURE")) is not None:
+        kwargs["web_cookie_secure"] = _parse_choice("WEB_COOKIE_SECURE", raw,
+                                                    ("auto", "true", "false"))
     if (raw := get("LOG_FORMAT")) is not None:
         kwargs["log_format"] = _parse_choice("LOG_FORMAT", raw, ("text", "json"))
     if (raw := get("PAPER_BALANCE_USD")) is not None:

@@ -272,15 +272,14 @@ def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_t
                market_cap: Decimal | None, price_min: Decimal | None,
                price_max: Decimal | None, label: str | None) -> None:
     """Make a follower copy a trader from now on (within the follower's tier limits)."""
-    from copying.tiers import enforce_new_follow
     from ops.accounts import FollowLimits
-    from ops.accounts import add_follow as do_add
+    from ops.copytrading import add_follow_within_tier
 
     limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
     with ctx.session() as s:
-        follow = do_add(s, follower_wallet=wallet, trader_wallet=trader, copy_pct=copy_pct,
-                        max_usd_per_trade=max_trade, limits=limits, label=label)
-        enforce_new_follow(s, follow)  # tier limits; raising rolls the whole add back
+        follow = add_follow_within_tier(s, follower_wallet=wallet, trader_wallet=trader,
+                                        copy_pct=copy_pct, max_usd_per_trade=max_trade,
+                                        limits=limits, label=label)
         text = (f"follow added: {follow.follower.funder_address} copies {follow.trader.wallet} "
                 f"at {follow.copy_pct}% (max ${follow.max_usd_per_trade} per trade)")
     click.echo(text)
@@ -645,31 +644,14 @@ def status(ctx: _Context, as_json: bool) -> None:
 def history(ctx: _Context, wallet: str | None, trader: str | None, start: Any, end: Any,
             market: str | None, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Copy orders, newest first, with why each was skipped, rejected or cancelled."""
-    from datetime import UTC, datetime, time, timedelta
+    from ops.accounts import find_follower
+    from ops.copytrading import history_filter
+    from ops.views import history_rows
 
-    from models import CopyStatus, Trader
-    from ops.accounts import find_follower, normalize_address
-    from ops.views import HistoryFilter, history_rows
-
-    if start is not None and end is not None and end < start:
-        raise InputError("--end must not be before --start")
-    if market is not None:
-        market = inputs.parse_text(market, "--market", 500)
     with ctx.session() as s:
         follower_id = find_follower(s, wallet).id if wallet is not None else None
-        trader_id = None
-        if trader is not None:
-            from sqlalchemy import select
-
-            addr = normalize_address(trader, "--trader")
-            trader_id = s.scalar(select(Trader.id).where(Trader.wallet == addr))
-            if trader_id is None:
-                raise InputError(f"no followed trader {addr}")
-        filt = HistoryFilter(
-            follower_id=follower_id, trader_id=trader_id,
-            start=datetime.combine(start, time(0), UTC) if start else None,
-            end=datetime.combine(end, time(0), UTC) + timedelta(days=1) if end else None,
-            market=market, statuses=tuple(CopyStatus(x.upper()) for x in statuses), limit=limit)
+        filt = history_filter(s, follower_id=follower_id, trader=trader, start=start, end=end,
+                              market=market, statuses=statuses, limit=limit)
         rows = history_rows(s, filt)
     _emit(rows, ["id", "queued_at", "trader", "market", "side", "trader_price", "price", "size",
                  "filled", "status", "reason"], as_json)
@@ -708,12 +690,17 @@ def _switch_command(disable: bool) -> click.Command:
                     text = ("kill switch OFF: copying resumes" if was
                             else "kill switch was already off")
             elif trader is not None:
-                follow = find_follow(s, wallet, trader)  # type: ignore[arg-type]
-                label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
+                assert wallet is not None
                 if disable:
-                    ks.disable_follow(s, follow, reason)
+                    from ops.copytrading import disable_copying
+
+                    follow = disable_copying(s, follower_wallet=wallet, trader_wallet=trader,
+                                             reason=reason)
+                    label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
                     text = f"follow {label} disabled: no new copies; its open orders get cancelled"
                 else:
+                    follow = find_follow(s, wallet, trader)
+                    label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
                     was = ks.enable_follow(s, follow)
                     text = (f"follow {label} enabled" if was
                             else f"follow {label} was not disabled "
@@ -757,6 +744,53 @@ def set_tier(ctx: _Context, wallet: str, tier: str) -> None:
     with ctx.session() as s:
         addr, old, new = do_set(s, find_follower(s, wallet), tier)
     click.echo(f"tier of {addr}: {old} -> {new}")
+
+
+@cli.command("add-user")
+@click.option("--username", required=True, help="Login name (3-64 of letters, digits, _ . @ -).")
+@click.option("--role", required=True, type=click.Choice(["admin", "follower"]),
+              help="admin: every wallet; follower: only --wallet.")
+@click.option("--wallet", default=None, help="Follower users: the follower's wallet.")
+@click.option("--password", "password", default=None,
+              help="Omit (hidden prompt, asked twice) or '-' (read one line from stdin).")
+@pass_ctx
+def add_user(ctx: _Context, username: str, role: str, wallet: str | None,
+             password: str | None) -> None:
+    """Add a dashboard / HTTP API user (the password is stored only as an argon2 hash)."""
+    from ops.users import add_user as do_add
+    from ops.users import validate_password, validate_username
+
+    validate_username(username)  # refuse a bad name before asking for a password
+    if role == "follower" and wallet is None:
+        raise InputError("--wallet is required for a follower user")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    elif password == "-":  # noqa: S105 - the stdin marker, not a password
+        password = sys.stdin.readline()
+    else:
+        raise InputError("--password takes only '-' (stdin); omit it for a hidden prompt")
+    assert password is not None
+    password = validate_password(password)
+    with ctx.session() as s:
+        user = do_add(s, username=username, role=role, password=password, wallet=wallet)
+        text = f"user {user.username} added ({user.role.value}" + (
+            f", wallet {user.follower.funder_address})" if user.follower else ")")
+    password = None
+    click.echo(text)
+
+
+@cli.command("create-api-token")
+@click.option("--username", required=True, help="The user the token acts as.")
+@pass_ctx
+def create_api_token(ctx: _Context, username: str) -> None:
+    """Create a bearer token for the HTTP API; printed once, stored only as a SHA-256 digest."""
+    from ops.users import create_api_token as do_create
+
+    with ctx.session() as s:
+        token = do_create(s, username)
+    click.echo(token)
+    click.echo(f"API token for {username.strip()} (shown once; send it as "
+               "`Authorization: Bearer <token>`)", err=True)
 
 
 @cli.command("doctor")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Follower
-from ops.reports import PriceSource, build_report
+from ops.reports import PriceSource, Replayed, build_report
 
 COLUMNS = ["follower", "scope", "fills", "volume_usd", "fees_usd", "realized_pnl_usd",
            "unrealized_pnl_usd", "win_rate", "avg_slippage_pct", "attribution"]
@@ -21,14 +21,19 @@ COLUMNS = ["follower", "scope", "fills", "volume_usd", "fees_usd", "realized_pnl
 
 def performance_rows(session: Session, followers: list[Follower] | None, start: datetime | None,
                      end: datetime, prices: PriceSource | None,
-                     progress: Callable[[int], None] | None = None) -> list[dict[str, object]]:
-    """Rows for every follower (or the given ones) that has fills in [start, end)."""
+                     progress: Callable[[int], None] | None = None,
+                     replayed: Callable[[Follower], Replayed] | None = None
+                     ) -> list[dict[str, object]]:
+    """Rows for every follower (or the given ones) that has fills in [start, end).
+
+    `replayed(follower)`: every fill before `end` already replayed (see build_report)."""
     if followers is None:
         followers = list(session.scalars(select(Follower).order_by(Follower.id)))
     rows: list[dict[str, object]] = []
     for follower in followers:
         report = build_report(session, follower, start, end, prices, by_trader=True,
-                              progress=progress)
+                              progress=progress,
+                              replayed=replayed(follower) if replayed is not None else None)
         for totals in report.totals:
             if totals.scope in ("live", "paper"):
                 continue

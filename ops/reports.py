@@ -316,8 +316,15 @@ def fill_row(line: ReportLine) -> dict[str, object]:
 
 def load_facts(session: Session, follower_ids: list[int] | None, before: datetime
                ) -> list[FillFact]:
-    """Every fill of these followers (None = all) before `before`, with market labels."""
-    q = (select(FollowerFill, CopyOrder, Trader.wallet, Follower.funder_address,
+    """Every fill of these followers (None = all) before `before`, with market labels.
+
+    Reads plain columns (no ORM objects): a report over 10,000 fills stays a fraction of a
+    second.
+    """
+    q = (select(FollowerFill.id, FollowerFill.filled_at, FollowerFill.follow_id,
+                FollowerFill.token_id, FollowerFill.side, FollowerFill.size, FollowerFill.price,
+                FollowerFill.fee, FollowerFill.paper, CopyOrder.id, CopyOrder.condition_id,
+                CopyOrder.trader_price, Trader.wallet, Follower.funder_address,
                 TraderFill.title, TraderFill.outcome)
          .join(CopyOrder, CopyOrder.id == FollowerFill.copy_order_id)
          .join(Follow, Follow.id == FollowerFill.follow_id)
@@ -328,18 +335,17 @@ def load_facts(session: Session, follower_ids: list[int] | None, before: datetim
     if follower_ids is not None:
         q = q.where(FollowerFill.follower_id.in_(follower_ids))
     rows = session.execute(q).all()
-    cond_ids = {co.condition_id for _, co, *_ in rows}
-    token_ids = {ff.token_id for ff, *_ in rows}
-    questions = _questions(session, cond_ids)
-    outcomes = _outcomes(session, token_ids)
+    questions = _questions(session, {r[10] for r in rows})
+    outcomes = _outcomes(session, {r[3] for r in rows})
     facts = []
-    for ff, co, trader, follower, title, outcome in rows:
+    for (fill_id, filled_at, follow_id, token_id, side, size, price, fee, paper, co_id, cond,
+         trader_price, trader, follower, title, outcome) in rows:
         facts.append(FillFact(
-            fill_id=ff.id, filled_at=ff.filled_at, follower=follower, trader=trader,
-            follow_id=ff.follow_id, copy_order_id=co.id, token_id=ff.token_id, side=ff.side,
-            size=ff.size, price=ff.price, fee=ff.fee or ZERO, trader_price=co.trader_price,
-            paper=bool(ff.paper), market=questions.get(co.condition_id) or title or co.condition_id,
-            outcome=outcomes.get(ff.token_id) or outcome or ""))
+            fill_id=fill_id, filled_at=filled_at, follower=follower, trader=trader,
+            follow_id=follow_id, copy_order_id=co_id, token_id=token_id, side=side,
+            size=size, price=price, fee=fee or ZERO, trader_price=trader_price,
+            paper=bool(paper), market=questions.get(cond) or title or cond,
+            outcome=outcomes.get(token_id) or outcome or ""))
     return facts
 
 
@@ -405,14 +411,24 @@ def _safe_price(prices: PriceSource | None, token_id: str) -> Decimal | None:
         return None
 
 
+Replayed = tuple[list[ReportLine], list[Position]]
+
+
 def build_report(session: Session, follower: Follower, start: datetime | None, end: datetime,
                  prices: PriceSource | None, *, by_trader: bool = False,
-                 progress: Callable[[int], None] | None = None) -> Report:
-    """The report of one follower for [start, end)."""
-    facts = load_facts(session, [follower.id], end)
-    lines, positions = replay(facts, progress)
+                 progress: Callable[[int], None] | None = None,
+                 replayed: Replayed | None = None) -> Report:
+    """The report of one follower for [start, end).
+
+    `replayed`: the (lines, open positions) of replaying every fill before `end`, when the
+    caller already has them (the dashboard caches them); otherwise they are read and replayed.
+    """
+    if replayed is None:
+        lines, positions = replay(load_facts(session, [follower.id], end), progress)
+        open_positions = [p for p in positions.values() if p.size > 0]
+    else:
+        lines, open_positions = replayed
     in_range = [ln for ln in lines if start is None or ln.fact.filled_at >= start]
-    open_positions = [p for p in positions.values() if p.size > 0]
     totals = compute_totals(in_range, open_positions, prices, by_trader)
     return Report(follower.funder_address, start, end, in_range, totals, open_positions)
 

@@ -1,4 +1,5 @@
-"""Data API v2 routes: /v2/trades, /v2/activity, /v2/positions, /v2/tokens, /v2/status.
+"""Data API v2 routes: /v2/trades, /v2/activity, /v2/positions, /v2/tokens, /v2/leaderboard,
+/v2/status.
 
 Envelopes, cursors and errors as API.md §1: `{data, pagination{has_more, next_cursor}}`,
 keyset cursors on (timestamp, sequence) newest first, snake_case rows exactly as
@@ -625,6 +626,142 @@ def get_positions(sim: Simulator, req: Request) -> Response:
     return ok({"data": page, "pagination": {"has_more": more, "next_cursor": nxt}})
 
 
+# ---- leaderboard -------------------------------------------------------------------------------
+
+LEADERBOARD_WINDOWS = {"day": 86400, "week": 7 * 86400, "month": 30 * 86400, "all": None}
+
+
+@dataclass(frozen=True)
+class _Standing:
+    wallet: str
+    pnl: Decimal
+    volume: Decimal
+
+
+def _standings(world: World, period: str, category: str) -> list[_Standing]:
+    """Every wallet's PnL and volume over the window, from its visible TRADE rows.
+
+    Finite windows: the marked equity change of the window's trades (cash flow + the shares
+    bought or sold in it valued at the current price); `all`: realized only (average cost).
+    Volume is both-sides shares, as upstream.
+    """
+    now = int(world.clock.now())
+    span = LEADERBOARD_WINDOWS[period]
+    out = []
+    for wallet, all_rows in world.rows_by_wallet.items():
+        if wallet in PROTOCOL_ADDRESSES:
+            continue
+        rows = []
+        for r in _visible(world, all_rows):
+            if r.kind != "TRADE" or r.is_combo or r.token_id not in world.by_token:
+                continue
+            if span is not None and r.timestamp < now - span:
+                continue
+            market = world.by_token[r.token_id]
+            if category not in ("overall", "") and market.category.lower() != category:
+                continue
+            rows.append(r)
+        if not rows:
+            continue
+        volume = sum((r.size for r in rows), Decimal(0))
+        if span is None:
+            pnl = sum((p.realized for p in positions_of(world, wallet).values()), Decimal(0))
+        else:
+            pnl = Decimal(0)
+            for r in rows:
+                signed = r.size if r.side == "BUY" else -r.size
+                pnl += signed * (_current_price(world, r.token_id) - r.price)
+        out.append(_Standing(wallet, pnl, volume))
+    return out
+
+
+def _leaderboard_row(world: World, rank: int, st: _Standing) -> dict[str, Any]:
+    prof = world.profile(st.wallet)
+    return {
+        "rank": rank,
+        "user_id": st.wallet,
+        "user_name": prof.name or st.wallet,
+        "x_username": "",
+        "verified": False,
+        "pnl": _q(st.pnl, "0.0001"),
+        "volume": _q(st.volume, "0.0001"),
+        "profile_image": prof.profile_image,
+    }
+
+
+def get_leaderboard(sim: Simulator, req: Request) -> Response:
+    """GET /v2/leaderboard: the PNL or VOLUME board over day/week/month/all, competition ranks,
+    offset cursors that pin their board; `?user=` answers one wallet's standing (both ranks)."""
+    world = sim.world
+    params = Params(req, {"time_period", "timePeriod", "category", "sort_by", "user", "limit",
+                          "cursor"})
+    cursor = params.get("cursor")
+    period = (params.get("time_period") or params.get("timePeriod") or "day").lower()
+    sort = (params.get("sort_by") or "PNL").upper()
+    category = (params.get("category") or "overall").lower()
+    offset = 0
+    if cursor is not None:
+        pinned = _decode_board_cursor(cursor)
+        for name, given, value in (("time_period", params.get("time_period"), pinned[0]),
+                                   ("category", params.get("category"), pinned[1]),
+                                   ("sort_by", params.get("sort_by"), pinned[2])):
+            if given is not None and given.lower() != value.lower():
+                raise bad(name, f"{name} contradicts the cursor's board")
+        period, category, sort, offset, size = pinned
+    else:
+        size = params.integer("limit", 25, 0, 1000)
+    if period not in LEADERBOARD_WINDOWS:
+        raise bad("time_period", "time_period must be day, week, month or all")
+    if sort not in ("PNL", "VOLUME"):
+        raise bad("sort_by", "sort_by must be PNL or VOLUME")
+    standings = _standings(world, period, category)
+    user = params.address("user")
+    if user is not None:
+        return ok({"data": _user_standing(world, standings, user)})
+
+    def key(st: _Standing) -> Decimal:
+        return st.pnl if sort == "PNL" else st.volume
+
+    standings.sort(key=lambda st: (-key(st), st.wallet))
+    ranked: list[tuple[int, _Standing]] = []
+    for i, st in enumerate(standings):
+        tied = ranked and key(ranked[-1][1]) == key(st)
+        ranked.append((ranked[-1][0] if tied else i + 1, st))
+    page = ranked[offset:offset + size]
+    more = offset + size < len(ranked) and size > 0
+    nxt = _encode_board_cursor(period, category, sort, offset + size, size) if more else None
+    return ok({"data": [_leaderboard_row(world, rank, st) for rank, st in page],
+               "pagination": {"limit": size, "offset": offset, "has_more": more,
+                              "next_cursor": nxt}})
+
+
+def _user_standing(world: World, standings: list[_Standing], user: str) -> dict[str, Any] | None:
+    mine = next((st for st in standings if st.wallet == user), None)
+    if mine is None:
+        return None
+    by_pnl = 1 + sum(1 for st in standings if st.pnl > mine.pnl)
+    by_volume = 1 + sum(1 for st in standings if st.volume > mine.volume)
+    row = _leaderboard_row(world, by_pnl, mine)
+    del row["rank"]
+    return {**row, "rank_pnl": by_pnl, "rank_volume": by_volume}
+
+
+def _encode_board_cursor(period: str, category: str, sort: str, offset: int, size: int) -> str:
+    raw = f"v2:leaderboard:{period}:{category}:{sort}:{offset}:{size}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_board_cursor(text: str) -> tuple[str, str, str, int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        tag, route, period, category, sort, offset, size = raw.split(":")
+        if tag != "v2" or route != "leaderboard":
+            raise ValueError(raw)
+        return period, category, sort, int(offset), int(size)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise bad("cursor", "invalid cursor") from exc
+
+
 # ---- tokens & status ---------------------------------------------------------------------------
 
 
@@ -703,5 +840,6 @@ def build_router() -> Router:
     r.add("GET", r"/v2/activity", get_activity)
     r.add("GET", r"/v2/positions", get_positions)
     r.add("GET", r"/v2/tokens", get_tokens)
+    r.add("GET", r"/v2/leaderboard", get_leaderboard)
     r.add("GET", r"/v2/status", get_status)
     return r

@@ -104,7 +104,8 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "POLYMARKET_GAMMA_API_URL", "POLYMARKET_CLOB_API_URL", "POLYMARKET_CHAIN_ID",
                 "POLYGON_RPC", "LOG_LEVEL", "LOG_FORMAT", "WATCHER_OVERLAP_SECONDS",
                 "POSITION_SNAPSHOT_INTERVAL", "ORDER_MANAGE_INTERVAL", "CLAIM_LEASE_SECONDS",
-                "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT"):
+                "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT", "WEB_HOST",
+                "WEB_PORT", "WEB_SESSION_SECRET", "WEB_COOKIE_SECURE"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
 

@@ -25,8 +25,9 @@ def test_demo_copies_trades_and_logs_no_secret(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "FILLED" in done.stdout and "demo finished" in done.stdout
     assert "copying 0x" in done.stdout  # the report's attribution rows
+    assert "dashboard: http://127.0.0.1:" in done.stdout and "login: demo / " in done.stdout
     logs = {p.name: p.read_text(errors="replace") for p in out.glob("*.log")}
-    assert {"watcher.log", "executor.log", "simulator.log"} <= set(logs)
+    assert {"watcher.log", "executor.log", "simulator.log", "web.log"} <= set(logs)
     assert "DEBUG" in logs["executor.log"]
     # the follower's L2 credentials, as stored (encrypted) in the demo database
     from sqlalchemy import create_engine, text
@@ -41,3 +42,47 @@ def test_demo_copies_trades_and_logs_no_secret(tmp_path: Path) -> None:
     for name, body in [("stdout", done.stdout), ("stderr", done.stderr), *logs.items()]:
         for secret in secrets:
             assert secret not in body, f"a secret leaked into {name}"
+
+
+def test_demo_serve_keeps_the_dashboard_up_until_interrupted(tmp_path: Path) -> None:
+    """`demo.py --serve`: after the demo the dashboard stays up and its printed login works;
+    SIGINT stops the simulator, the daemons and the dashboard, exit 0."""
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    env = {**os.environ, "ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    proc = subprocess.Popen([sys.executable, "demo.py", "--serve", "--web-port", "0",  # noqa: S603
+                             "--out", str(tmp_path / "demo")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "serving:" in line or (not line and proc.poll() is not None):
+                break
+        found = re.search(r"open (http://127\.0\.0\.1:\d+) and log in as demo / (\S+);",
+                          "".join(lines))
+        assert found, "".join(lines)[-3000:]
+        url, password = found.groups()
+        with httpx.Client(base_url=url, timeout=10, follow_redirects=True) as web:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text)
+            assert token is not None
+            r = web.post("/login", data={"csrf_token": token.group(1), "username": "demo",
+                                         "password": password})
+            assert r.status_code == 200 and "Active follows" in r.text, r.text[:500]
+            orders = web.get("/orders")
+            assert orders.status_code == 200 and "Pending orders" in orders.text
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, "".join(lines)[-2000:] + rest[-2000:]
+    assert "stopping" in rest and "web exit 0" in rest and "demo finished" in rest, rest[-2000:]

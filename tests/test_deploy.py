@@ -15,7 +15,8 @@ from infra.startup import InsecureEnvFileError, check_env_file_permissions
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
-UNITS = ["pmct-watcher.service", "pmct-executor.service", "pmct-watcher@.service"]
+UNITS = ["pmct-watcher.service", "pmct-executor.service", "pmct-watcher@.service",
+         "pmct-web.service"]
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -71,7 +72,7 @@ def test_unit_has_the_required_keys(name: str) -> None:
     exec_start = one(unit, "Service", "ExecStart").split()
     assert exec_start[0] == "/opt/pmct/.venv/bin/python"
     script = Path(exec_start[1]).name
-    assert (REPO / script).name == script and script in ("watcher.py", "executor.py")
+    assert (REPO / script).is_file() and script in ("watcher.py", "executor.py", "web.py")
 
 
 def test_shard_template_maps_instance_to_shard() -> None:
@@ -132,12 +133,24 @@ assert acct.sign_message(encode_defunct(text="pmct")).signature
 sqlite3.connect(":memory:").execute("select 1")
 import watcher, executor, polymarket_client
 from wire import signing, auth
+import web, fastapi, uvicorn, jinja2, multipart, itsdangerous
+from ops.users import hash_password, password_matches
+assert password_matches(hash_password("pmct password"), "pmct password")
+from infra.config import Settings
+from infra.db import make_engine, make_sessionmaker
+from webapp.app import create_app
+from fastapi.testclient import TestClient
+app = create_app(Settings(web_session_secret="s" * 40), make_sessionmaker(make_engine("sqlite://")),
+                 prices=lambda t: None, leaderboard=object(), market_data=False)
+with TestClient(app) as c:
+    assert c.get("/login").status_code == 200
 print("OK")
 """
 
 
 def test_memory_deny_write_execute_is_safe_for_the_daemons_imports() -> None:
-    """With W^X enforced (PR_SET_MDWE, what MemoryDenyWriteExecute does), crypto/signing/db work."""
+    """With W^X enforced (PR_SET_MDWE, what MemoryDenyWriteExecute does), crypto/signing/db work,
+    and so does the web process (FastAPI, uvicorn, Jinja2, argon2 hashing, a page served)."""
     out = subprocess.run([sys.executable, "-c", MDWE_PROBE], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     if out.stdout.strip() in ("UNSUPPORTED", "NOT ENFORCED"):

@@ -29,6 +29,7 @@ from wire.records import (
     Duplicate,
     GammaMarket,
     InDoubt,
+    LeaderboardEntry,
     MakerOrderFill,
     OpenOrder,
     Page,
@@ -491,6 +492,67 @@ def build_tokens_params(
     if len(condition_ids) > 10:
         raise ValueError("at most 10 condition ids per /v2/tokens call")
     return {"condition": ",".join(condition_ids)}
+
+
+LEADERBOARD_PERIODS = ("day", "week", "month", "all")
+LEADERBOARD_SORTS = ("PNL", "VOLUME")
+_CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_WALLET_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def build_leaderboard_params(*, time_period: str = "day", category: str = "overall",
+                             sort_by: str = "PNL", limit: int = 25,
+                             cursor: str | None = None) -> dict[str, Any]:
+    """Query params of one `/v2/leaderboard` page. A cursor pins the board it was minted on, so
+    it is sent alone (restating different filters is a 400 upstream)."""
+    if cursor:
+        return {"cursor": cursor}
+    period, sort, cat = time_period.strip().lower(), sort_by.strip().upper(), category.strip().lower()
+    if period not in LEADERBOARD_PERIODS:
+        raise ValueError(f"time_period must be one of {', '.join(LEADERBOARD_PERIODS)}")
+    if sort not in LEADERBOARD_SORTS:
+        raise ValueError(f"sort_by must be one of {', '.join(LEADERBOARD_SORTS)}")
+    if not _CATEGORY_RE.match(cat):
+        raise ValueError("category must be a lower-case category name such as overall or sports")
+    if not 1 <= limit <= 1000:
+        raise ValueError("leaderboard limit must be in 1..1000")
+    return {"time_period": period, "category": cat, "sort_by": sort, "limit": limit}
+
+
+def parse_leaderboard_entry(row: Any) -> LeaderboardEntry:
+    """One `/v2/leaderboard` row (ParseError if the wallet, rank or numbers are unusable)."""
+    if not isinstance(row, dict):
+        raise ParseError("leaderboard row is not an object")
+    wallet = _str(row.get("user_id")).strip()
+    if not _WALLET_RE.match(wallet):
+        raise ParseError(f"leaderboard user_id is not a wallet address: {wallet[:50]!r}")
+    rank = _optional_int(row.get("rank"))
+    if rank is None or rank < 0:
+        raise ParseError("leaderboard rank is missing or negative")
+    return LeaderboardEntry(
+        rank=rank,
+        wallet=wallet.lower(),
+        user_name=_str(row.get("user_name")),
+        x_username=_str(row.get("x_username")),
+        verified=_bool(row.get("verified")),
+        pnl=to_decimal(row.get("pnl"), "pnl"),
+        volume=to_decimal(row.get("volume"), "volume"),
+        profile_image=_str(row.get("profile_image")),
+        raw=row,
+    )
+
+
+def parse_leaderboard_page(body: Any) -> Page[LeaderboardEntry]:
+    """A `/v2/leaderboard` page; untypeable rows go to `rejected`."""
+    rows, cursor = parse_data_envelope(body, "/v2/leaderboard")
+    items: list[LeaderboardEntry] = []
+    rejected: list[RejectedRow] = []
+    for index, row in enumerate(rows):
+        try:
+            items.append(parse_leaderboard_entry(row))
+        except ParseError as exc:
+            rejected.append(RejectedRow(index=index, reason=str(exc), raw=row))
+    return Page(items=tuple(items), next_cursor=cursor, rejected=tuple(rejected))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,6 +106,25 @@ class TokenInfo:
     raw: dict[str, Any] = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One `/v2/leaderboard` row: a trader's standing on the PnL or volume board.
+
+    `pnl` is USD over the window (day/week/month: marked equity change; all: realized only);
+    `volume` is both-sides shares, never USD. `rank` ties share a rank and the next skips.
+    """
+
+    rank: int
+    wallet: str  # the ranked proxy wallet, lower-case (the API's `user_id`)
+    user_name: str
+    x_username: str
+    verified: bool
+    pnl: Decimal
+    volume: Decimal
+    profile_image: str
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # Market metadata
 
