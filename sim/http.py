@@ -136,6 +136,8 @@ class ServiceApp:
             return Response(405, {"error": "method not allowed"})
         handler, groups = cast(tuple[Handler, dict[str, str]], found)
         world = self.sim.world
+        if getattr(world.config, f"{self.name}_down", False) and not req.path.startswith("/_sim/"):
+            return Response(503, {"error": f"{self.name} unavailable (simulated outage)"})
         with world.lock:
             try:
                 engine.refresh(world)
