@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from infra.errors import ConfigError
 
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
+FILL_SOURCE_NAMES = ("chain", "data_api")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -35,6 +36,18 @@ class Settings:
     clob_api_url: str = "https://clob.polymarket.com"
     chain_id: int = 137
     polygon_rpc: str = "https://polygon-rpc.com"
+    polygon_ws: str | None = None
+    fill_sources: tuple[str, ...] = FILL_SOURCE_NAMES
+    chain_poll_interval: float = 2.0
+    chain_wallet_chunk: int = 500
+    chain_max_block_range: int = 1000
+    chain_rpc_max_rps: float = 10.0
+    chain_rpc_batch: int = 20
+    chain_confirmations: int = 0
+    chain_stale_seconds: float = 30.0
+    chain_reorg_depth: int = 64
+    data_api_slow_interval: float = 120.0
+    fill_source_grace: float = 600.0
     log_level: str = "INFO"
     log_format: str = "text"
     position_snapshot_interval: float = 300.0
@@ -44,6 +57,16 @@ class Settings:
     paper_balance_usd: Decimal = Decimal("1000")
     default_max_slippage: Decimal = Decimal("0.05")
     metrics_port: int | None = None
+
+    @property
+    def chain_enabled(self) -> bool:
+        """True when the watcher reads fills from the chain (`FILL_SOURCES` has `chain`)."""
+        return "chain" in self.fill_sources
+
+    @property
+    def data_api_enabled(self) -> bool:
+        """True when the watcher polls the Data API (`FILL_SOURCES` has `data_api`)."""
+        return "data_api" in self.fill_sources
 
     @property
     def is_live(self) -> bool:
@@ -59,6 +82,8 @@ class Settings:
                 value = None if value is None else f"***({len(value.split(','))} key(s))"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
+            elif f.name in ("polygon_rpc", "polygon_ws") and value:
+                value = mask_url_path(str(value))
             elif isinstance(value, Decimal):
                 value = str(value)
             out[f.name] = value
@@ -144,6 +169,46 @@ def _parse_choice(name: str, raw: str, choices: tuple[str, ...], upper: bool = F
     return value
 
 
+def _parse_ws_url(name: str, raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL (or empty), got {mask_url_path(raw)!r}")
+    return raw.strip()
+
+
+def _parse_fill_sources(name: str, raw: str) -> tuple[str, ...]:
+    items = [x.strip().lower() for x in raw.split(",") if x.strip()]
+    if not items:
+        raise ConfigError(f"{name} must name at least one of {', '.join(FILL_SOURCE_NAMES)}")
+    unknown = [x for x in items if x not in FILL_SOURCE_NAMES]
+    if unknown:
+        raise ConfigError(f"{name}: unknown source(s) {', '.join(unknown)}; "
+                          f"use {', '.join(FILL_SOURCE_NAMES)}")
+    return tuple(x for x in FILL_SOURCE_NAMES if x in items)
+
+
+def _parse_nonnegative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+def mask_url_path(url: str) -> str:
+    """A URL fit for logs: scheme and host only (RPC providers put API keys in the path)."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return "***"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    tail = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{tail}"
+
+
 def _mask_url_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -183,6 +248,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "POLYMARKET_CLOB_API_URL": ("clob_api_url", _parse_url),
         "POLYMARKET_CHAIN_ID": ("chain_id", _parse_positive_int),
         "POLYGON_RPC": ("polygon_rpc", _parse_url),
+        "POLYGON_WS": ("polygon_ws", _parse_ws_url),
+        "FILL_SOURCES": ("fill_sources", _parse_fill_sources),
+        "CHAIN_POLL_INTERVAL": ("chain_poll_interval", _parse_positive_float),
+        "CHAIN_WALLET_CHUNK": ("chain_wallet_chunk", _parse_positive_int),
+        "CHAIN_MAX_BLOCK_RANGE": ("chain_max_block_range", _parse_positive_int),
+        "POLYGON_RPC_MAX_RPS": ("chain_rpc_max_rps", _parse_positive_float),
+        "POLYGON_RPC_BATCH": ("chain_rpc_batch", _parse_positive_int),
+        "CHAIN_CONFIRMATIONS": ("chain_confirmations", _parse_nonnegative_int),
+        "CHAIN_STALE_SECONDS": ("chain_stale_seconds", _parse_positive_float),
+        "CHAIN_REORG_DEPTH": ("chain_reorg_depth", _parse_positive_int),
+        "DATA_API_SLOW_INTERVAL": ("data_api_slow_interval", _parse_positive_float),
+        "FILL_SOURCE_GRACE": ("fill_source_grace", _parse_positive_float),
         "POSITION_SNAPSHOT_INTERVAL": ("position_snapshot_interval", _parse_positive_float),
         "ORDER_MANAGE_INTERVAL": ("order_manage_interval", _parse_positive_float),
         "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_positive_int),

@@ -377,6 +377,7 @@ class SimConfig:
     rpc_max_batch: int = 1000  # calls per JSON-RPC batch
     chain_taker_buy_reports_usdc: bool = False  # emulate the unverified taker-BUY layout
     data_down: bool = False  # Data API outage: every route answers 503
+    data_api_lag: float = 0.0  # seconds before the Data API shows a row (its indexing delay)
     rpc_down: bool = False  # RPC outage: HTTP answers 503, websocket connections are refused
 
 

@@ -30,7 +30,7 @@ log = logging.getLogger("pmct.sim.ws")
 HOST = "127.0.0.1"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     conn: ServerConnection
     subs: dict[str, tuple[str, Any]] = field(default_factory=dict)

@@ -244,7 +244,7 @@ class JsonRpcClient:
         except ValueError:
             payload = None
         if status != 200:
-            if isinstance(payload, Mapping) and "error" in payload:
+            if isinstance(payload, Mapping) and isinstance(payload.get("error"), Mapping):
                 raise error_from_object(payload["error"], status, response.headers)
             kind = (RpcErrorKind.RATE_LIMITED if status == 429 else
                     RpcErrorKind.TRANSPORT if status >= 500 else RpcErrorKind.OTHER)
