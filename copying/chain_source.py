@@ -346,9 +346,9 @@ class ChainSource:
         lo = start
         while lo <= target and budget > 0:
             hi = min(target, lo + self.range_cap - 1)
-            logs, hi, calls = await self._read_window(lo, hi)
-            budget -= calls
-            result.calls += calls
+            logs, hi, sent = await self._read_window(lo, hi)
+            budget -= sent
+            result.calls += sent
             await self._process(logs, lo, hi, result)
             lo = hi + 1
         if self._suspects and lo > target:

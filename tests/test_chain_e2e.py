@@ -57,7 +57,7 @@ class ChainWorld(World):
     @property
     def chain(self) -> ChainSource:
         assert self.ctx is not None
-        return self.ctx.chain  # type: ignore[no-any-return]
+        return self.ctx.chain
 
     async def acycle(self) -> dict[str, int]:
         """One watcher cycle (chain step + due Data API polls)."""

@@ -22,7 +22,7 @@ def chain_refs(n: int, block: int = 100) -> list[ChainRef | None]:
     return [ChainRef(block, "0x" + "b" * 64, i) for i in range(n)]
 
 
-def store(w: World, rows: list, source: str, seconds: int = 1):  # type: ignore[no-untyped-def]
+def store(w: World, rows: list, source: str, seconds: int = 1):
     db, tid = w
     with db.session() as s:
         out = store_fills(s, tid, rows, now=T + timedelta(seconds=seconds), max_copy_delay=DELAY,
