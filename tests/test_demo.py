@@ -25,6 +25,7 @@ def test_demo_copies_trades_and_logs_no_secret(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "FILLED" in done.stdout and "demo finished" in done.stdout
     assert "copying 0x" in done.stdout  # the report's attribution rows
+    assert "chain (block " in done.stdout  # the watcher learned the fills from the chain
     logs = {p.name: p.read_text(errors="replace") for p in out.glob("*.log")}
     assert {"watcher.log", "executor.log", "simulator.log"} <= set(logs)
     assert "DEBUG" in logs["executor.log"]
