@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -101,11 +102,14 @@ class Chain:
         self.events: list[ChainEvent] = []
         self.wake = threading.Event()
         self.reorgs = 0
+        self.produced_at: dict[int, float] = {}  # wall time each block with logs was produced
         genesis = int(start) - HISTORY_SECONDS
         self.times.append(genesis)
-        self.next_due = genesis + (self.block_time or 2.0)
-        if self.block_time > 0:
-            self.advance(start, quiet=True)
+        cadence = self.block_time or 2.0
+        self.next_due = genesis + cadence
+        while self.next_due <= start:  # the hour of history, whatever the mode
+            self._produce(int(self.next_due), quiet=True)
+            self.next_due += cadence
 
     # ---- reading -------------------------------------------------------------------------------
     @property
@@ -202,6 +206,7 @@ class Chain:
         due = [lg for lg in self.pending if force or lg.at <= ts]
         if due:
             self.pending = [lg for lg in self.pending if not (force or lg.at <= ts)]
+            self.produced_at[number] = time.time()
             self._place(number, due)
             for lg in due:
                 if lg.at == 0:  # moved here by a reorg: the Data API re-indexes it
@@ -248,6 +253,8 @@ class Chain:
         if not logs:
             return
         at = logs[0].at
+        if at < self.times[0]:
+            return  # before the simulated chain began: the Data API alone knows it
         if at >= int(self.times[-1]):
             self.pending.extend(logs)
             self.wake.set()

@@ -186,6 +186,12 @@ class Simulator:
                 "block_time": chain.block_time}
 
     @controlled
+    def block_times(self, numbers: list[int]) -> dict[str, float]:
+        """Wall time (epoch s) at which each of these blocks with logs was produced."""
+        made = self.world.chain.produced_at
+        return {str(n): made[int(n)] for n in numbers if int(n) in made}
+
+    @controlled
     def chain_logs(self, tx_hash: str | None = None) -> list[dict[str, Any]]:
         """The OrderFilled logs on chain (optionally of one transaction), oldest first."""
         chain = self.world.chain

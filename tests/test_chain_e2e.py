@@ -246,22 +246,27 @@ def _fake(i: int) -> Any:
 
 def test_staleness_is_judged_on_the_block_time(
         database: Database, manual_sim: Simulator, fernet_key: str) -> None:
-    """A block 5 minutes old when read (MAX_COPY_DELAY 120 s): SKIPPED(stale); a fresh block's
-    fill is QUEUED — whatever time the watcher read them."""
+    """A block read 5 minutes after it was produced (MAX_COPY_DELAY 120 s): SKIPPED(stale),
+    though the watcher has just seen it; a block read at once: QUEUED."""
     w = ChainWorld(database, manual_sim, fernet_key, datetime.now(UTC) - timedelta(hours=1),
                    fill_sources=("chain",))
 
     async def scenario() -> None:
         async with w:
+            assert w.ctx is not None
             await w.acycle()
-            manual_sim.set_clock(offset=-300)
             manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
             manual_sim.mine_blocks(1)
-            manual_sim.set_clock(offset=0)
+
+            def late() -> datetime:
+                return datetime.now(UTC) + timedelta(seconds=300)
+
+            w.ctx.clock = w.chain.clock = late  # the watcher reads that block 5 minutes later
             await w.acycle()
             assert w.statuses() == [("SKIPPED", "stale"), ("SKIPPED", "stale")]
             [fill] = w.fills()
-            assert (datetime.now(UTC) - fill.occurred_at).total_seconds() > 290
+            assert (fill.first_seen_at - fill.occurred_at).total_seconds() > 290
+            w.ctx.clock = w.chain.clock = lambda: datetime.now(UTC)
             manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "40", "0.66")
             manual_sim.mine_blocks(1)
             await w.acycle()
