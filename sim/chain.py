@@ -179,7 +179,7 @@ class Chain:
             return 0
         made = 0
         while self.next_due <= now:
-            self._produce(int(self.next_due), quiet=quiet)
+            self._produce(int(self.next_due), quiet=quiet, until=self.next_due)
             self.next_due += self.block_time
             made += 1
         return made
@@ -199,13 +199,15 @@ class Chain:
             out.append(self._produce(ts, force=True))
         return out
 
-    def _produce(self, ts: int, quiet: bool = False, force: bool = False) -> int:
+    def _produce(self, ts: int, quiet: bool = False, force: bool = False,
+                 until: float | None = None) -> int:
         ts = max(ts, int(self.times[-1]))
         self.times.append(ts)
         number = self.head
-        due = [lg for lg in self.pending if force or lg.at <= ts]
+        limit = max(float(ts), until or 0.0)  # the block's exact production time (ts is whole s)
+        due = [lg for lg in self.pending if force or lg.at <= limit]
         if due:
-            self.pending = [lg for lg in self.pending if not (force or lg.at <= ts)]
+            self.pending = [lg for lg in self.pending if not (force or lg.at <= limit)]
             self.produced_at[number] = time.time()
             self._place(number, due)
             for lg in due:
