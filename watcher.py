@@ -93,19 +93,14 @@ POLL_CONCURRENCY = 8
 
 
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:
-    """The Polymarket client as the watcher uses it: read-only, lean keep-alive HTTP/1.1.
+    """The Polymarket client as the watcher uses it (httpx's own transport).
 
-    The watcher only sends GETs, thousands a cycle, so it uses KeepAliveTransport (half or less of
-    httpx's default CPU per request; it refuses anything but GET/HEAD) and lets rate-limited
-    waiters wake in groups of POLL_CONCURRENCY rather than one by one.
+    Rate-limited waiters wake in groups of POLL_CONCURRENCY rather than one by one. With the
+    chain source the Data API poll is a backfill (~500 requests/min at 1,000 traders instead of
+    ~2,400), so httpx's transport fits the CPU budget (README, "Fill sources").
     """
     from polymarket_client import PolymarketClient
-    from wire.keepalive import KeepAliveTransport, env_proxy_configured
 
-    if env_proxy_configured():
-        log.info("an HTTP proxy is configured: the watcher uses httpx's own transport")
-    else:
-        kwargs.setdefault("http_transport", KeepAliveTransport())
     return PolymarketClient.from_settings(settings, rate_wake_batch=POLL_CONCURRENCY, **kwargs)
 
 
