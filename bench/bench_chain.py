@@ -156,7 +156,7 @@ def bench_rate(sim: dict[str, Any], n: int, sim_minutes: int) -> float:
     remote = sim["remote"]
 
     def activity_requests() -> int:
-        return sum(1 for r in remote.requests(service="data") if r["path"] == "/v2/activity")
+        return int(remote.request_counts().get("data GET /v2/activity", 0))
 
     with fresh_pg("pmct_bench_chain_rate") as url:
         _seed(url, n)

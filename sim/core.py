@@ -592,6 +592,11 @@ class Simulator:
         ]
 
     @controlled
+    def request_counts(self) -> dict[str, int]:
+        """Requests served since start, per "service METHOD path" (never trimmed)."""
+        return dict(self.world.request_counts)
+
+    @controlled
     def rejections(self) -> list[dict[str, Any]]:
         """Refused POST /order attempts (newest last)."""
         return list(self.world.rejections)

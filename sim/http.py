@@ -147,6 +147,8 @@ class ServiceApp:
             except Exception:  # a simulator bug: answer 500 and keep the traceback for tests
                 self.sim.errors.append(traceback.format_exc())
                 resp = Response(500, {"error": "internal simulator error"})
+            key = f"{self.name} {req.method} {req.path}"
+            world.request_counts[key] = world.request_counts.get(key, 0) + 1
             world.requests.append(
                 {
                     "time": world.clock.now(),

@@ -415,6 +415,7 @@ class World:
         self.rows_by_wallet: dict[str, list[DataRow]] = {}
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
+        self.request_counts: dict[str, int] = {}  # "service METHOD path" -> requests, never trimmed
         self._seq = 0
         self.liquidity_makers = [self._synthetic_identity() for _ in range(3)]
         self.liquidity_takers = [self._synthetic_identity() for _ in range(3)]

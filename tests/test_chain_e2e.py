@@ -382,3 +382,46 @@ def test_single_source_fills_are_counted_after_the_grace(
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(TraderFill)
                         .where(TraderFill.sources_checked_at.isnot(None))) == 1
+
+
+def test_with_confirmations_a_fill_reorganised_away_is_never_queued(
+        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+    """CHAIN_CONFIRMATIONS=1: the head block is not read yet; dropped before it is buried, the
+    fill never reaches the store; a buried one is queued."""
+    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",), chain_confirmations=1)
+
+    async def scenario() -> None:
+        async with w:
+            await w.acycle()
+            rows = manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
+            manual_sim.mine_blocks(1)
+            await w.acycle()
+            assert w.count(TraderFill) == 0  # one block deep needed
+            manual_sim.reorg(w.fill_tx(rows), drop=True)
+            manual_sim.mine_blocks(2)
+            await w.acycle()
+            assert w.count(TraderFill) == 0 and w.count(CopyOrder) == 0
+            manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "40", "0.66")
+            manual_sim.mine_blocks(2)
+            await w.acycle()
+            assert w.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
+
+    asyncio.run(scenario())
+
+
+def test_data_api_down_the_chain_still_copies(
+        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+    """Data API outage: its polls fail, the chain's log queues the copies."""
+    w = make_world(database, manual_sim, fernet_key, data_api_slow_interval=0.001)
+
+    async def scenario() -> None:
+        async with w:
+            await w.acycle()
+            manual_sim.set_outage("data", True)
+            manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
+            manual_sim.mine_blocks(1)
+            counts = await w.acycle()
+            assert counts["errors"] == 1 and counts["chain_new_fills"] == 1
+            assert w.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
+
+    asyncio.run(scenario())
