@@ -203,3 +203,45 @@ def test_a_dropped_reorg_removes_the_data_api_row(node: Simulator) -> None:
     assert node.chain_logs(rows[0]["transaction_hash"]) == []
     data = httpx.get(f"{node.data_url}/v2/activity", params={"user": TRADER_QUIET}).json()["data"]
     assert all(r["transaction_hash"] != rows[0]["transaction_hash"] for r in data)
+
+
+def test_the_subscriber_reconnects_after_an_outage(simulator_factory: Callable[..., Simulator]) -> None:
+    """wire.rpc_ws.Subscriber: heads flow, the node goes away (connection closed, reconnects
+    refused), comes back: the subscriber reconnects by itself and on_connect runs again."""
+    import asyncio
+
+    from wire.rpc import BlockHeader
+    from wire.rpc_ws import Subscriber
+
+    sim = simulator_factory(quiet_scenario(), config=SimConfig(block_time=0.2))
+    heads: list[int] = []
+    connects: list[float] = []
+
+    async def scenario() -> Subscriber:
+        stop = asyncio.Event()
+
+        async def on_head(h: BlockHeader) -> None:
+            heads.append(h.number)
+
+        async def on_connect() -> None:
+            connects.append(time.monotonic())
+
+        sub = Subscriber(sim.ws_url, on_head=on_head, on_connect=on_connect, base_delay=0.1,
+                         max_delay=0.3)
+        task = asyncio.create_task(sub.run(stop))
+        await asyncio.sleep(1.0)
+        assert heads and sub.connected
+        sim.set_outage("rpc", True)
+        await asyncio.sleep(1.0)
+        assert not sub.connected and sub.failures >= 1
+        seen = len(heads)
+        sim.set_outage("rpc", False)
+        await asyncio.sleep(1.5)
+        stop.set()
+        await task
+        assert len(heads) > seen
+        return sub
+
+    sub = asyncio.run(scenario())
+    assert len(connects) >= 2 and sub.connects >= 2
+    assert heads == sorted(heads)
