@@ -242,6 +242,7 @@ class ChainSource:
             sub_task = asyncio.create_task(subscriber.run(stop))
         else:
             subscriber = None
+        inflight = 0
         try:
             while not stop.is_set():
                 wait = self.settings.chain_poll_interval
@@ -258,10 +259,17 @@ class ChainSource:
                     continue
                 try:
                     await self.step(self._take_ws_head())
-                except (RpcError, ReorgInFlight, LogDecodeError, OSError) as exc:
-                    if isinstance(exc, ReorgInFlight):
-                        self._reorg_suspected = True
-                        continue
+                    inflight = 0
+                except ReorgInFlight as exc:
+                    self._reorg_suspected = True
+                    inflight += 1
+                    if inflight >= 3:  # nodes behind a balancer that disagree: back off
+                        inflight = 0
+                        self._failed(exc)
+                    else:
+                        await _wait(stop, None, 0.2)
+                    continue
+                except (RpcError, LogDecodeError, OSError) as exc:
                     self._failed(exc)
                     continue
                 except Exception as exc:  # noqa: BLE001 - keep following; the error is recorded
@@ -341,6 +349,7 @@ class ChainSource:
         result.from_block = start
         if target < start:
             self._persist([], target_header=None, result=result)
+            self._succeeded()
             return result
         budget = MAX_CALLS_PER_STEP
         lo = start
@@ -353,10 +362,13 @@ class ChainSource:
             lo = hi + 1
         if self._suspects and lo > target:
             self.settle_reorg()
+        self._succeeded()
+        return result
+
+    def _succeeded(self) -> None:
         self._count("steps")
         self.health.failures = 0
         self.health.last_error = None
-        return result
 
     def _saw_head(self, head: BlockHeader) -> None:
         h = self.health
