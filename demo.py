@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Offline demo: PMCT copies scripted traders on the local Polymarket simulator.
 
-`make demo` (or `.venv/bin/python demo.py`): starts the simulator, uses a fresh SQLite database
+`make demo` (or `.venv/bin/python demo.py`): starts the simulator (Polymarket and a Polygon
+node with blocks every 2 s; the watcher reads fills from the chain), uses a fresh SQLite database
 and a generated encryption key in ./demo-out, adds a follower (a public throwaway test key),
 derives its CLOB credentials, follows two traders, runs the watcher and the executor (live
 against the simulator, or `--paper`), lets the traders trade, prints what was copied and the
@@ -160,7 +161,8 @@ def copied_table(env: dict[str, str]) -> list[dict[str, Any]]:
                     "trader": labels.get(trader.wallet, trader.wallet[:10]) if trader else "?",
                     "market": (market.question[:38] if market else co.condition_id[:12]),
                     "outcome": token.outcome if token else (fill.outcome if fill else ""),
-                    "trader_fill": f"{fill.side} {fill.size} @ {fill.price}" if fill else "",
+                    "trader_fill": f"{fill.side} {fill.size:f} @ {fill.price.normalize():f}" if fill else "",
+                    "seen_by": _first_source(fill),
                     "copy": (f"{co.side} {co.intended_size} @ {co.intended_price}"
                              if co.intended_size is not None else "-"),
                     "filled": f"{co.filled_size}" + (f" @ {co.avg_fill_price:.4f}" if co.avg_fill_price else ""),
@@ -169,6 +171,16 @@ def copied_table(env: dict[str, str]) -> list[dict[str, Any]]:
     finally:
         engine.dispose()
     return rows
+
+
+def _first_source(fill: Any) -> str:
+    """Which source stored the leader's fill first ("chain" / "data api")."""
+    if fill is None:
+        return ""
+    if fill.seen_by_chain_at and (not fill.seen_by_data_api_at
+                                  or fill.seen_by_chain_at <= fill.seen_by_data_api_at):
+        return f"chain (block {fill.block_number})"
+    return "data api"
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -273,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         web, url = start_web(env, free_port(args.web_port))
         procs.append(("web", web))
         say(f"dashboard: {url}  (login: demo / {password})")
-        say("watcher and executor running; the scripted traders start trading")
+        say("watcher and executor running; the watcher reads fills from the simulated chain "
+            "(OrderFilled logs, a block every 2 s, websocket newHeads) with the Data API as backfill")
+        say("the scripted traders start trading")
         from sim import RemoteSimulator
 
         remote = RemoteSimulator(urls["POLYMARKET_CLOB_API_URL"])

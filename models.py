@@ -2,7 +2,9 @@
 
 Promises enforced by the database itself:
 - a trader fill is stored once: unique (trader_id, fill_key), where fill_key covers tx hash,
-  token, side, size, price, type and an occurrence count for byte-identical rows;
+  token, side, size, price, type and an occurrence count for byte-identical rows, and unique
+  (trader_id, match_key), the key the chain's log and the Data API's row of one fill share
+  (tx hash, token, side, size to 6 decimals, occurrence);
 - one copy order per (trader fill, follow);
 - a venue order hash appears once (copy_orders.order_hash unique);
 - copy order statuses come from one Enum (`CopyStatus`), written only by copy_fsm.transition().
@@ -196,12 +198,15 @@ class Follow(Base):
 
 
 class TraderFill(Base):
-    """One Data API activity row of a followed trader, stored once."""
+    """One fill (or activity row) of a followed trader, stored once whichever source saw it first."""
 
     __tablename__ = "trader_fills"
     __table_args__ = (
         UniqueConstraint("trader_id", "fill_key", name="uq_trader_fills_identity"),
+        UniqueConstraint("trader_id", "match_key", name="uq_trader_fills_match"),
         Index("ix_trader_fills_trader_time", "trader_id", "occurred_at"),
+        Index("ix_trader_fills_trader_tx", "trader_id", "transaction_hash"),
+        Index("ix_trader_fills_unchecked", "sources_checked_at", "first_seen_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -225,6 +230,17 @@ class TraderFill(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # cross-source identity of a TRADE (None for splits/merges/...): see copying.intake
+    match_key: Mapped[str | None] = mapped_column(String(64))
+    # which sources saw it, and when (the first of them is first_seen_at)
+    seen_by_chain_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    seen_by_data_api_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the chain log it came from (a reorg may move it: the latest sighting)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    log_index: Mapped[int | None] = mapped_column(Integer)
+    chain_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # reorged out
+    sources_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # grace audit
 
 
 class CopyOrder(Base):
@@ -431,6 +447,23 @@ class ShardLease(Base):
     owner: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChainCursor(Base):
+    """A watcher shard's chain source: the last block fully read, and the source's health."""
+
+    __tablename__ = "chain_cursors"
+
+    shard: Mapped[str] = mapped_column(String(16), primary_key=True)  # "i/N"
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    head_number: Mapped[int | None] = mapped_column(BigInteger)
+    head_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    mode: Mapped[str] = mapped_column(String(8), default="poll")  # ws | poll
+    healthy: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class SystemFlag(Base):

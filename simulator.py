@@ -1,15 +1,19 @@
-"""Run the local Polymarket simulator (Data API, Gamma, CLOB V2) until SIGTERM/SIGINT.
+"""Run the local Polymarket simulator (Data API, Gamma, CLOB V2, Polygon RPC) until SIGTERM/SIGINT.
 
     python simulator.py --scenario scenarios/demo.json [--data-port N --gamma-port N --clob-port N]
+                        [--rpc-port N --ws-port N --block-time 2]
                         [--random-walk --traders 3 --markets 4 --rate 0.5]
 
-Prints the three base URLs as environment assignments (POLYMARKET_DATA_API_URL=…, …) and a
-final `SIMULATOR_READY` line, then serves on 127.0.0.1 until signalled; exits 0.
+Prints the base URLs as environment assignments (POLYMARKET_DATA_API_URL=…, …, POLYGON_RPC=…,
+POLYGON_WS=…) and a final `SIMULATOR_READY` line, then serves on 127.0.0.1 until signalled;
+exits 0. Blocks come every `--block-time` seconds (default: $BLOCK_TIME, else 2; 0 = only
+when mined through the control API).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -28,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-port", type=int, default=0)
     p.add_argument("--gamma-port", type=int, default=0)
     p.add_argument("--clob-port", type=int, default=0)
+    p.add_argument("--rpc-port", type=int, default=0, help="Polygon JSON-RPC over HTTP")
+    p.add_argument("--ws-port", type=int, default=0, help="Polygon JSON-RPC websocket")
+    p.add_argument("--block-time", type=float, default=None,
+                   help="seconds between blocks (default $BLOCK_TIME or 2; 0 = mined by hand)")
     p.add_argument(
         "--random-walk", action="store_true", help="generate trader fills and book moves"
     )
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.scenario and not args.random_walk:
         print("error: give --scenario and/or --random-walk", file=sys.stderr)
         return 2
-    for name in ("data_port", "gamma_port", "clob_port"):
+    for name in ("data_port", "gamma_port", "clob_port", "rpc_port", "ws_port"):
         if not 0 <= getattr(args, name) <= 65535:
             print(f"error: --{name.replace('_', '-')} must be 0..65535", file=sys.stderr)
             return 2
@@ -61,8 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    block_time = args.block_time
+    if block_time is None and os.environ.get("BLOCK_TIME"):
+        try:
+            block_time = float(os.environ["BLOCK_TIME"])
+        except ValueError:
+            print("error: BLOCK_TIME must be a number of seconds", file=sys.stderr)
+            return 2
+    if block_time is not None and not 0 <= block_time <= 3600:
+        print("error: --block-time must be between 0 and 3600 seconds", file=sys.stderr)
+        return 2
     config = None
-    if args.seed is not None or args.manual_trades:
+    if args.seed is not None or args.manual_trades or block_time is not None:
         config = SimConfig(
             seed=args.seed if args.seed is not None else int(scenario.get("seed", 1))
         )
@@ -74,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             None if args.manual_trades else delays.get("confirmed_after", config.confirmed_after)
         )
         config.chain_id = int(scenario.get("chain_id", 137))
+        config.block_time = float(block_time if block_time is not None
+                                  else scenario.get("block_time", config.block_time))
     walk = (
         RandomWalkConfig(traders=args.traders, markets=args.markets, rate=args.rate)
         if args.random_walk
@@ -87,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             data_port=args.data_port,
             gamma_port=args.gamma_port,
             clob_port=args.clob_port,
+            rpc_port=args.rpc_port,
+            ws_port=args.ws_port,
         )
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -105,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"POLYMARKET_DATA_API_URL={sim.data_url}")
     print(f"POLYMARKET_GAMMA_API_URL={sim.gamma_url}")
     print(f"POLYMARKET_CLOB_API_URL={sim.clob_url}")
+    print(f"POLYGON_RPC={sim.rpc_url}")
+    print(f"POLYGON_WS={sim.ws_url}")
     print("SIMULATOR_READY", flush=True)
     while not stop.wait(0.5):
         pass

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""watcher: polls followed traders' fills on the Data API, stores each once, queues the copies.
+"""watcher: learns followed traders' fills (chain logs and/or the Data API), stores each once,
+queues the copies.
 
 `python watcher.py` runs until SIGTERM/SIGINT; `--once` runs one cycle and exits (0, or 1 on
-failure); `--shard i/N` polls only the traders whose stable address hash falls in shard i, under
-a lease row so two processes never poll one shard. A trader's cursor (last fill time seen)
-advances in the same transaction as the fills and their copy orders, so a crash or SIGTERM at
-any point loses nothing: the next cycle re-polls from the cursor minus an overlap window, and
-the fill identity makes the re-poll insert nothing twice.
+failure); `--shard i/N` watches only the traders whose stable address hash falls in shard i, under
+a lease row so two processes never watch one shard. With `FILL_SOURCES` holding `chain`, a chain
+follower (copying.chain_source) runs beside the cycles and reads the shard's wallets' fills from
+every block; the Data API poll then runs per trader every `DATA_API_SLOW_INTERVAL` (backfill and
+cross-check) while the chain source is healthy, and every cycle when it is not. A trader's Data
+API cursor (last fill time seen) and the chain's block cursor each advance in the same
+transaction as the fills they cover, so a crash or SIGTERM at any point loses nothing, and the
+fill identity makes any re-read insert nothing twice, whichever source reads it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from copying.heartbeats import record_heartbeat
 from copying.intake import fill_keys, store_fills
 from copying.markets import known_tokens, upsert_market
 from copying.position_watch import Holding, record_snapshot
+from copying.source_audit import audit_single_source
 from infra import metrics
 from infra.config import Settings, load_settings
 from infra.daemon import (
@@ -90,19 +95,14 @@ POLL_CONCURRENCY = 8
 
 
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:
-    """The Polymarket client as the watcher uses it: read-only, lean keep-alive HTTP/1.1.
+    """The Polymarket client as the watcher uses it (httpx's own transport).
 
-    The watcher only sends GETs, thousands a cycle, so it uses KeepAliveTransport (half or less of
-    httpx's default CPU per request; it refuses anything but GET/HEAD) and lets rate-limited
-    waiters wake in groups of POLL_CONCURRENCY rather than one by one.
+    Rate-limited waiters wake in groups of POLL_CONCURRENCY rather than one by one. With the
+    chain source the Data API poll is a backfill (~500 requests/min at 1,000 traders instead of
+    ~2,400), so httpx's transport fits the CPU budget (README, "Fill sources").
     """
     from polymarket_client import PolymarketClient
-    from wire.keepalive import KeepAliveTransport, env_proxy_configured
 
-    if env_proxy_configured():
-        log.info("an HTTP proxy is configured: the watcher uses httpx's own transport")
-    else:
-        kwargs.setdefault("http_transport", KeepAliveTransport())
     return PolymarketClient.from_settings(settings, rate_wake_batch=POLL_CONCURRENCY, **kwargs)
 
 
@@ -122,6 +122,9 @@ class WatcherContext:
     # Per trader, the fill keys of the last committed poll: a re-poll that only re-reads them
     # (the overlap window) needs no database transaction. Filled only after a commit.
     stored_keys: dict[int, frozenset[str]] = field(default_factory=dict)
+    chain: Any = None  # copying.chain_source.ChainSource when FILL_SOURCES has chain
+    lease_held: bool = False
+    last_audit: float = 0.0  # monotonic time of the last single-source audit
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -138,6 +141,7 @@ class TraderToPoll:
     cursor_ts: int | None
     first_follow_start: datetime
     last_snapshot_at: datetime | None
+    last_polled_at: datetime | None = None
 
 
 def acquire_lease(factory: sessionmaker[Session], shard: Shard, owner: str, now: datetime,
@@ -174,20 +178,34 @@ def traders_to_poll(session: Session, shard: Shard) -> list[TraderToPoll]:
 
     rows = session.execute(
         select(Trader.id, Trader.wallet, Trader.cursor_ts, func.min(Follow.started_at),
-               Trader.last_snapshot_at)
+               Trader.last_snapshot_at, Trader.last_polled_at)
         .join(Follow, Follow.trader_id == Trader.id)
         .join(Follower, Follower.id == Follow.follower_id)
         .where(Follow.status == FollowStatus.ACTIVE, Follower.status == FollowerStatus.ACTIVE)
-        .group_by(Trader.id, Trader.wallet, Trader.cursor_ts, Trader.last_snapshot_at)
+        .group_by(Trader.id, Trader.wallet, Trader.cursor_ts, Trader.last_snapshot_at,
+                  Trader.last_polled_at)
         .order_by(Trader.id)
     ).all()
     out = []
-    for tid, wallet, cursor_ts, first_start, snap_at in rows:
+    for tid, wallet, cursor_ts, first_start, snap_at, polled_at in rows:
         if shard.owns(wallet):
             if first_start.tzinfo is None:  # SQLite MIN() bypasses the column type
                 first_start = datetime.fromisoformat(str(first_start)).replace(tzinfo=UTC)
-            out.append(TraderToPoll(tid, wallet, cursor_ts, first_start, snap_at))
+            out.append(TraderToPoll(tid, wallet, cursor_ts, first_start, snap_at, polled_at))
     return out
+
+
+def data_api_due(ctx: WatcherContext, traders: list[TraderToPoll]) -> list[TraderToPoll]:
+    """The traders whose Data API poll is due: all of them unless the chain source is healthy,
+    then those never polled or not polled for DATA_API_SLOW_INTERVAL (backfill)."""
+    if not ctx.settings.data_api_enabled:
+        return []
+    if ctx.chain is None or not ctx.chain.healthy:
+        return traders
+    slow = timedelta(seconds=ctx.settings.data_api_slow_interval)
+    now = ctx.clock()
+    return [t for t in traders if t.cursor_ts is None or t.last_polled_at is None
+            or now - t.last_polled_at >= slow]
 
 
 @dataclass
@@ -282,12 +300,17 @@ async def cache_markets(ctx: WatcherContext, pairs: set[tuple[str, str]]) -> int
 async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
     """One full poll: every trader of this shard, then due snapshots, then new markets."""
     stats = CycleStats()
-    if not acquire_lease(ctx.factory, ctx.shard, ctx.owner, ctx.clock(), ctx.lease_ttl):
+    ctx.lease_held = acquire_lease(ctx.factory, ctx.shard, ctx.owner, ctx.clock(), ctx.lease_ttl)
+    if not ctx.lease_held:
         log.warning("shard %s is held by another live watcher; not polling", ctx.shard.name)
         stats.counts["lease_held_elsewhere"] = 1
         return stats
     with session_scope(ctx.factory) as s:
-        traders = traders_to_poll(s, ctx.shard)
+        all_traders = traders_to_poll(s, ctx.shard)
+    counts = stats.counts
+    if ctx.chain is not None:
+        await chain_part(ctx, all_traders, counts)
+    traders = data_api_due(ctx, all_traders)
     sem = asyncio.Semaphore(ctx.concurrency)
 
     async def guarded(t: TraderToPoll) -> PollResult | None:
@@ -307,8 +330,7 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
     if quiet_ids:
         with session_scope(ctx.factory) as s:
             s.execute(update(Trader).where(Trader.id.in_(quiet_ids)).values(last_polled_at=ctx.clock()))
-    counts = stats.counts
-    counts["traders"] = len(traders)
+    counts["traders"] = len(all_traders)
     counts["polled"] = len(results)
     counts["errors"] = sum(1 for r in results if r.failed)
     counts["fetched"] = sum(r.fetched for r in results)
@@ -317,7 +339,14 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
     counts["skipped"] = sum(r.skipped for r in results)
     if stop.is_set():
         return stats
-    due = [t for t in traders if t.last_snapshot_at is None or
+    if ctx.settings.chain_enabled and ctx.settings.data_api_enabled:
+        now_mono = time.monotonic()
+        if now_mono - ctx.last_audit >= 60.0:
+            ctx.last_audit = now_mono
+            counts["single_source"] = audit_single_source(
+                ctx.factory, [t.id for t in all_traders], ctx.clock(),
+                timedelta(seconds=ctx.settings.fill_source_grace))
+    due = [t for t in all_traders if t.last_snapshot_at is None or
            ctx.clock() - t.last_snapshot_at >= timedelta(seconds=ctx.settings.position_snapshot_interval)]
     events = 0
     for t in due:
@@ -332,6 +361,37 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
     if pairs and not stop.is_set():
         counts["new_markets"] = await cache_markets(ctx, pairs)
     return stats
+
+
+async def chain_part(ctx: WatcherContext, traders: list[TraderToPoll], counts: dict[str, int]) -> None:
+    """Hand the shard's wallets to the chain source; without its own task, read up to the head."""
+    from copying.chain_source import Followed
+
+    chain = ctx.chain
+    chain.set_followed(Followed(t.id, t.wallet) for t in traders)
+    if not chain.running:  # --once and tests: one catch-up step inside the cycle
+        try:
+            step = await chain.step()
+        except Exception as exc:  # noqa: BLE001 - the Data API poll below still runs
+            chain._failed(exc)
+            counts["chain_errors"] = 1
+        else:
+            counts["chain_new_fills"] = step.new_fills
+            counts["chain_queued"] = step.queued
+    counts["chain_healthy"] = int(chain.healthy)
+
+
+def make_chain_source(settings: Settings, factory: sessionmaker[Session], client: Any,
+                      shard: Shard, **kwargs: Any) -> Any:
+    """The chain source of this shard (its RPC client and, with POLYGON_WS, its subscriber)."""
+    from copying.chain_source import ChainSource
+    from wire.rpc import JsonRpcClient
+    from wire.rpc_ws import Subscriber
+
+    rpc = kwargs.pop("rpc", None) or JsonRpcClient(settings.polygon_rpc,
+                                                   max_rps=settings.chain_rpc_max_rps)
+    return ChainSource(settings, factory, client, rpc, shard.name, subscriber_factory=Subscriber,
+                       **kwargs)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -353,6 +413,11 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
     ctx = WatcherContext(settings=settings, factory=factory, client=client, shard=shard)
     stop = asyncio.Event()
     install_signal_handlers(stop)
+    chain_task: asyncio.Task[None] | None = None
+    if settings.chain_enabled:
+        ctx.chain = make_chain_source(settings, factory, client, shard)
+        if not args.once:
+            chain_task = asyncio.create_task(ctx.chain.run(stop, may_run=lambda: ctx.lease_held))
     name = "watcher" if shard.count == 1 else f"watcher-{shard.name}"
     started = utcnow()
     metrics_server = metrics.start_server(settings.metrics_port)
@@ -364,6 +429,8 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
         metrics.observe("cycle_seconds", st.elapsed_ms / 1000, daemon="watcher")
         metrics.set_gauge("last_cycle_timestamp_seconds", time.time(), daemon="watcher")
         metrics.sync_total("rate_limit_waits", client.rate_limit_waits)
+        if ctx.chain is not None:
+            metrics.set_gauge("chain_healthy", float(ctx.chain.healthy))
     log.info("watcher starting: shard %s, settings %s", shard.name, settings.redacted())
 
     async def cycle(ev: asyncio.Event) -> CycleStats:
@@ -375,6 +442,11 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
             notifier=SystemdNotifier(), once=args.once, on_cycle=on_cycle,
         )
     finally:
+        stop.set()
+        if chain_task is not None:
+            await chain_task
+        if ctx.chain is not None:
+            await ctx.chain.rpc.aclose()
         if metrics_server is not None:
             metrics_server.shutdown()
         release_lease(factory, shard, ctx.owner)

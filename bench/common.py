@@ -38,13 +38,14 @@ def quiet_scenario_file(tmp: Path) -> Path:
 
 
 @contextmanager
-def simulator_process(scenario: Path) -> Iterator[dict[str, Any]]:
+def simulator_process(scenario: Path, *extra: str) -> Iterator[dict[str, Any]]:
     """`python simulator.py` in a subprocess; yields its URLs and a RemoteSimulator."""
     from tests.conftest_sim import start_simulator_process, stop_simulator_process
 
-    sp = start_simulator_process("--scenario", str(scenario))
+    sp = start_simulator_process("--scenario", str(scenario), *extra)
     try:
-        yield {"data": sp.data_url, "gamma": sp.gamma_url, "clob": sp.clob_url, "remote": sp.remote}
+        yield {"data": sp.data_url, "gamma": sp.gamma_url, "clob": sp.clob_url, "remote": sp.remote,
+               "rpc": sp.rpc_url, "ws": sp.ws_url}
     finally:
         stop_simulator_process(sp)
 

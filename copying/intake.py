@@ -4,6 +4,14 @@ Invariants:
 - identity: there is no trade id, so a fill is keyed on (type, tx hash, token, side, size,
   price) plus an occurrence ordinal among byte-identical rows of one poll; re-polling an
   overlapping window produces the same keys and inserts nothing (INSERT … ON CONFLICT DO NOTHING);
+- one fill, one row, whichever source sees it first: a TRADE also carries a match key, (tx hash,
+  token, side, size to 6 decimals) plus an occurrence ordinal among the trader's fills of that
+  transaction with the same four values. The chain's log (one per order filled, identity tx hash
+  + log index) and the Data API's row of the same fill compute the same match key (price is left
+  out: the API's float price and the chain's amount ratio differ in the last digits). A row that
+  matches no key but has a counterpart from the other source in the same (tx, token, side) that
+  this source has not seen, within SIZE_TOLERANCE shares, is the same fill too (rounding of the
+  API's sizes); both sightings are recorded (`seen_by_chain_at`, `seen_by_data_api_at`);
 - fan-out: only newly inserted fills get copy orders, one per (fill, follow), bulk inserted in
   the same transaction as the fill and the trader's cursor; a fill before a follow started, or
   first seen more than MAX_COPY_DELAY after it happened, gets a SKIPPED copy with the reason
@@ -14,14 +22,15 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import case, literal, null, select, text
+from sqlalchemy import case, literal, null, select, text, update
 from sqlalchemy.orm import Session
 
 from copying.states import INITIAL, Event
@@ -31,6 +40,40 @@ from models import CopyOrder, CopyStatus, Follow, Follower, FollowerStatus, Foll
 from wire.types import Activity
 
 NOTIFY_CHANNEL = "pmct_copy_orders"
+SOURCES = ("chain", "data_api")
+SIZE_QUANTUM = Decimal("0.000001")  # shares have 6 decimals on chain
+SIZE_TOLERANCE = Decimal("0.01")  # shares: beyond it, two sightings are two different fills
+log = logging.getLogger("pmct.intake")
+
+
+@dataclass(frozen=True)
+class ChainRef:
+    """Where a chain-sourced fill's log sits (the latest sighting)."""
+
+    block_number: int
+    block_hash: str
+    log_index: int
+
+
+def match_identity(transaction_hash: str, token_id: str, side: str, size: Decimal) -> tuple[str, ...]:
+    """The cross-source identity of a trade (without the occurrence ordinal)."""
+    return (transaction_hash.lower(), token_id, side,
+            canonical_decimal(size.quantize(SIZE_QUANTUM, rounding=ROUND_HALF_EVEN)))
+
+
+def match_keys(rows: Sequence[Activity]) -> list[str | None]:
+    """Per row, the match key (None for rows that are not trades with a side)."""
+    seen: Counter[tuple[str, ...]] = Counter()
+    out: list[str | None] = []
+    for row in rows:
+        if row.type != "TRADE" or row.side is None:
+            out.append(None)
+            continue
+        ident = match_identity(row.transaction_hash, row.token_id, row.side.value, row.size)
+        occurrence = seen[ident]
+        seen[ident] += 1
+        out.append(hashlib.sha256("|".join(("match", *ident, str(occurrence))).encode()).hexdigest())
+    return out
 
 
 def fill_identity(row: Activity) -> tuple[str, ...]:
@@ -69,15 +112,19 @@ def _occurrences(rows: Sequence[Activity]) -> list[int]:
 
 @dataclass(frozen=True)
 class StoreResult:
-    """What one store call did."""
+    """What one store call did (`matched`: rows another source had already stored)."""
 
     new_fills: int
     queued: int
     skipped: int
+    matched: int = 0
+    new_ids: tuple[int, ...] = ()
 
 
-def _fill_values(trader_id: int, rows: Sequence[Activity], now: datetime) -> list[dict[str, Any]]:
-    keys, occs = fill_keys(rows), _occurrences(rows)
+def _fill_values(trader_id: int, rows: Sequence[Activity], now: datetime, source: str,
+                 chain_refs: Sequence[ChainRef | None] | None) -> list[dict[str, Any]]:
+    keys, occs, mkeys = fill_keys(rows), _occurrences(rows), match_keys(rows)
+    refs: Sequence[ChainRef | None] = chain_refs if chain_refs is not None else [None] * len(rows)
     return [
         {
             "trader_id": trader_id,
@@ -100,9 +147,89 @@ def _fill_values(trader_id: int, rows: Sequence[Activity], now: datetime) -> lis
             "occurred_at": r.timestamp,
             "first_seen_at": now,
             "raw": r.raw,
+            "match_key": mkey,
+            "seen_by_chain_at": now if source == "chain" else None,
+            "seen_by_data_api_at": now if source == "data_api" else None,
+            "block_number": ref.block_number if ref else None,
+            "block_hash": ref.block_hash if ref else None,
+            "log_index": ref.log_index if ref else None,
         }
-        for r, key, occ in zip(rows, keys, occs, strict=True)
+        for r, key, occ, mkey, ref in zip(rows, keys, occs, mkeys, refs, strict=True)
     ]
+
+
+@dataclass
+class _Known:
+    """A stored fill of one of the transactions being stored."""
+
+    id: int
+    fill_key: str
+    match_key: str | None
+    token_id: str
+    side: str | None
+    size: Decimal
+    seen: datetime | None  # by the source storing now
+    block_hash: str | None
+
+
+def _known_fills(session: Session, trader_id: int, txs: set[str], source: str) -> list[_Known]:
+    t = TraderFill.__table__.c
+    seen_col = t.seen_by_chain_at if source == "chain" else t.seen_by_data_api_at
+    rows = session.execute(
+        select(t.id, t.fill_key, t.match_key, t.token_id, t.side, t.size, seen_col, t.block_hash)
+        .where(t.trader_id == trader_id, t.transaction_hash.in_(sorted(txs)))
+    ).all()
+    return [_Known(*r) for r in rows]
+
+
+def _classify(values: list[dict[str, Any]], known: list[_Known],
+              source: str) -> tuple[list[dict[str, Any]], list[tuple[_Known, dict[str, Any]]]]:
+    """Split values into (new fills, (stored fill, value) pairs already stored by some source)."""
+    by_fill = {k.fill_key: k for k in known}
+    by_match = {k.match_key: k for k in known if k.match_key}
+    claimed: set[int] = set()
+    hits: list[tuple[_Known, dict[str, Any]]] = []
+    rest: list[dict[str, Any]] = []
+    for v in values:
+        hit = by_fill.get(v["fill_key"]) or (by_match.get(v["match_key"]) if v["match_key"] else None)
+        if hit is not None:
+            claimed.add(hit.id)
+            hits.append((hit, v))
+        else:
+            rest.append(v)
+    fresh: list[dict[str, Any]] = []
+    for v in rest:
+        candidates = [k for k in known if k.id not in claimed and k.seen is None
+                      and v["match_key"] is not None and k.match_key is not None
+                      and (k.token_id, k.side) == (v["token_id"], v["side"])
+                      and abs(k.size - v["size"]) <= SIZE_TOLERANCE]
+        if not candidates:
+            fresh.append(v)
+            continue
+        best = min(candidates, key=lambda k: (abs(k.size - v["size"]), k.id))
+        log.info("fill %s (tx %s): %s size %s matched the stored size %s within tolerance",
+                 best.id, v["transaction_hash"], source, v["size"], best.size)
+        claimed.add(best.id)
+        hits.append((best, v))
+    return fresh, hits
+
+
+def _record_sightings(session: Session, hits: list[tuple[_Known, dict[str, Any]]], source: str,
+                      now: datetime) -> None:
+    if source == "data_api":
+        ids = [k.id for k, _ in hits if k.seen is None]
+        if ids:
+            session.execute(update(TraderFill).where(TraderFill.id.in_(ids),
+                                                     TraderFill.seen_by_data_api_at.is_(None))
+                            .values(seen_by_data_api_at=now))
+        return
+    for k, v in hits:
+        if k.seen is None or k.block_hash != v["block_hash"]:
+            values: dict[str, Any] = {"block_number": v["block_number"], "block_hash": v["block_hash"],
+                                      "log_index": v["log_index"], "chain_removed_at": None}
+            if k.seen is None:
+                values["seen_by_chain_at"] = now
+            session.execute(update(TraderFill).where(TraderFill.id == k.id).values(**values))
 
 
 def fill_level_skip(fill: dict[str, Any], max_delay: timedelta) -> str | None:
@@ -131,18 +258,30 @@ def store_fills(
     *,
     now: datetime,
     max_copy_delay: timedelta,
+    source: str = "data_api",
+    chain_refs: Sequence[ChainRef | None] | None = None,
 ) -> StoreResult:
-    """Insert unseen fills and their copy orders; the caller commits (with the cursor move)."""
+    """Insert unseen fills and their copy orders; the caller commits (with the cursor move).
+
+    `source` is "data_api" or "chain" (then `chain_refs` gives each row's log). A row another
+    source already stored is not inserted again: its sighting by this source is recorded.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown fill source {source!r}")
     if not rows:
         return StoreResult(0, 0, 0)
-    values = _fill_values(trader_id, rows, now)
+    values = _fill_values(trader_id, rows, now, source, chain_refs)
+    known = _known_fills(session, trader_id, {v["transaction_hash"] for v in values}, source)
+    values, hits = _classify(values, known, source) if known else (values, [])
+    if hits:
+        _record_sightings(session, hits, source, now)
     dialect = session.get_bind().dialect.name
     stmt = insert_ignore(TraderFill.__table__, dialect).returning(
         TraderFill.__table__.c.id, TraderFill.__table__.c.fill_key
     )
     inserted = {key: fid for fid, key in session.execute(stmt, values).all()} if values else {}
     if not inserted:
-        return StoreResult(0, 0, 0)
+        return StoreResult(0, 0, 0, matched=len(hits))
     new_fills = [dict(v, id=inserted[v["fill_key"]]) for v in values if v["fill_key"] in inserted]
     queued = skipped = 0
     for fill in new_fills:
@@ -151,7 +290,8 @@ def store_fills(
             queued, skipped = queued + q, skipped + k
     if queued and dialect == "postgresql":
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    return StoreResult(len(new_fills), queued, skipped)
+    return StoreResult(len(new_fills), queued, skipped, matched=len(hits),
+                       new_ids=tuple(f["id"] for f in new_fills))
 
 
 def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: timedelta,

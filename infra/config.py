@@ -19,6 +19,7 @@ from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET"})
+FILL_SOURCE_NAMES = ("chain", "data_api")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -37,6 +38,18 @@ class Settings:
     clob_api_url: str = "https://clob.polymarket.com"
     chain_id: int = 137
     polygon_rpc: str = "https://polygon-rpc.com"
+    polygon_ws: str | None = None
+    fill_sources: tuple[str, ...] = FILL_SOURCE_NAMES
+    chain_poll_interval: float = 2.0
+    chain_wallet_chunk: int = 500
+    chain_max_block_range: int = 1000
+    chain_rpc_max_rps: float = 10.0
+    chain_rpc_batch: int = 20
+    chain_confirmations: int = 0
+    chain_stale_seconds: float = 30.0
+    chain_reorg_depth: int = 64
+    data_api_slow_interval: float = 120.0
+    fill_source_grace: float = 600.0
     log_level: str = "INFO"
     log_format: str = "text"
     position_snapshot_interval: float = 300.0
@@ -59,6 +72,16 @@ class Settings:
         return self.web_cookie_secure == "true"
 
     @property
+    def chain_enabled(self) -> bool:
+        """True when the watcher reads fills from the chain (`FILL_SOURCES` has `chain`)."""
+        return "chain" in self.fill_sources
+
+    @property
+    def data_api_enabled(self) -> bool:
+        """True when the watcher polls the Data API (`FILL_SOURCES` has `data_api`)."""
+        return "data_api" in self.fill_sources
+
+    @property
     def is_live(self) -> bool:
         """True only when real orders may be posted (`EXECUTION_MODE=live`)."""
         return self.execution_mode == "live"
@@ -74,6 +97,8 @@ class Settings:
                 value = None if value is None else "***"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
+            elif f.name in ("polygon_rpc", "polygon_ws") and value:
+                value = mask_url_path(str(value))
             elif isinstance(value, Decimal):
                 value = str(value)
             out[f.name] = value
@@ -198,6 +223,57 @@ def _parse_choice(name: str, raw: str, choices: tuple[str, ...], upper: bool = F
     return value
 
 
+def _parse_ws_url(name: str, raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL (or empty), got {mask_url_path(raw)!r}")
+    return raw.strip()
+
+
+def _parse_fill_sources(name: str, raw: str) -> tuple[str, ...]:
+    items = [x.strip().lower() for x in raw.split(",") if x.strip()]
+    if not items:
+        raise ConfigError(f"{name} must name at least one of {', '.join(FILL_SOURCE_NAMES)}")
+    unknown = [x for x in items if x not in FILL_SOURCE_NAMES]
+    if unknown:
+        raise ConfigError(f"{name}: unknown source(s) {', '.join(unknown)}; "
+                          f"use {', '.join(FILL_SOURCE_NAMES)}")
+    return tuple(x for x in FILL_SOURCE_NAMES if x in items)
+
+
+def _parse_nonnegative_int(name: str, raw: str, high: int = 10_000) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {_shown(raw)}") from None
+    if not 0 <= value <= high:
+        raise ConfigError(f"{name} must be in 0..{high}, got {_shown(raw)}")
+    return value
+
+
+def _parse_rate(name: str, raw: str) -> float:
+    """Requests per second: a finite number in (0, 100000]."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of requests per second, got {_shown(raw)}") from None
+    if not math.isfinite(value) or not 0 < value <= 100_000:
+        raise ConfigError(f"{name} must be in (0, 100000] requests per second, got {_shown(raw)}")
+    return value
+
+
+def mask_url_path(url: str) -> str:
+    """A URL fit for logs: scheme and host only (RPC providers put API keys in the path)."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return "***"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    tail = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{tail}"
+
+
 def _mask_url_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -243,6 +319,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "POLYMARKET_CLOB_API_URL": ("clob_api_url", _parse_url),
         "POLYMARKET_CHAIN_ID": ("chain_id", _parse_positive_int),
         "POLYGON_RPC": ("polygon_rpc", _parse_url),
+        "POLYGON_WS": ("polygon_ws", _parse_ws_url),
+        "FILL_SOURCES": ("fill_sources", _parse_fill_sources),
+        "CHAIN_POLL_INTERVAL": ("chain_poll_interval", _parse_seconds),
+        "CHAIN_WALLET_CHUNK": ("chain_wallet_chunk", lambda n, r: _parse_positive_int(n, r, 100_000)),
+        "CHAIN_MAX_BLOCK_RANGE": ("chain_max_block_range", lambda n, r: _parse_positive_int(n, r, 1_000_000)),
+        "POLYGON_RPC_MAX_RPS": ("chain_rpc_max_rps", _parse_rate),
+        "POLYGON_RPC_BATCH": ("chain_rpc_batch", lambda n, r: _parse_positive_int(n, r, 10_000)),
+        "CHAIN_CONFIRMATIONS": ("chain_confirmations", _parse_nonnegative_int),
+        "CHAIN_STALE_SECONDS": ("chain_stale_seconds", _parse_seconds),
+        "CHAIN_REORG_DEPTH": ("chain_reorg_depth", lambda n, r: _parse_positive_int(n, r, 10_000)),
+        "DATA_API_SLOW_INTERVAL": ("data_api_slow_interval", _parse_seconds),
+        "FILL_SOURCE_GRACE": ("fill_source_grace", _parse_seconds),
         "POSITION_SNAPSHOT_INTERVAL": ("position_snapshot_interval", _parse_seconds),
         "ORDER_MANAGE_INTERVAL": ("order_manage_interval", _parse_seconds),
         "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_whole_seconds),

@@ -14,6 +14,8 @@
      │    │                      (infra.errors; raised by crypto)
      │    └── MissingKeyError        (above: it is both)
      ├── VenueError              talking to Polymarket or Polygon went wrong (infra.errors)
+     │    ├── RpcError               a Polygon JSON-RPC call failed; .kind says how (wire.rpc)
+     │    ├── LogDecodeError         an OrderFilled log not in the V2 layout (wire.chain)
      │    └── PolymarketError        the client's own tree              (wire.errors)
      │         ├── TransportError        no usable HTTP response
      │         ├── ApiError              an HTTP error status
@@ -36,8 +38,9 @@ Outside the tree, on purpose:
   SKIPPED / give the claim back and retry next cycle), raised and caught inside copying/. They
   are outcomes of normal trading, not failures; as PMCTErrors an `except PMCTError` at an entry
   point would report them as errors.
-- `wire.keepalive._ProtocolError` / `_StaleConnection`: private to the keep-alive transport,
-  always turned into httpx errors (then `TransportError`) before they leave it.
+- `copying.chain_source.ReorgInFlight` / `_Shrink`: control flow inside the chain source (a
+  block hash changed mid-step: read again; a provider cap: split the query), raised and caught
+  inside it.
 - `sim/`: the simulator is a separate program with its own errors.
 - builtin ValueError/TypeError for a caller breaking a function's contract (a bug, exit 1).
 

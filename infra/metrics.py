@@ -77,6 +77,13 @@ CATALOGUE: dict[str, Spec] = {s.name.removeprefix("pmct_").removesuffix("_total"
     Spec("pmct_last_cycle_timestamp_seconds", "gauge", "Unix time of the last completed cycle.",
          ("daemon",)),
     Spec("pmct_kill_switch", "gauge", "1 when the global kill switch is on."),
+    Spec("pmct_chain_healthy", "gauge", "1 while the chain fill source is healthy."),
+    Spec("pmct_chain_errors_total", "counter", "Chain source failures by kind.", ("kind",)),
+    Spec("pmct_chain_reorgs_total", "counter", "Reorganisations the chain source read again."),
+    Spec("pmct_chain_fills_removed_total", "counter",
+         "Chain fills reorganised away and not found again."),
+    Spec("pmct_fill_single_source_total", "counter",
+         "Fills seen by one source only after the grace period, by that source.", ("source",)),
 )}
 
 

@@ -589,13 +589,14 @@ def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_pric
 @json_option
 @pass_ctx
 def status(ctx: _Context, as_json: bool) -> None:
-    """Traders followed, open and pending copies, daemon heartbeats, shard leases, kill switch."""
+    """Traders followed, open and pending copies, daemons, shard leases, fill sources, kill switch."""
     from infra.db import utcnow
     from ops.views import Intervals, status_data
 
     intervals = Intervals(ctx.settings.watcher_poll_interval, ctx.settings.executor_poll_interval)
     with ctx.session() as s:
-        data = status_data(s, utcnow(), intervals)
+        data = status_data(s, utcnow(), intervals, sources=ctx.settings.fill_sources,
+                           chain_stale=ctx.settings.chain_stale_seconds)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -618,6 +619,8 @@ def status(ctx: _Context, as_json: bool) -> None:
         ("daemons", "daemons", ["name", "host", "pid", "last_cycle_at", "last_cycle_age",
                                 "last_cycle_ms", "stale"]),
         ("shard leases", "shard_leases", ["shard", "owner", "expires_at", "expired"]),
+        ("fill sources", "fill_sources", ["shard", "source", "mode", "healthy", "block",
+                                          "lag_blocks", "last_seen", "data_api", "last_error"]),
     ]
     for title, key, columns in sections:
         click.echo(f"\n{title}:")
@@ -803,7 +806,7 @@ def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> N
     from infra.errors import ConfigError
     from infra.startup import env_file_path
     from ops.accounts import find_follower, normalize_address
-    from ops.doctor import Doctor, fail, rpc_get_code
+    from ops.doctor import Doctor, fail, rpc_checks, rpc_get_code
 
     if wallet is not None:
         normalize_address(wallet, "--wallet")
@@ -830,6 +833,7 @@ def doctor(ctx: _Context, wallet: str | None, offline: bool, as_json: bool) -> N
                                                     read_timeout=5.0)
     doc = Doctor(settings=settings, factory=ctx.factory, client=client,
                  get_code=None if offline else rpc_get_code(settings.polygon_rpc),
+                 rpc_check=None if offline else (lambda: rpc_checks(settings)),
                  env_file=env_file_path())
     try:
         doc.check_deployment()

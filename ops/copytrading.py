@@ -119,7 +119,7 @@ def copy_status(session: Session, now: datetime, intervals: Intervals,
     if follower is None:
         return status_data(session, now, intervals)
     data = status_data(session, now, intervals, follower_id=follower.id)
-    for key in ("daemons", "shard_leases", "kill_switch"):
+    for key in ("daemons", "shard_leases", "kill_switch", "fill_sources"):
         data.pop(key, None)
     return data
 

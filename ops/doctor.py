@@ -3,7 +3,9 @@
 Every check ends OK, WARN or FAIL with what to do; the command exits 1 when any check FAILs.
 Deployment: settings, .env permissions, database reachable and migrated, encryption key
 present and decrypting every stored secret, Polymarket endpoints reachable, clock skew vs
-the CLOB's /time, daemon heartbeats, kill switch. Follower: status, wallet type consistent
+the CLOB's /time, daemon heartbeats, kill switch, and the Polygon RPC the chain fill source
+reads (chain id, head age, eth_getLogs on the three exchanges, the block-range cap it meets,
+the websocket when POLYGON_WS is set). Follower: status, wallet type consistent
 with the funder (structure, and contract code on chain via POLYGON_RPC), private key, CLOB L2
 credentials valid (GET closed-only), closed-only status, pUSD balance and allowance for each
 exchange the follower trades on (E1111… standard, e2222… neg-risk, e3333… ExchangeV3).
@@ -88,6 +90,7 @@ class Doctor:
     factory: Any = None
     client: Any = None  # SyncPolymarketClient-like
     get_code: Callable[[str], str] | None = None
+    rpc_check: Callable[[], list[Check]] | None = None
     clock: Callable[[], float] = time.time
     env_file: Path = field(default_factory=lambda: Path(".env"))
     results: list[Check] = field(default_factory=list)
@@ -133,6 +136,9 @@ class Doctor:
             self.add(self._endpoint("gamma_api", lambda: self.client.get_gamma_markets(
                 condition_ids=[PLACEHOLDER_CONDITION])))
             self.add(self._clock_skew())
+        if self.rpc_check is not None:
+            for check in self.rpc_check():
+                self.add(check)
 
     def _env_file(self) -> Check:
         from infra.startup import InsecureEnvFileError, check_env_file_permissions
@@ -500,3 +506,132 @@ def rpc_get_code(rpc_url: str, timeout: float = 5.0) -> Callable[[str], str]:
 
     return get_code
 
+
+
+# -- Polygon RPC (the chain fill source) ------------------------------------------------------
+
+HEAD_WARN_SECONDS = 30
+HEAD_FAIL_SECONDS = 120
+RANGE_PROBES = (10_000, 5_000, 2_000, 1_000, 500, 100, 10)
+
+
+def rpc_checks(settings: Any, clock: Callable[[], float] = time.time,
+               ws_timeout: float = 10.0) -> list[Check]:
+    """The RPC checks, run on a private event loop (admin commands are synchronous)."""
+    import asyncio
+
+    return asyncio.run(_rpc_checks(settings, clock, ws_timeout))
+
+
+async def _rpc_checks(settings: Any, clock: Callable[[], float], ws_timeout: float) -> list[Check]:
+    from infra.config import mask_url_path
+    from wire.chain import ORDER_FILLED_TOPIC, topic_for_address
+    from wire.rpc import JsonRpcClient, RpcError, RpcErrorKind
+    from wire.signing import exchange_addresses
+
+    where = mask_url_path(settings.polygon_rpc)
+    needed = settings.chain_enabled and not settings.data_api_enabled
+    unreachable = fail if needed else warn
+    consequence = ("no fill source left" if needed else
+                   "the chain source will be down and the Data API poll at full speed"
+                   if settings.chain_enabled else "only on-chain wallet checks use it")
+    out: list[Check] = []
+    rpc = JsonRpcClient(settings.polygon_rpc, max_rps=settings.chain_rpc_max_rps)
+    try:
+        try:
+            chain_id = await rpc.chain_id()
+        except RpcError as exc:
+            return [unreachable("rpc", f"{where} unusable ({_err(exc)}): {consequence}",
+                                "check POLYGON_RPC (a paid endpoint for production)")]
+        if chain_id != settings.chain_id:
+            return [fail("rpc", f"{where} is chain {chain_id}, POLYMARKET_CHAIN_ID is "
+                                f"{settings.chain_id}", "point POLYGON_RPC at the right network")]
+        out.append(ok("rpc", f"{where} answers, chain {chain_id}"))
+        head = await rpc.block("latest")
+        if head is None:
+            out.append(fail("rpc_head", "the node has no latest block", "check the node"))
+            return out
+        age = clock() - head.timestamp
+        text = f"head {head.number}, {age:.0f}s old"
+        if age > HEAD_FAIL_SECONDS:
+            out.append(fail("rpc_head", text, "the node is not synced; use another endpoint"))
+        elif age > HEAD_WARN_SECONDS:
+            out.append(warn("rpc_head", text, "the node lags; fills will be detected late"))
+        else:
+            out.append(ok("rpc_head", text))
+        exchanges = list(exchange_addresses(settings.chain_id))
+        try:
+            logs = await rpc.get_logs({"fromBlock": hex(max(0, head.number - 9)),
+                                       "toBlock": hex(head.number), "address": exchanges,
+                                       "topics": [ORDER_FILLED_TOPIC]})
+        except RpcError as exc:
+            out.append(unreachable("rpc_logs", f"eth_getLogs on the exchanges failed ({_err(exc)})",
+                                   "use an endpoint that serves eth_getLogs"))
+            return out
+        out.append(ok("rpc_logs", f"eth_getLogs works: {len(logs)} OrderFilled log(s) on the "
+                                  "three exchanges in the last 10 blocks"))
+        probe = [ORDER_FILLED_TOPIC, None, [topic_for_address(PROBE_WALLET)]]
+        accepted: int | None = None
+        for size in RANGE_PROBES:
+            if size > settings.chain_max_block_range and size != RANGE_PROBES[-1]:
+                continue
+            try:
+                await rpc.get_logs({"fromBlock": hex(max(0, head.number - size + 1)),
+                                    "toBlock": hex(head.number), "address": exchanges,
+                                    "topics": probe})
+            except RpcError as exc:
+                if exc.kind is RpcErrorKind.RATE_LIMITED:
+                    out.append(warn("rpc_range", f"rate limited while probing ({_err(exc)})",
+                                    "lower POLYGON_RPC_MAX_RPS"))
+                    break
+                if exc.kind is RpcErrorKind.RANGE_TOO_LARGE and exc.limit:
+                    accepted = exc.limit
+                    break
+                continue
+            accepted = size
+            break
+        if accepted is None and not any(c.name == "rpc_range" for c in out):
+            out.append(warn("rpc_range", "no eth_getLogs range was accepted",
+                            "use another endpoint"))
+        elif accepted is not None and accepted < settings.chain_max_block_range:
+            out.append(warn("rpc_range", f"the provider caps eth_getLogs at about {accepted} "
+                                         f"blocks (CHAIN_MAX_BLOCK_RANGE="
+                                         f"{settings.chain_max_block_range})",
+                            f"set CHAIN_MAX_BLOCK_RANGE={accepted} (the watcher also learns it)"))
+        elif accepted is not None:
+            out.append(ok("rpc_range", f"{accepted}-block eth_getLogs ranges accepted"))
+    finally:
+        await rpc.aclose()
+    if settings.polygon_ws:
+        out.append(await _ws_check(settings.polygon_ws, ws_timeout))
+    return out
+
+
+async def _ws_check(url: str, timeout: float) -> Check:
+    import asyncio
+
+    from infra.config import mask_url_path
+    from wire.rpc import BlockHeader
+    from wire.rpc_ws import Subscriber
+
+    got: list[BlockHeader] = []
+    stop = asyncio.Event()
+
+    async def on_head(header: BlockHeader) -> None:
+        got.append(header)
+        stop.set()
+
+    sub = Subscriber(url, on_head=on_head, max_delay=1.0, open_timeout=timeout)
+    task = asyncio.create_task(sub.run(stop))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout)
+    except TimeoutError:
+        pass
+    stop.set()
+    await task
+    where = mask_url_path(url)
+    if got:
+        return ok("rpc_ws", f"{where}: newHeads subscription delivered block {got[0].number}")
+    return warn("rpc_ws", f"{where}: no new head within {timeout:.0f}s"
+                + (f" ({sub.last_error})" if sub.last_error else ""),
+                "check POLYGON_WS; without it the watcher polls POLYGON_RPC")

@@ -1,7 +1,7 @@
 """Read-only views behind `admin status` and `admin history` (the seed's dashboard endpoints).
 
 status: traders followed, open and pending copy orders (age, trader / initial / current price),
-daemon heartbeats, shard leases and the kill switch. history: copy orders with filters and the
+daemon heartbeats, shard leases, the fill sources' health and the kill switch. history: copy orders with filters and the
 reason each was skipped, rejected or cancelled. Nothing here writes.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from copying.killswitch import KillSwitchState
 from infra.decimals import canonical_decimal
 from models import (
+    ChainCursor,
     CopyOrder,
     CopyOrderEvent,
     CopyStatus,
@@ -214,8 +215,37 @@ def kill_switch_view(session: Session) -> dict[str, object]:
             "disabled_follows": disabled_follows}
 
 
+def source_rows(session: Session, now: datetime, sources: tuple[str, ...],
+                chain_stale: float) -> list[dict[str, object]]:
+    """Per watcher shard: the chain source's health and what the Data API poll does about it."""
+    out: list[dict[str, object]] = []
+    cursors = list(session.scalars(select(ChainCursor).order_by(ChainCursor.shard)))
+    for c in cursors:
+        seen = c.head_seen_at
+        fresh = seen is not None and (now - seen).total_seconds() <= max(60.0, 3 * chain_stale)
+        healthy = bool(c.healthy) and fresh and "chain" in sources
+        out.append({
+            "shard": c.shard, "source": "chain", "mode": c.mode,
+            "healthy": healthy,
+            "block": c.block_number, "head": c.head_number,
+            "lag_blocks": None if c.head_number is None else max(0, c.head_number - c.block_number),
+            "last_seen": None if seen is None else human_age((now - seen).total_seconds()) + " ago",
+            "last_error": c.last_error if not healthy else None,
+            "data_api": ("off" if "data_api" not in sources else
+                         "backfill (slow)" if healthy else "full speed"),
+        })
+    if "chain" not in sources or not cursors:
+        out.append({"shard": "*", "source": "data_api", "mode": "poll",
+                    "healthy": "data_api" in sources, "block": None, "head": None,
+                    "lag_blocks": None, "last_seen": None,
+                    "last_error": None if "chain" not in sources else "chain source never ran",
+                    "data_api": "full speed" if "data_api" in sources else "off"})
+    return out
+
+
 def status_data(session: Session, now: datetime, intervals: Intervals,
-                follower_id: int | None = None) -> dict[str, Any]:
+                follower_id: int | None = None, sources: tuple[str, ...] = ("chain", "data_api"),
+                chain_stale: float = 30.0) -> dict[str, Any]:
     """Everything `admin status` shows (traders and orders of one follower with `follower_id`)."""
     return {
         "kill_switch": kill_switch_view(session),
@@ -224,6 +254,7 @@ def status_data(session: Session, now: datetime, intervals: Intervals,
         "pending_orders": order_rows(session, PENDING, now, follower_id),
         "daemons": daemon_rows(session, now, intervals),
         "shard_leases": lease_rows(session, now),
+        "fill_sources": source_rows(session, now, sources, chain_stale),
     }
 
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim import clob_api, control, data_api, engine, feeds, gamma_api
+from sim import clob_api, control, data_api, engine, feeds, gamma_api, rpc_api
 from sim.auth import issue_key
 from sim.faults import FaultRegistry
 from sim.http import ServiceApp, ServiceServer
@@ -66,6 +66,8 @@ class Simulator:
         data_port: int = 0,
         gamma_port: int = 0,
         clob_port: int = 0,
+        rpc_port: int = 0,
+        ws_port: int = 0,
     ) -> None:
         self._scenario = (
             read_scenario(scenario) if isinstance(scenario, (str, Path)) else (scenario or {})
@@ -79,6 +81,8 @@ class Simulator:
             base.confirmed_after = delays.get("confirmed_after", base.confirmed_after)
         if config is None and "chain_id" in self._scenario:
             base.chain_id = int(self._scenario["chain_id"])
+        if config is None and "block_time" in self._scenario:
+            base.block_time = float(self._scenario["block_time"])
         self._config_template = base
         self._random_walk_config = random_walk
         self.errors: list[str] = []
@@ -91,12 +95,17 @@ class Simulator:
             "clob": ServiceApp(
                 "clob", control.add_routes(clob_api.build_router()), self, clob_api.not_found
             ),
+            "rpc": ServiceApp("rpc", rpc_api.build_router(), self, rpc_api.not_found),
         }
         self._servers = {
             "data": ServiceServer(apps["data"], data_port),
             "gamma": ServiceServer(apps["gamma"], gamma_port),
             "clob": ServiceServer(apps["clob"], clob_port),
+            "rpc": ServiceServer(apps["rpc"], rpc_port),
         }
+        from sim.ws import WsNode
+
+        self._ws = WsNode(self, ws_port)
         self._started = False
 
     def _fresh_world(self) -> World:
@@ -113,6 +122,7 @@ class Simulator:
             return self
         for server in self._servers.values():
             server.start()
+        self._ws.start()
         if self._random_walk_config is not None:
             self.random_walk = RandomWalk(self, self._random_walk_config)
             self.random_walk.start()
@@ -124,6 +134,7 @@ class Simulator:
         if self.random_walk is not None:
             self.random_walk.stop()
         if self._started:
+            self._ws.stop()
             for server in self._servers.values():
                 server.stop()
         self._started = False
@@ -148,6 +159,61 @@ class Simulator:
     def clob_url(self) -> str:
         """CLOB base URL (control routes live under /_sim/ here)."""
         return self._servers["clob"].url
+
+    @property
+    def rpc_url(self) -> str:
+        """Polygon JSON-RPC (HTTP) URL."""
+        return self._servers["rpc"].url
+
+    @property
+    def ws_url(self) -> str:
+        """Polygon JSON-RPC websocket URL (eth_subscribe)."""
+        return self._ws.url
+
+    # ---- control: chain --------------------------------------------------------------------------
+    @controlled
+    def mine_blocks(self, count: int = 1) -> dict[str, Any]:
+        """Produce `count` blocks now (with every pending log); works in automatic mode too."""
+        numbers = self.world.chain.mine(int(count), self.world.clock.now())
+        return {"blocks": numbers, "head": self.world.chain.head}
+
+    @controlled
+    def chain_head(self) -> dict[str, Any]:
+        """The head block: number, hash, timestamp, and how many logs wait for a block."""
+        chain = self.world.chain
+        return {"number": chain.head, "hash": chain.block_hash(chain.head),
+                "timestamp": chain.timestamp(chain.head), "pending_logs": len(chain.pending),
+                "block_time": chain.block_time}
+
+    @controlled
+    def block_times(self, numbers: list[int]) -> dict[str, float]:
+        """Wall time (epoch s) at which each of these blocks with logs was produced."""
+        made = self.world.chain.produced_at
+        return {str(n): made[int(n)] for n in numbers if int(n) in made}
+
+    @controlled
+    def chain_logs(self, tx_hash: str | None = None) -> list[dict[str, Any]]:
+        """The OrderFilled logs on chain (optionally of one transaction), oldest first."""
+        chain = self.world.chain
+        return [lg.as_json(chain) for lg in chain.logs_in(chain.first, chain.head)
+                if tx_hash is None or lg.tx_hash == tx_hash.lower()]
+
+    @controlled
+    def reorg(self, tx_hash: str, later: int = 1, drop: bool = False) -> dict[str, Any]:
+        """Reorganise the chain: the transaction's logs move `later` blocks on (or are dropped
+        with its Data API rows); every block from the fork to the head gets a new hash."""
+        return self.world.chain.reorg(self.world, tx_hash, later=int(later), drop=bool(drop))
+
+    @controlled
+    def set_outage(self, service: str, down: bool = True) -> dict[str, Any]:
+        """Take the Data API (`data`) or the RPC (`rpc`: HTTP 503 and websockets refused) down
+        or back up."""
+        if service not in ("data", "rpc"):
+            raise ValueError("service must be data or rpc")
+        setattr(self.world.config, f"{service}_down", bool(down))
+        if service == "rpc" and down:
+            self.world.chain.wake.set()
+        return {"service": service, "down": bool(down)}
 
     # ---- control: world ------------------------------------------------------------------------
     @controlled
@@ -201,6 +267,8 @@ class Simulator:
             if not hasattr(self.world.config, name):
                 raise ValueError(f"unknown setting {name!r}")
             setattr(self.world.config, name, value)
+            if name == "block_time":
+                self.world.chain.set_block_time(float(value), self.world.clock.now())
         return dict(vars(self.world.config))
 
     @controlled
@@ -522,6 +590,11 @@ class Simulator:
             for o in self.world.orders.values()
             if (owner is None or o.owner == owner) and (status is None or o.status == status)
         ]
+
+    @controlled
+    def request_counts(self) -> dict[str, int]:
+        """Requests served since start, per "service METHOD path" (never trimmed)."""
+        return dict(self.world.request_counts)
 
     @controlled
     def rejections(self) -> list[dict[str, Any]]:

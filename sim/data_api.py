@@ -284,7 +284,7 @@ def activity_row(world: World, r: DataRow) -> dict[str, Any]:
 
 
 def _visible(world: World, rows: list[DataRow]) -> list[DataRow]:
-    now = world.clock.now()
+    now = world.clock.now() - world.config.data_api_lag
     return [r for r in rows if r.timestamp <= now]
 
 

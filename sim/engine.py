@@ -246,7 +246,7 @@ def cancel(world: World, order: SimOrder, reason: str = "canceled") -> bool:
 
 
 def refresh(world: World) -> None:
-    """Apply everything due by the simulated clock: GTD expiry and automatic trade statuses."""
+    """Apply everything due by the simulated clock: GTD expiry, trade statuses, new blocks."""
     now = world.clock.now()
     for oid in list(world.live_gtd):
         order = world.orders[oid]
@@ -264,6 +264,7 @@ def refresh(world: World) -> None:
             advance_trade(world, trade, TRADE_CONFIRMED, at=trade.confirmed_at)
         if trade.status != TRADE_MATCHED and trade.confirmed_at is None:
             world.auto_trades.discard(tid)  # nothing more happens on its own
+    world.chain.advance(now)
 
 
 def advance_trade(
@@ -298,9 +299,12 @@ def trade_tx_visible(trade: ClobTrade) -> bool:
 
 
 def _emit_rows(world: World, trade: ClobTrade, timestamp: int) -> None:
+    from sim.chain import record_fill
+
     market = world.by_token[trade.token_id]
     enrich = row_enrichment(market, trade.token_id)
-    world.add_row(
+    rows: list[DataRow] = []
+    rows.append(
         DataRow(
             seq=world.next_seq(),
             proxy_wallet=trade.taker_address.lower(),
@@ -318,7 +322,7 @@ def _emit_rows(world: World, trade: ClobTrade, timestamp: int) -> None:
         )
     )
     for leg in trade.makers:
-        world.add_row(
+        rows.append(
             DataRow(
                 seq=world.next_seq(),
                 proxy_wallet=leg.maker_address.lower(),
@@ -335,6 +339,9 @@ def _emit_rows(world: World, trade: ClobTrade, timestamp: int) -> None:
                 **enrich,
             )
         )
+    for r in rows:
+        world.add_row(r)
+    record_fill(world, rows, at=float(timestamp))
 
 
 def row_enrichment(market: Market, token_id: str) -> dict[str, Any]:

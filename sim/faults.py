@@ -64,8 +64,8 @@ class FaultRegistry:
         """Make the next `count` matching requests fail as `kind`."""
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
-        if service not in ("clob", "data", "gamma"):
-            raise ValueError("service must be clob, data or gamma")
+        if service not in ("clob", "data", "gamma", "rpc"):
+            raise ValueError("service must be clob, data, gamma or rpc")
         if count < 1:
             raise ValueError("count must be at least 1")
         if kind == "delay" and delay <= 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
+from sim.chain import record_fill
 from sim.engine import row_enrichment
 from sim.state import COLLATERAL, DataRow, World
 from sim.units import to_base
@@ -93,11 +94,12 @@ def add_trader_fill(
         world.add_row(r)
         return r
 
+    match: list[DataRow] = []
     if role == "taker":
         mine.append(row(wallet, side, size, True))
         for i, piece in enumerate(_split(size, counterparties)):
             _owner, address = world.liquidity_makers[i % len(world.liquidity_makers)]
-            row(address, other, piece, False)
+            match.append(row(address, other, piece, False))
     else:
         pieces = parts or [size]
         if sum(pieces) != size:
@@ -105,7 +107,8 @@ def add_trader_fill(
         for piece in pieces:
             mine.append(row(wallet, side, piece, False))
         _owner, address = world.liquidity_takers[0]
-        row(address, other, size, True)
+        match.append(row(address, other, size, True))
+    record_fill(world, mine + match, at=when if at is not None else world.clock.now())
     shares = to_base(size)
     cash = to_base(size * price)
     sign = 1 if side == "BUY" else -1

@@ -136,6 +136,8 @@ class ServiceApp:
             return Response(405, {"error": "method not allowed"})
         handler, groups = cast(tuple[Handler, dict[str, str]], found)
         world = self.sim.world
+        if getattr(world.config, f"{self.name}_down", False) and not req.path.startswith("/_sim/"):
+            return Response(503, {"error": f"{self.name} unavailable (simulated outage)"})
         with world.lock:
             try:
                 engine.refresh(world)
@@ -145,6 +147,8 @@ class ServiceApp:
             except Exception:  # a simulator bug: answer 500 and keep the traceback for tests
                 self.sim.errors.append(traceback.format_exc())
                 resp = Response(500, {"error": "internal simulator error"})
+            key = f"{self.name} {req.method} {req.path}"
+            world.request_counts[key] = world.request_counts.get(key, 0) + 1
             world.requests.append(
                 {
                     "time": world.clock.now(),

@@ -369,6 +369,16 @@ class SimConfig:
     deposit_wallet_only: bool = False  # every EOA must trade through a deposit wallet
     trading_mode: str = "normal"  # normal | disabled | cancel_only | post_only
     gamma_hide_closed_by_default: bool = True
+    block_time: float = 2.0  # seconds between automatic blocks; 0 = blocks only by `mine_blocks`
+    rpc_max_block_range: int = 1000  # eth_getLogs block-range cap (0 = none)
+    rpc_max_results: int = 10000  # eth_getLogs result cap (0 = none)
+    rpc_max_filter_values: int = 0  # cap on addresses + topic values in one filter (0 = none)
+    rpc_error_style: str = "alchemy"  # whose error codes/messages eth_getLogs caps answer with
+    rpc_max_batch: int = 1000  # calls per JSON-RPC batch
+    chain_taker_buy_reports_usdc: bool = False  # emulate the unverified taker-BUY layout
+    data_down: bool = False  # Data API outage: every route answers 503
+    data_api_lag: float = 0.0  # seconds before the Data API shows a row (its indexing delay)
+    rpc_down: bool = False  # RPC outage: HTTP answers 503, websocket connections are refused
 
 
 class World:
@@ -405,9 +415,13 @@ class World:
         self.rows_by_wallet: dict[str, list[DataRow]] = {}
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
+        self.request_counts: dict[str, int] = {}  # "service METHOD path" -> requests, never trimmed
         self._seq = 0
         self.liquidity_makers = [self._synthetic_identity() for _ in range(3)]
         self.liquidity_takers = [self._synthetic_identity() for _ in range(3)]
+        from sim.chain import Chain
+
+        self.chain = Chain(self.config.block_time, self.started_at, self.config.seed)
 
     # ---- ids -------------------------------------------------------------------------------
     def next_seq(self) -> int:

@@ -138,6 +138,28 @@ def test_status_shows_orders_heartbeats_leases_and_kill_switch(env: Database) ->
     assert data["traders"][0]["active_follows"] == 1
     text = run("status").stdout
     assert "kill switch: ON" in text and "maintenance" in text and "7h00m" in text
+    assert data["fill_sources"][0]["source"] == "data_api"  # the chain source never ran
+    assert data["fill_sources"][0]["last_error"] == "chain source never ran"
+
+
+def test_status_shows_the_chain_source_health(env: Database) -> None:  # noqa: F811
+    """A fresh healthy cursor: Data API in backfill; a stale one with an error: full speed."""
+    from models import ChainCursor
+
+    now = utcnow()
+    with env.session() as s:
+        s.add(ChainCursor(shard="0/2", block_number=100, block_hash="0x" + "a" * 64, head_number=103,
+                          head_seen_at=now, mode="ws", healthy=True, updated_at=now))
+        s.add(ChainCursor(shard="1/2", block_number=90, block_hash="0x" + "b" * 64, head_number=95,
+                          head_seen_at=now - timedelta(minutes=10), mode="poll", healthy=False,
+                          last_error="RpcError: rate_limited HTTP 429", updated_at=now))
+        s.commit()
+    data = json.loads(run("status", "--json").stdout)
+    ok, bad = data["fill_sources"]
+    assert (ok["healthy"], ok["mode"], ok["lag_blocks"], ok["data_api"]) == (True, "ws", 3, "backfill (slow)")
+    assert (bad["healthy"], bad["data_api"]) == (False, "full speed") and "429" in bad["last_error"]
+    text = run("status").stdout
+    assert "fill sources:" in text and "backfill (slow)" in text and "full speed" in text
 
 
 def test_history_filters_and_skip_reasons(env: Database) -> None:  # noqa: F811

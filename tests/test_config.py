@@ -105,7 +105,11 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "POLYGON_RPC", "LOG_LEVEL", "LOG_FORMAT", "WATCHER_OVERLAP_SECONDS",
                 "POSITION_SNAPSHOT_INTERVAL", "ORDER_MANAGE_INTERVAL", "CLAIM_LEASE_SECONDS",
                 "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT", "WEB_HOST",
-                "WEB_PORT", "WEB_SESSION_SECRET", "WEB_COOKIE_SECURE"):
+                "WEB_PORT", "WEB_SESSION_SECRET", "WEB_COOKIE_SECURE", "POLYGON_WS",
+                "FILL_SOURCES", "CHAIN_POLL_INTERVAL", "CHAIN_WALLET_CHUNK", "CHAIN_MAX_BLOCK_RANGE",
+                "POLYGON_RPC_MAX_RPS", "POLYGON_RPC_BATCH", "CHAIN_CONFIRMATIONS",
+                "CHAIN_STALE_SECONDS", "CHAIN_REORG_DEPTH", "DATA_API_SLOW_INTERVAL",
+                "FILL_SOURCE_GRACE"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
 

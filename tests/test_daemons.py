@@ -39,6 +39,7 @@ def daemon_env(tmp_path: Path, simulator_factory: Callable[..., Simulator], fern
     return {**os.environ, "DATABASE_URL": url, "ENCRYPTION_KEY": fernet_key,
             "PMCT_ENV_FILE": str(tmp_path / "none.env"), "POLYMARKET_DATA_API_URL": sim.data_url,
             "POLYMARKET_GAMMA_API_URL": sim.gamma_url, "POLYMARKET_CLOB_API_URL": sim.clob_url,
+            "POLYGON_RPC": sim.rpc_url, "POLYGON_WS": sim.ws_url,
             "WATCHER_POLL_INTERVAL": "0.2", "EXECUTOR_POLL_INTERVAL": "0.2"}
 
 

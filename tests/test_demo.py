@@ -26,6 +26,7 @@ def test_demo_copies_trades_and_logs_no_secret(tmp_path: Path) -> None:
     assert "FILLED" in done.stdout and "demo finished" in done.stdout
     assert "copying 0x" in done.stdout  # the report's attribution rows
     assert "dashboard: http://127.0.0.1:" in done.stdout and "login: demo / " in done.stdout
+    assert "chain (block " in done.stdout  # the watcher learned the fills from the chain
     logs = {p.name: p.read_text(errors="replace") for p in out.glob("*.log")}
     assert {"watcher.log", "executor.log", "simulator.log", "web.log"} <= set(logs)
     assert "DEBUG" in logs["executor.log"]

@@ -189,3 +189,34 @@ def test_wallet_type_against_chain_code(sig: int, funder: str, code: str, expect
     assert doc._wallet_on_chain(f).status is expected
     structure = doc._wallet_structure(f).status
     assert structure is (Status.OK if (sig == 0) == (funder == f.signer_address) else Status.FAIL)
+
+
+def test_rpc_checks_against_the_simulated_node(sim_env: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chain id, head age, eth_getLogs on the exchanges, the range cap the node enforces, the websocket."""
+    monkeypatch.setenv("POLYGON_RPC", sim_env.rpc_url)
+    monkeypatch.setenv("POLYGON_WS", sim_env.ws_url)
+    sim_env.configure(rpc_max_block_range=100)
+    c = checks(run("doctor", "--json"))
+    assert c["rpc"][0] == "OK" and "chain 137" in c["rpc"][1]
+    assert c["rpc_head"][0] == "OK"
+    assert c["rpc_logs"][0] == "OK" and "OrderFilled" in c["rpc_logs"][1]
+    assert c["rpc_range"][0] == "WARN" and "CHAIN_MAX_BLOCK_RANGE=100" in c["rpc_range"][1]
+    assert c["rpc_ws"][0] == "OK"
+
+
+def test_rpc_on_another_chain_fails(sim_env: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node of another network is a FAIL whatever the fill sources."""
+    monkeypatch.setenv("POLYGON_RPC", sim_env.rpc_url)
+    sim_env.configure(chain_id=80002)
+    r = run("doctor", "--json")
+    assert r.exit_code == 1
+    assert checks(r)["rpc"][0] == "FAIL"
+
+
+def test_an_unreachable_rpc_fails_only_when_the_chain_is_the_only_source(
+        sim_env: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the Data API as fallback an unreachable RPC is a WARN; with FILL_SOURCES=chain a FAIL."""
+    assert checks(run("doctor", "--json"))["rpc"][0] == "WARN"
+    monkeypatch.setenv("FILL_SOURCES", "chain")
+    r = run("doctor", "--json")
+    assert checks(r)["rpc"][0] == "FAIL" and r.exit_code == 1

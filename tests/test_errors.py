@@ -39,7 +39,7 @@ from wire.signing import OrderSigningError
 PACKAGES = ("infra", "wire", "copying", "ops")
 TOP_MODULES = ("crypto", "models", "polymarket_client", "smart_pricing", "watcher", "executor")
 # Outside the tree on purpose (each one is explained in the infra.errors drawing).
-OUTSIDE_THE_TREE = {"SkipCopy", "RetryLater", "_ProtocolError", "_StaleConnection"}
+OUTSIDE_THE_TREE = {"SkipCopy", "RetryLater", "ReorgInFlight", "_Shrink"}
 
 
 def _application_modules() -> list[str]:

@@ -35,6 +35,13 @@ CONTRACT: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "pmct_open_copy_orders": ("gauge", "Copy orders open at the venue.", ()),
     "pmct_last_cycle_timestamp_seconds": ("gauge", "Unix time of the last completed cycle.", ("daemon",)),
     "pmct_kill_switch": ("gauge", "1 when the global kill switch is on.", ()),
+    "pmct_chain_healthy": ("gauge", "1 while the chain fill source is healthy.", ()),
+    "pmct_chain_errors": ("counter", "Chain source failures by kind.", ("kind",)),
+    "pmct_chain_reorgs": ("counter", "Reorganisations the chain source read again.", ()),
+    "pmct_chain_fills_removed": ("counter", "Chain fills reorganised away and not found again.", ()),
+    "pmct_fill_single_source": ("counter",
+                                "Fills seen by one source only after the grace period, by that source.",
+                                ("source",)),
 }
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -110,3 +110,13 @@ def test_remote_errors_and_reset(simulator_process: SimProcess) -> None:
         assert client.get("/data/orders").status_code == 401  # keys are gone too
     finally:
         client.close()
+
+
+def test_the_process_prints_the_polygon_urls(simulator_process: SimProcess) -> None:
+    """`simulator.py` prints POLYGON_RPC / POLYGON_WS like its other URLs; the node answers."""
+    assert simulator_process.rpc_url.startswith("http://127.0.0.1:")
+    assert simulator_process.ws_url.startswith("ws://127.0.0.1:")
+    answer = httpx.post(simulator_process.rpc_url,
+                        json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).json()
+    assert answer["result"] == "0x89"
+    assert simulator_process.remote.chain_head()["block_time"] == 2.0

@@ -246,6 +246,7 @@ def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: World) -> None:
     env = {**os.environ, "DATABASE_URL": world.db.url, "PMCT_ENV_FILE": "/nonexistent/.env",
            "POLYMARKET_DATA_API_URL": world.sim.data_url, "POLYMARKET_GAMMA_API_URL": world.sim.gamma_url,
            "POLYMARKET_CLOB_API_URL": world.sim.clob_url, "WATCHER_POLL_INTERVAL": "1",
+           "POLYGON_RPC": world.sim.rpc_url,
            "LOG_LEVEL": "INFO"}
     before = len(world.sim.requests(service="data", path="/v2/activity"))
     proc = subprocess.Popen([sys.executable, "watcher.py"], cwd=ROOT, env=env,  # noqa: S603

@@ -81,6 +81,14 @@ _EXCHANGES: dict[int, dict[str, str]] = {
 }
 
 
+def exchange_addresses(chain_id: int) -> tuple[str, ...]:
+    """The V2 exchanges of a chain (standard, neg-risk, ExchangeV3): where fills are settled."""
+    table = _EXCHANGES.get(chain_id)
+    if table is None:
+        raise OrderSigningError(f"no exchange addresses known for chain {chain_id}")
+    return (table["standard"], table["neg_risk"], table["v3"])
+
+
 class OrderSigningError(OrderError):
     """Order inputs that are invalid or inconsistent; raised before anything is signed."""
 
