@@ -2,7 +2,8 @@
 
 Invariant: every status change goes through `transition()`, which refuses moves not in
 `ALLOWED` and adds a `CopyOrderEvent` row in the caller's transaction, so the history and the
-status can never disagree. A signed order is reconciled, never re-queued or re-signed: no move
+status can never disagree; a move to REJECTED, IN_DOUBT or SKIPPED also adds its notification
+(notify/outbox.py) to that same transaction. A signed order is reconciled, never re-queued or re-signed: no move
 leads from SIGNED or IN_DOUBT back to QUEUED or CLAIMED.
 """
 
@@ -16,6 +17,7 @@ from infra.db import utcnow
 from infra.errors import IllegalTransition
 from models import CopyOrder, CopyOrderEvent
 from models import CopyStatus as S
+from notify.outbox import STATUS_KINDS, copy_status_changed
 
 TERMINAL = frozenset({S.FILLED, S.REJECTED, S.NOT_PLACED, S.CANCELED, S.EXPIRED, S.SKIPPED})
 OPEN_AT_VENUE = frozenset({S.LIVE, S.PARTIAL, S.CANCELING})
@@ -74,4 +76,6 @@ def transition(
         detail=detail,
     )
     session.add(row)
+    if target in STATUS_KINDS and target != current:
+        copy_status_changed(session, order, target, detail)
     return row
