@@ -62,6 +62,12 @@ def test_path_prefix_urls_are_kept() -> None:
         ("PAPER_BALANCE_USD", "-5"),
         ("DEFAULT_MAX_SLIPPAGE", "2"),
         ("METRICS_PORT", "70000"),
+        ("TELEGRAM_API_URL", "ftp://x"),
+        ("DISCORD_API_URL", "discord.com"),
+        ("TELEGRAM_POLL_TIMEOUT", "60"),
+        ("NOTIFY_POLL_INTERVAL", "0"),
+        ("NOTIFY_MAX_ATTEMPTS", "-1"),
+        ("NOTIFY_DIGEST_HOUR", "24"),
     ],
 )
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
@@ -104,6 +110,24 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "POLYMARKET_GAMMA_API_URL", "POLYMARKET_CLOB_API_URL", "POLYMARKET_CHAIN_ID",
                 "POLYGON_RPC", "LOG_LEVEL", "LOG_FORMAT", "WATCHER_OVERLAP_SECONDS",
                 "POSITION_SNAPSHOT_INTERVAL", "ORDER_MANAGE_INTERVAL", "CLAIM_LEASE_SECONDS",
-                "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT"):
+                "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT", "TELEGRAM_BOT_TOKEN",
+                "TELEGRAM_API_URL", "DISCORD_API_URL", "TELEGRAM_POLL_TIMEOUT",
+                "NOTIFY_POLL_INTERVAL", "NOTIFY_MAX_ATTEMPTS", "NOTIFY_LEASE_SECONDS",
+                "NOTIFY_SKIP_DIGEST_SECONDS", "NOTIFY_DIGEST_HOUR", "NOTIFY_RETENTION_DAYS"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
+
+
+def test_bot_token_is_a_masked_secret() -> None:
+    """TELEGRAM_BOT_TOKEN: a secret variable, masked by redacted() and repr, never echoed."""
+    from infra.config import SECRET_VARIABLES
+
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    s = load_settings({"TELEGRAM_BOT_TOKEN": token}, env_file=NO_FILE)
+    assert s.telegram_bot_token == token and "TELEGRAM_BOT_TOKEN" in SECRET_VARIABLES
+    assert s.redacted()["telegram_bot_token"] == "***"
+    assert token not in repr(s.redacted()) and token not in repr(s)
+    bogus = "not-a-token-but-secret-anyway"
+    with pytest.raises(ConfigError) as err:
+        load_settings({"TELEGRAM_BOT_TOKEN": bogus}, env_file=NO_FILE)
+    assert "TELEGRAM_BOT_TOKEN" in str(err.value) and bogus not in str(err.value)
