@@ -1,10 +1,13 @@
 """Run the local Polymarket simulator (Data API, Gamma, CLOB V2) until SIGTERM/SIGINT.
 
     python simulator.py --scenario scenarios/demo.json [--data-port N --gamma-port N --clob-port N]
-                        [--random-walk --traders 3 --markets 4 --rate 0.5]
+                        [--random-walk --traders 3 --markets 4 --rate 0.5] [--chat-fakes]
 
 Prints the three base URLs as environment assignments (POLYMARKET_DATA_API_URL=…, …) and a
-final `SIMULATOR_READY` line, then serves on 127.0.0.1 until signalled; exits 0.
+final `SIMULATOR_READY` line, then serves on 127.0.0.1 until signalled; exits 0. With
+`--chat-fakes` it also serves a Telegram Bot API (sim/telegram.py; it accepts the
+TELEGRAM_BOT_TOKEN of its environment, or any well-formed token) and Discord webhooks
+(sim/discord.py; any webhook id/token) and prints TELEGRAM_API_URL= and DISCORD_API_URL=.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from sim import RandomWalkConfig, SimConfig, Simulator
 from sim.scenario import ScenarioError, read_scenario
@@ -35,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--markets", type=int, default=4)
     p.add_argument("--rate", type=float, default=0.5, help="random-walk fills per second")
     p.add_argument("--seed", type=int, default=None, help="override the scenario seed")
+    p.add_argument("--chat-fakes", action="store_true",
+                   help="also serve local Telegram Bot API and Discord webhook fakes")
     p.add_argument(
         "--manual-trades",
         action="store_true",
@@ -102,12 +108,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sim.start()
+    fakes: list[Any] = []
+    if args.chat_fakes:
+        import os
+
+        from sim.discord import FakeDiscord
+        from sim.telegram import FakeTelegram
+
+        fakes = [FakeTelegram(os.environ.get("TELEGRAM_BOT_TOKEN") or None).start(),
+                 FakeDiscord(accept_any=True).start()]
     print(f"POLYMARKET_DATA_API_URL={sim.data_url}")
     print(f"POLYMARKET_GAMMA_API_URL={sim.gamma_url}")
     print(f"POLYMARKET_CLOB_API_URL={sim.clob_url}")
+    if fakes:
+        print(f"TELEGRAM_API_URL={fakes[0].url}")
+        print(f"DISCORD_API_URL={fakes[1].url}/api")
     print("SIMULATOR_READY", flush=True)
     while not stop.wait(0.5):
         pass
+    for fake in fakes:
+        fake.stop()
     sim.stop()
     return 0
 

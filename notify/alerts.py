@@ -97,7 +97,11 @@ def digest_key(follower_id: int, day: date) -> str:
 
 def enqueue_digest(session: Session, follower: Follower, day: date,
                    prices: PriceSource | None, now: datetime | None = None) -> bool:
-    """Generate one follower's digest of `day` unless done; True when added."""
+    """Generate one follower's digest of `day` unless done (or the follower is newer); True when added."""
+    from notify.digest import day_bounds
+
+    if follower.created_at is not None and follower.created_at >= day_bounds(day)[1]:
+        return False  # nothing to say about a day before the follower existed
     payload = digest_payload(session, follower, day, prices, until=now or utcnow())
     return enqueue_once(session, NotificationKind.DAILY_DIGEST, follower.id, payload,
                         digest_key(follower.id, day))

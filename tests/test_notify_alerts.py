@@ -49,6 +49,7 @@ def _fill(s: Session, follower: Follower, fo_id: int, trader_id: int, n: int, si
 def _history(s: Session) -> Follower:
     """D-1: BUY 5 @ 0.40; D: BUY 10 @ 0.50 (fee 0.01), SELL 4 @ 0.60 (fee 0.02); a skip on D."""
     f = factories.follower(s)
+    f.created_at = _at(DAY - timedelta(days=2), 9)
     t = factories.trader(s)
     fo = factories.follow(s, f, t)
     _fill(s, f, fo.id, t.id, 1, "BUY", "5", "0.40", "0", _at(DAY - timedelta(days=1), 12))
@@ -101,6 +102,15 @@ def test_digest_without_prices_says_na(database: Database, keyring: KeyRing) -> 
         p = digest_payload(s, f, DAY, None)
     assert p["scopes"][0]["unrealized_pnl_usd"] == "n/a" and p["scopes"][0]["net_pnl_usd"] == "n/a"
     assert p["scopes"][0]["realized_pnl_usd"] == "0.510667"
+
+
+def test_no_digest_for_a_day_before_the_follower_existed(database: Database, keyring: KeyRing) -> None:
+    """A follower added today gets no digest of yesterday."""
+    with database.session() as s:
+        f = factories.follower(s)
+        f.created_at = _at(DAY, 18)
+        assert not alerts.enqueue_digest(s, f, DAY - timedelta(days=1), None, _at(DAY, 19))
+        assert alerts.enqueue_digest(s, f, DAY, None, _at(DAY + timedelta(days=1), 1))
 
 
 def test_digest_due_day() -> None:
