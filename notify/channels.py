@@ -7,8 +7,8 @@ request may have reached the server, e.g. a read timeout); permanent (the row gi
 Telegram group became a supergroup with a new id).
 
 Limits (Telegram publishes no exact numbers; these are its bot FAQ's): about 1 message per
-second per chat, 20 per minute per group, about 30 per second in all; Discord: the webhook's
-`X-RateLimit-*` headers (5 requests per 2 s is the usual webhook bucket, used until headers are
+second per chat, 20 per minute per group, about 30 per second in all (we send at most 25);
+Discord: the webhook's `X-RateLimit-*` headers (5 requests per 2 s is the usual webhook bucket, used until headers are
 seen) and its 429 body's `retry_after` (seconds, a float) or `Retry-After` header. Buckets are
 `wire.transport.TokenBucket`.
 
@@ -34,7 +34,7 @@ from wire.transport import BucketSpec, TokenBucket
 
 log = logging.getLogger("pmct.notify")
 
-TELEGRAM_GLOBAL = BucketSpec(capacity=30, rate=30.0)
+TELEGRAM_GLOBAL = BucketSpec(capacity=25, rate=25.0)  # "about 30 a second": keep a margin
 TELEGRAM_PRIVATE_CHAT = BucketSpec(capacity=1, rate=1.0)
 TELEGRAM_GROUP_CHAT = BucketSpec(capacity=1, rate=20 / 60)
 DISCORD_WEBHOOK = BucketSpec(capacity=5, rate=2.5)

@@ -72,6 +72,7 @@ BACKOFF_BASE = 5.0  # seconds before the first retry; doubles per attempt
 BACKOFF_CAP = 900.0
 MAX_BUNDLE_ROWS = 40
 ROUTE_BATCH = 500
+SEND_CONCURRENCY = 8  # requests in flight at once (the buckets pace them further)
 
 
 @dataclass
@@ -105,19 +106,43 @@ def _pg(session: Session) -> bool:
 
 # --- 1. routing ---------------------------------------------------------------------------
 
-def wants(dest: NotifyDestination, note: Notification, allowed: dict[int, bool]) -> bool:
-    """Does `dest` receive `note` (targeted reply, events filter, scope, tier)?"""
-    if note.destination_id is not None:
-        return note.destination_id == dest.id
-    if note.kind is K.COMMAND_REPLY or note.kind not in events_of(dest):
-        return False
-    if dest.scope == ADMIN_SCOPE:
-        return True
-    if dest.follower_id is None or not allowed.get(dest.follower_id, False):
-        return False
-    if note.follower_id is None:
-        return note.kind in BROADCAST_EVENTS
-    return note.follower_id == dest.follower_id
+@dataclass
+class Routes:
+    """The enabled destinations, indexed once per routing batch (O(notifications + deliveries))."""
+
+    by_id: dict[int, NotifyDestination]
+    admins: list[tuple[NotifyDestination, frozenset[K]]]
+    followers: dict[int, list[tuple[NotifyDestination, frozenset[K]]]]  # alert tiers only
+
+    @classmethod
+    def load(cls, s: Session) -> Routes:
+        """Read the enabled destinations and their followers' tiers."""
+        dests = list(s.scalars(select(NotifyDestination).where(NotifyDestination.enabled.is_(True))))
+        fids = {d.follower_id for d in dests if d.follower_id is not None}
+        allowed = {fid for fid, tier in s.execute(select(Follower.id, Follower.tier).where(
+            Follower.id.in_(fids))) if alerts_allowed(tier)} if fids else set()
+        admins: list[tuple[NotifyDestination, frozenset[K]]] = []
+        followers: dict[int, list[tuple[NotifyDestination, frozenset[K]]]] = {}
+        for d in dests:
+            if d.scope == ADMIN_SCOPE:
+                admins.append((d, events_of(d)))
+            elif d.follower_id in allowed:
+                followers.setdefault(d.follower_id, []).append((d, events_of(d)))
+        return cls({d.id: d for d in dests}, admins, followers)
+
+    def targets(self, note: Notification) -> list[NotifyDestination]:
+        """Who receives `note`: its targeted chat, else by events filter, scope and tier."""
+        if note.destination_id is not None:
+            dest = self.by_id.get(note.destination_id)
+            return [dest] if dest is not None else []
+        if note.kind is K.COMMAND_REPLY:
+            return []
+        out = [d for d, events in self.admins if note.kind in events]
+        if note.follower_id is not None:
+            out += [d for d, events in self.followers.get(note.follower_id, ()) if note.kind in events]
+        elif note.kind in BROADCAST_EVENTS:
+            out += [d for pairs in self.followers.values() for d, events in pairs if note.kind in events]
+        return out
 
 
 def route(ctx: SenderContext, limit: int = ROUTE_BATCH) -> tuple[int, int]:
@@ -131,20 +156,17 @@ def route(ctx: SenderContext, limit: int = ROUTE_BATCH) -> tuple[int, int]:
         if not notes:
             return 0, 0
         now = ctx.clock()
-        dests = list(s.scalars(select(NotifyDestination).where(NotifyDestination.enabled.is_(True))))
-        follower_ids = {d.follower_id for d in dests if d.follower_id is not None}
-        allowed = {fid: alerts_allowed(tier) for fid, tier in s.execute(
-            select(Follower.id, Follower.tier).where(Follower.id.in_(follower_ids)))} if follower_ids else {}
+        routes = Routes.load(s)
         skip_delay = timedelta(seconds=ctx.settings.notify_skip_digest_seconds)
         values: list[dict[str, Any]] = []
         for note in notes:
             due = (note.created_at or now) + skip_delay if note.kind is K.COPY_SKIPPED else now
-            for dest in dests:
-                if wants(dest, note, allowed):
-                    values.append({"notification_id": note.id, "destination_id": dest.id,
-                                   "kind": note.kind, "status": D.PENDING, "attempts": 0,
-                                   "in_doubt": False, "next_attempt_at": due, "created_at": now})
-            note.routed_at = now
+            for dest in routes.targets(note):
+                values.append({"notification_id": note.id, "destination_id": dest.id,
+                               "kind": note.kind, "status": D.PENDING, "attempts": 0,
+                               "in_doubt": False, "next_attempt_at": due, "created_at": now})
+        s.execute(update(Notification).where(Notification.id.in_([n.id for n in notes]))
+                  .values(routed_at=now).execution_options(synchronize_session=False))
         if values:
             s.execute(insert_ignore(NotificationDelivery.__table__, s.get_bind().dialect.name), values)
         return len(notes), len(values)
@@ -397,8 +419,11 @@ def _move_chat(s: Session, dest: NotifyDestination, new_chat_id: int) -> None:
     log.info("telegram group migrated to supergroup %s; destination %s updated", new_chat_id, dest.id)
 
 
-async def deliver(ctx: SenderContext, dest_id: int) -> str:
+async def deliver(ctx: SenderContext, dest_id: int, gate: asyncio.Semaphore | None = None) -> str:
     """Wait for the destination's rate-limit tokens, claim, send, record; returns a label."""
+    if gate is not None:
+        async with gate:
+            return await deliver(ctx, dest_id)
     with session_scope(ctx.factory) as s:
         dest = s.get(NotifyDestination, dest_id)
         if dest is None:
@@ -446,7 +471,8 @@ async def send_due(ctx: SenderContext, stop: asyncio.Event | None = None) -> dic
     dest_ids = due_destinations(ctx)
     if not dest_ids:
         return counts
-    results = await asyncio.gather(*(deliver(ctx, d) for d in dest_ids), return_exceptions=True)
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+    results = await asyncio.gather(*(deliver(ctx, d, gate) for d in dest_ids), return_exceptions=True)
     for dest_id, res in zip(dest_ids, results, strict=True):
         if isinstance(res, BaseException):
             log.error("delivering to destination %s failed: %s", dest_id,

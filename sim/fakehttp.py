@@ -93,7 +93,10 @@ class FakeServer:
 
             do_GET = do_POST = do_DELETE = do_PATCH = _serve  # noqa: N815
 
-        self._server = ThreadingHTTPServer((HOST, port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # many clients connect at once (socketserver's default is 5)
+
+        self._server = Server((HOST, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
