@@ -177,3 +177,26 @@ def test_no_secret_in_debug_logs(database: Database, fernet_key: str, telegram_f
     with database.session() as s:
         errors = " ".join(r.last_error or "" for r in s.scalars(select(NotificationDelivery)))
         assert HOOK_TOKEN not in errors and BOT_TOKEN not in errors
+
+
+def test_once_sends_what_is_due_and_exits(database: Database, fernet_key: str,
+                                          telegram_fake: FakeTelegram, discord_fake: FakeDiscord) -> None:
+    """`notifier.py --once`: pending commands read, due rows sent, exit 0."""
+    _one_fill(database, KeyRing(fernet_key))
+    telegram_fake.user_says(CHAT_A, "/status")
+    done = subprocess.run([sys.executable, str(ROOT / "notifier.py"), "--once"], cwd=ROOT,  # noqa: S603
+                          env=_env(database, fernet_key, telegram_fake, discord_fake),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    texts = [m["text"] for m in telegram_fake.messages(CHAT_A)]
+    assert len(texts) == 1 and "Copy filled" in texts[0] and "Status" in texts[0]
+
+
+def test_bad_token_is_a_config_error(tmp_path: Path) -> None:
+    """A malformed TELEGRAM_BOT_TOKEN: exit 2 with a line naming the variable, not its value."""
+    env = {**os.environ, "PMCT_ENV_FILE": "/nonexistent/.env", "TELEGRAM_BOT_TOKEN": "oops-secret-value",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    done = subprocess.run([sys.executable, str(ROOT / "notifier.py")], cwd=ROOT, env=env,  # noqa: S603
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "TELEGRAM_BOT_TOKEN" in done.stderr
+    assert "oops-secret-value" not in done.stderr + done.stdout
