@@ -16,7 +16,7 @@ The engine calls in here from a few central places:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -143,7 +143,3 @@ def resolution_payout(session: Session, follower_id: int, *, condition_id: str, 
         "payout_usd": payout_usd, "realized_pnl": realized_pnl, "paper": paper, "title": title,
         "outcome": outcome})
 
-
-def kinds_of(names: Iterable[str]) -> list[NotificationKind]:
-    """NotificationKinds from their values (ValueError on an unknown name)."""
-    return [NotificationKind(n) for n in names]

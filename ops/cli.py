@@ -793,6 +793,8 @@ def set_notify(ctx: _Context, wallet: str | None, for_admin: bool, chat: str | N
                              "the existing destinations)")
     if remove and (events is not None or send_test):
         raise UserInputError("--remove takes no --events or --test")
+    if events is not None and chat is None and webhook is None:
+        raise UserInputError("--events needs --telegram-chat or --discord-webhook")
     if webhook == "-":
         webhook = sys.stdin.readline().strip()
     if webhook:

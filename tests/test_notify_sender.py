@@ -368,3 +368,29 @@ def test_long_payloads_fit_the_channel_limits(database: Database, telegram_fake:
     assert 2 <= len(telegram_fake.messages()) < 40 and 2 <= len(discord_fake.messages()) < 40
     assert all(t["status"] in (200, 204) for t in discord_fake.attempts()
                if t["status"] != 429)
+
+
+def test_prune_keeps_recent_and_pending_rows(database: Database, telegram_fake: FakeTelegram,
+                                             keyring: KeyRing) -> None:
+    """After NOTIFY_RETENTION_DAYS, sent rows and their notifications go; pending ones stay."""
+    from models import Notification
+    from notify.sender import prune
+
+    settings = make_settings(database.url, telegram_fake, NOTIFY_RETENTION_DAYS="1")
+    clock = Clock()
+    with database.session() as s:
+        a, b = factories.follower(s, 1), factories.follower(s, 2)
+        nd.set_destination(s, keyring, follower=a, chat_id=CHAT_A)
+        nd.set_destination(s, keyring, follower=b, chat_id=CHAT_B)
+        enqueue(s, K.COPY_FILLED, a.id, _fill_payload())
+        enqueue(s, K.COPY_SKIPPED, b.id, {"side": "BUY", "reason": "stale"})  # B's waits 15 min
+        s.commit()
+    ctx = make_ctx(database, settings, keyring, clock=clock)
+    sender_pass(ctx)
+    assert [r.status for r in _rows(database)] == [D.SENT, D.PENDING]
+    assert prune(ctx) == 0
+    clock.advance(2 * 86400)
+    assert prune(ctx) == 1
+    assert [r.status for r in _rows(database)] == [D.PENDING]
+    with database.session() as s:
+        assert [n.kind for n in s.scalars(select(Notification))] == [K.COPY_SKIPPED]
