@@ -4,10 +4,13 @@
 `make demo` (or `.venv/bin/python demo.py`): starts the simulator (Polymarket and a Polygon
 node with blocks every 2 s; the watcher reads fills from the chain), uses a fresh SQLite database
 and a generated encryption key in ./demo-out, adds a follower (a public throwaway test key),
-derives its CLOB credentials, follows two traders, runs the watcher and the executor (live
-against the simulator, or `--paper`), lets the traders trade, prints what was copied and the
-follower's P&L report, then stops everything. No network beyond 127.0.0.1, no money, no keys
-of your own. Secrets are never printed; logs go to demo-out/*.log.
+derives its CLOB credentials, follows two traders, sends its notifications to a Telegram chat and
+the admins' to a Discord webhook (both local fakes served by the simulator), runs the watcher,
+the executor (live against the simulator, or `--paper`) and the notifier, lets the traders trade,
+asks the bot /status from the follower's chat, flips the kill switch, prints what was copied, the
+follower's P&L report and every message the fakes received, then stops everything. No network
+beyond 127.0.0.1, no money, no keys of your own. Secrets are never printed; logs go to
+demo-out/*.log.
 
 The dashboard (`web.py`) runs on the demo database too; the demo prints its URL and a login
 (a throwaway password made at run time). `python demo.py --serve` keeps the simulator, the
@@ -17,8 +20,10 @@ daemons and the dashboard running (the traders keep trading now and then) until 
 from __future__ import annotations
 
 import argparse
+import html
 import itertools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -49,6 +54,46 @@ SCRIPT = [
 ]
 
 
+DEMO_CHAT = 424242  # the follower's Telegram chat (in the local fake)
+# throwaway secrets for the local fakes (the token may come from the environment, so tests can
+# check that it never shows up); never printed
+BOT_TOKEN = os.environ.get("TELEGRAM_BOT_TOKEN") or f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+WEBHOOK_URL = f"https://discord.com/api/webhooks/{secrets.randbelow(10**17) + 10**17}/{secrets.token_urlsafe(48)}"
+
+
+def fake_call(base: str, method: str, **kwargs: Any) -> Any:
+    """A control call on a chat fake (`POST /_fake/<method>`)."""
+    import httpx
+
+    root = base.removesuffix("/api")
+    return httpx.post(f"{root}/_fake/{method}", json=kwargs, timeout=10).json()["result"]
+
+
+def plain(text: str) -> str:
+    """Telegram HTML / Discord Markdown as plain text for the terminal."""
+    text = re.sub(r"</?[a-z]+>", "", text)
+    text = re.sub(r"\\([\\*_~`|>#\[\]()-])", r"\1", text).replace("**", "")
+    return html.unescape(text)
+
+
+def print_messages(urls: dict[str, str]) -> int:
+    """Every message the local Telegram and Discord fakes received; returns how many."""
+    tg = fake_call(urls["TELEGRAM_API_URL"], "messages")
+    dc = fake_call(urls["DISCORD_API_URL"], "messages")
+    say(f"notifications the follower's Telegram chat received ({len(tg)} message(s), local fake):")
+    for m in tg:
+        print("  ┌─ telegram chat", m["chat_id"])
+        for line in plain(m["text"]).splitlines():
+            print("  │ " + line)
+    print()
+    say(f"notifications the admins' Discord webhook received ({len(dc)} message(s), local fake):")
+    for m in dc:
+        print("  ┌─ discord webhook")
+        for line in plain(m["content"]).splitlines():
+            print("  │ " + line)
+    return len(tg) + len(dc)
+
+
 def say(text: str) -> None:
     """One line of demo narration."""
     print(f"[demo] {text}", flush=True)
@@ -56,9 +101,10 @@ def say(text: str) -> None:
 
 def start_simulator() -> tuple[subprocess.Popen[str], dict[str, str]]:
     """The simulator as a subprocess; returns it and its three base URLs."""
-    proc = subprocess.Popen([PY, str(ROOT / "simulator.py"), "--scenario", str(ROOT / "scenarios" / "demo.json")],  # noqa: S603
+    proc = subprocess.Popen([PY, str(ROOT / "simulator.py"), "--scenario", str(ROOT / "scenarios" / "demo.json"),  # noqa: S603
+                             "--chat-fakes"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=open(OUT / "simulator.log", "w"),  # noqa: SIM115
-                            text=True)
+                            text=True, env={**os.environ, "TELEGRAM_BOT_TOKEN": BOT_TOKEN})
     urls: dict[str, str] = {}
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
@@ -85,7 +131,7 @@ def admin(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 
 
 def daemon(env: dict[str, str], script: str) -> subprocess.Popen[bytes]:
-    """Start watcher.py or executor.py with its log in demo-out."""
+    """Start watcher.py, executor.py or notifier.py with its log in demo-out."""
     log = open(OUT / f"{script.removesuffix('.py')}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([PY, str(ROOT / script)], cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
 
@@ -183,6 +229,12 @@ def _first_source(fill: Any) -> str:
     return "data api"
 
 
+def notified(urls: dict[str, str]) -> bool:
+    """True once the /status reply and the kill switch OFF message reached the fakes."""
+    texts = [m["text"] for m in fake_call(urls["TELEGRAM_API_URL"], "messages")]
+    return any("Status" in t for t in texts) and any("Kill switch OFF" in t for t in texts)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     """Aligned columns."""
     if not rows:
@@ -266,9 +318,13 @@ def main(argv: list[str] | None = None) -> int:
            "PMCT_ENV_FILE": str(OUT / "no.env"),
            "WATCHER_POLL_INTERVAL": "1", "EXECUTOR_POLL_INTERVAL": "1",
            "ORDER_MANAGE_INTERVAL": "2", "POSITION_SNAPSHOT_INTERVAL": "3",
-           "LOG_LEVEL": args.log_level.upper()}
+           "LOG_LEVEL": args.log_level.upper(),
+           "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "NOTIFY_POLL_INTERVAL": "0.5",
+           "TELEGRAM_POLL_TIMEOUT": "1", "NOTIFY_SKIP_DIGEST_SECONDS": "5"}
     procs: list[tuple[str, subprocess.Popen[Any]]] = []
     codes: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    messages = 0
     try:
         say(f"database {env['DATABASE_URL']}; mode {env['EXECUTION_MODE']}")
         say(admin(env, "init-db").strip())
@@ -278,14 +334,21 @@ def main(argv: list[str] | None = None) -> int:
         for name, wallet in TRADERS.items():
             say(admin(env, "add-follow", "--wallet", DEMO_WALLET, "--follow", wallet, "--copy-pct", "10",
                       "--max-trade", "25", "--label", name).strip())
+        fake_call(urls["TELEGRAM_API_URL"], "add_chat", chat_id=DEMO_CHAT)  # the follower pressed Start
+        say(admin(env, "set-notify", "--wallet", DEMO_WALLET, "--telegram-chat", str(DEMO_CHAT),
+                  "--test").strip().replace("\n", "; "))
+        say(admin(env, "set-notify", "--admin", "--discord-webhook", "-", "--events",
+                  "copy_filled,copy_rejected,copy_in_doubt,kill_switch_on,kill_switch_off,daemon_stale",
+                  stdin=WEBHOOK_URL + "\n").strip())
         password = secrets.token_urlsafe(12)  # a throwaway login for this demo run only
         say(admin(env, "add-user", "--username", "demo", "--role", "admin", "--password", "-",
                   stdin=password + "\n").strip())
-        procs = [("watcher", daemon(env, "watcher.py")), ("executor", daemon(env, "executor.py"))]
+        procs = [("watcher", daemon(env, "watcher.py")), ("executor", daemon(env, "executor.py")),
+                 ("notifier", daemon(env, "notifier.py"))]
         web, url = start_web(env, free_port(args.web_port))
         procs.append(("web", web))
         say(f"dashboard: {url}  (login: demo / {password})")
-        say("watcher and executor running; the watcher reads fills from the simulated chain "
+        say("watcher, executor and notifier running; the watcher reads fills from the simulated chain "
             "(OrderFilled logs, a block every 2 s, websocket newHeads) with the Data API as backfill")
         say("the scripted traders start trading")
         from sim import RemoteSimulator
@@ -313,6 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.paper:
             placed = [o for o in remote.orders() if o.get("maker", "").lower() == DEMO_WALLET.lower()]
             say(f"the simulator verified and accepted {len(placed)} signed order(s) from the follower")
+        say(f"the follower sends /status to the bot from Telegram chat {DEMO_CHAT}")
+        fake_call(urls["TELEGRAM_API_URL"], "user_says", chat_id=DEMO_CHAT, text="/status")
+        say(admin(env, "disable", "--all", "--reason", "demo: end of the show").strip())
+        say(admin(env, "enable", "--all").strip())
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not notified(urls):
+            time.sleep(0.3)
+        print()
+        messages = print_messages(urls)
+        print()
         if args.serve:
             serve_until_interrupted(remote, url, password, [*procs, ("simulator", sim)])
         else:
@@ -323,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         codes["simulator"] = stop(sim, "simulator")
     say("stopped: " + ", ".join(f"{k} exit {v}" for k, v in codes.items()) + f"; logs in {OUT}")
     copied = sum(1 for r in rows if r["status"].startswith(("FILLED", "LIVE", "PARTIAL")))
-    ok = all(v == 0 for v in codes.values()) and copied > 0
+    ok = all(v == 0 for v in codes.values()) and copied > 0 and messages > 0
     say("demo finished" if ok else "demo finished with problems (see the logs)")
     return 0 if ok else 1
 

@@ -36,16 +36,17 @@ from copying.ports import ExchangeClient
 from copying.reconcile import begin_cycle, reconcile_unresolved
 from copying.submit import submit_jobs
 from infra import metrics
-from infra.config import Settings, load_settings
+from infra.config import Settings
 from infra.daemon import (
     CycleStats,
     SystemdNotifier,
-    install_early_signal_handlers,
+    daemon_main,
     install_signal_handlers,
+    require_migrated,
     run_loop,
 )
 from infra.db import is_sqlite_url, make_engine, make_sessionmaker, session_scope, utcnow
-from infra.startup import check_env_file_permissions, env_file_path
+from infra.errors import MissingKeyError
 
 log = logging.getLogger("pmct.executor")
 FIRST_BATCH = 8  # the first claim of a cycle is small: its copies reach the venue sooner
@@ -200,16 +201,17 @@ def build_context(settings: Settings, factory: sessionmaker[Session], client: Ex
                            keyring=keyring, owner=owner)
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true",
+                        help="one cycle (reconcile + submit + manage open orders), then exit")
+
+
 async def _amain(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.migrate import current_revision, head_revision
     from polymarket_client import PolymarketClient
 
-    if current_revision(settings.database_url) != head_revision():
-        print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
-        return 1
+    require_migrated(settings.database_url)
     if not settings.encryption_key:
-        print("error: ENCRYPTION_KEY is not set; the executor cannot sign", file=sys.stderr)
-        return 2
+        raise MissingKeyError("ENCRYPTION_KEY is not set; the executor cannot sign")
     engine = make_engine(settings.database_url, **engine_options(settings.database_url))
     factory = make_sessionmaker(engine)
     client = PolymarketClient.from_settings(settings)
@@ -260,25 +262,9 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse flags and settings, then run; an error ends it with one line.
-
-    Exit codes from the error tree (`infra.errors.exit_code_for`): 2 for bad input (settings),
-    1 for anything else; the traceback goes to the log at DEBUG, never to stderr.
-    """
-    install_early_signal_handlers()
-    parser = argparse.ArgumentParser(prog="executor.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--once", action="store_true",
-                        help="one cycle (reconcile + submit + manage open orders), then exit")
-    args = parser.parse_args(argv)
-    from infra.logs import configure_logging, report_fatal
-
-    try:
-        check_env_file_permissions(env_file_path())
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format)
-        return asyncio.run(_amain(args, settings))
-    except Exception as exc:  # noqa: BLE001 - the daemon's last line of defence
-        return report_fatal(exc, log)
+    """Entry point (`infra.daemon.daemon_main`): exit 2 on bad flags or settings, 1 on failure."""
+    return daemon_main(argv, prog="executor.py", description=(__doc__ or "").splitlines()[0],
+                       add_arguments=_add_arguments, run=_amain, logger=log)
 
 
 if __name__ == "__main__":

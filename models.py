@@ -118,6 +118,38 @@ class PositionEventKind(str, enum.Enum):
     POSITION_CLOSED = "POSITION_CLOSED"
 
 
+class NotificationKind(str, enum.Enum):
+    """What an outbox notification is about (notify/: events, digests, command replies)."""
+
+    COPY_FILLED = "copy_filled"
+    COPY_SKIPPED = "copy_skipped"
+    COPY_REJECTED = "copy_rejected"
+    COPY_IN_DOUBT = "copy_in_doubt"
+    KILL_SWITCH_ON = "kill_switch_on"
+    KILL_SWITCH_OFF = "kill_switch_off"
+    DAEMON_STALE = "daemon_stale"
+    DAEMON_RECOVERED = "daemon_recovered"
+    RESOLUTION_PAYOUT = "resolution_payout"
+    DAILY_DIGEST = "daily_digest"
+    COMMAND_REPLY = "command_reply"
+
+
+class NotifyChannel(str, enum.Enum):
+    """Where a notification destination delivers."""
+
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+
+
+class DeliveryStatus(str, enum.Enum):
+    """One notification's delivery to one destination (see notify/sender.py for the moves)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class Follower(Base):
     """A person whose wallet copies traders; keys only as Fernet tokens."""
 
@@ -513,6 +545,78 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[WebUser] = relationship()
+
+
+class NotifyDestination(Base):
+    """A Telegram chat or Discord webhook that receives a follower's (or the admins') notifications.
+
+    `scope` is 'admin' or 'follower:<id>'. A webhook URL is a secret: only its Fernet token is
+    stored; `target_hash` (sha256 of the chat id or URL) finds duplicates without decrypting.
+    """
+
+    __tablename__ = "notify_destinations"
+    __table_args__ = (
+        UniqueConstraint("scope", "channel", "target_hash", name="uq_notify_destinations_target"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40))
+    follower_id: Mapped[int | None] = mapped_column(ForeignKey("followers.id"), index=True)
+    channel: Mapped[NotifyChannel] = mapped_column(_enum(NotifyChannel, "notify_channel"))
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    encrypted_webhook_url: Mapped[str | None] = mapped_column(Text)
+    target_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(80))
+    events: Mapped[list[str] | None] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Notification(Base):
+    """The outbox: one event to tell people about, written in the transaction of the event itself.
+
+    `routed_at` is NULL until the sender has created its deliveries. `dedupe_key` makes events
+    the sender itself generates (daily digests, stale heartbeats) idempotent.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind, "notification_kind"))
+    follower_id: Mapped[int | None] = mapped_column(ForeignKey("followers.id"), index=True)
+    destination_id: Mapped[int | None] = mapped_column(ForeignKey("notify_destinations.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class NotificationDelivery(Base):
+    """One notification to one destination: claimed with a lease, sent, marked (at most one repeat)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "destination_id", name="uq_notification_deliveries_pair"),
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    destination_id: Mapped[int] = mapped_column(ForeignKey("notify_destinations.id"), index=True)
+    kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind, "notification_kind"))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    in_doubt: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def init_db(database_url: str | None = None) -> None:

@@ -2,12 +2,15 @@
 
     python simulator.py --scenario scenarios/demo.json [--data-port N --gamma-port N --clob-port N]
                         [--rpc-port N --ws-port N --block-time 2]
-                        [--random-walk --traders 3 --markets 4 --rate 0.5]
+                        [--random-walk --traders 3 --markets 4 --rate 0.5] [--chat-fakes]
 
 Prints the base URLs as environment assignments (POLYMARKET_DATA_API_URL=…, …, POLYGON_RPC=…,
 POLYGON_WS=…) and a final `SIMULATOR_READY` line, then serves on 127.0.0.1 until signalled;
 exits 0. Blocks come every `--block-time` seconds (default: $BLOCK_TIME, else 2; 0 = only
-when mined through the control API).
+when mined through the control API). With `--chat-fakes` it also serves a Telegram Bot API
+(sim/telegram.py; it accepts the TELEGRAM_BOT_TOKEN of its environment, or any well-formed
+token) and Discord webhooks (sim/discord.py; any webhook id/token) and prints
+TELEGRAM_API_URL= and DISCORD_API_URL=.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from sim import RandomWalkConfig, SimConfig, Simulator
 from sim.scenario import ScenarioError, read_scenario
@@ -43,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--markets", type=int, default=4)
     p.add_argument("--rate", type=float, default=0.5, help="random-walk fills per second")
     p.add_argument("--seed", type=int, default=None, help="override the scenario seed")
+    p.add_argument("--chat-fakes", action="store_true",
+                   help="also serve local Telegram Bot API and Discord webhook fakes")
     p.add_argument(
         "--manual-trades",
         action="store_true",
@@ -124,14 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sim.start()
+    fakes: list[Any] = []
+    if args.chat_fakes:
+        from sim.discord import FakeDiscord
+        from sim.telegram import FakeTelegram
+
+        fakes = [FakeTelegram(os.environ.get("TELEGRAM_BOT_TOKEN") or None).start(),
+                 FakeDiscord(accept_any=True).start()]
     print(f"POLYMARKET_DATA_API_URL={sim.data_url}")
     print(f"POLYMARKET_GAMMA_API_URL={sim.gamma_url}")
     print(f"POLYMARKET_CLOB_API_URL={sim.clob_url}")
     print(f"POLYGON_RPC={sim.rpc_url}")
     print(f"POLYGON_WS={sim.ws_url}")
+    if fakes:
+        print(f"TELEGRAM_API_URL={fakes[0].url}")
+        print(f"DISCORD_API_URL={fakes[1].url}/api")
     print("SIMULATOR_READY", flush=True)
     while not stop.wait(0.5):
         pass
+    for fake in fakes:
+        fake.stop()
     sim.stop()
     return 0
 

@@ -39,17 +39,17 @@ from copying.markets import known_tokens, upsert_market
 from copying.position_watch import Holding, record_snapshot
 from copying.source_audit import audit_single_source
 from infra import metrics
-from infra.config import Settings, load_settings
+from infra.config import Settings
 from infra.daemon import (
     CycleStats,
     SystemdNotifier,
-    install_early_signal_handlers,
+    daemon_main,
     install_signal_handlers,
+    require_migrated,
     run_loop,
 )
 from infra.db import make_engine, make_sessionmaker, session_scope, utcnow
 from infra.errors import InputError
-from infra.startup import check_env_file_permissions, env_file_path
 from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
 from wire.errors import error_class
 
@@ -394,19 +394,14 @@ def make_chain_source(settings: Settings, factory: sessionmaker[Session], client
                        **kwargs)
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="watcher.py", description=__doc__.splitlines()[0])
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
     parser.add_argument("--shard", default="0/1", help="poll only shard i of N (default 0/1)")
-    return parser.parse_args(argv)
 
 
-async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> int:
-    from infra.migrate import current_revision, head_revision
-
-    if current_revision(settings.database_url) != head_revision():
-        print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
-        return 1
+async def _amain(args: argparse.Namespace, settings: Settings) -> int:
+    shard = Shard.parse(args.shard)
+    require_migrated(settings.database_url)
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
     client = watcher_client(settings)
@@ -455,23 +450,9 @@ async def _amain(args: argparse.Namespace, settings: Settings, shard: Shard) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse flags and settings, then run; an error ends it with one line.
-
-    Exit codes from the error tree (`infra.errors.exit_code_for`): 2 for bad input (flags,
-    settings), 1 for anything else; the traceback goes to the log at DEBUG, never to stderr.
-    """
-    from infra.logs import configure_logging, report_fatal
-
-    install_early_signal_handlers()
-    args = _parse_args(argv)
-    try:
-        check_env_file_permissions(env_file_path())
-        settings = load_settings()
-        shard = Shard.parse(args.shard)
-        configure_logging(settings.log_level, settings.log_format)
-        return asyncio.run(_amain(args, settings, shard))
-    except Exception as exc:  # noqa: BLE001 - the daemon's last line of defence
-        return report_fatal(exc, log)
+    """Entry point (`infra.daemon.daemon_main`): exit 2 on bad flags or settings, 1 on failure."""
+    return daemon_main(argv, prog="watcher.py", description=(__doc__ or "").splitlines()[0],
+                       add_arguments=_add_arguments, run=_amain, logger=log)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,20 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from infra.errors import InputError
+
+if TYPE_CHECKING:
+    from infra.config import Settings
 
 log = logging.getLogger("pmct.web")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     """--host / --port override WEB_HOST / WEB_PORT."""
-    parser = argparse.ArgumentParser(prog="web.py", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=None, help="listen address (default: WEB_HOST)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (default: WEB_PORT)")
-    return parser.parse_args(argv)
 
 
 def watchdog_interval() -> float | None:
@@ -75,48 +78,39 @@ async def serve(app: Any, host: str, port: int) -> int:
     return 0 if server.started else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: settings (exit 2 when invalid), schema check, then serve."""
-    args = parse_args(argv)
-    from infra.daemon import install_early_signal_handlers
+async def _amain(args: argparse.Namespace, settings: Settings) -> int:
+    """Check the schema, build the app on the settings (--host/--port applied) and serve it."""
+    from dataclasses import replace
 
-    # uvicorn restores these handlers after its graceful shutdown and re-raises the signal it
-    # caught; with them in place that re-raise is harmless and the exit code stays 0.
-    install_early_signal_handlers()
-    from infra.config import ConfigError, load_settings
-    from infra.logs import configure_logging
-    from infra.startup import check_env_file_permissions, env_file_path
+    from infra.daemon import require_migrated
+    from infra.db import make_engine, make_sessionmaker
+    from webapp.app import create_app
 
-    try:
-        check_env_file_permissions(env_file_path())
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
     if not 0 < port < 65536:
-        print(f"error: --port must be 1-65535, got {port}", file=sys.stderr)
-        return 2
-    from infra.db import make_engine, make_sessionmaker
-    from infra.migrate import current_revision, head_revision
-
-    if current_revision(settings.database_url) != head_revision():
-        print("error: the database is not migrated; run `./admin init-db`", file=sys.stderr)
-        return 1
-    from dataclasses import replace
-
-    from webapp.app import create_app
-
+        raise InputError(f"--port must be 1-65535, got {port}")
+    require_migrated(settings.database_url)
     settings = replace(settings, web_host=host, web_port=port)  # --host decides Secure cookies too
     engine = make_engine(settings.database_url)
     app = create_app(settings, make_sessionmaker(engine))
     log.info("web starting: %s", settings.redacted())
     try:
-        return asyncio.run(serve(app, host, port))
+        return await serve(app, host, port)
     finally:
         engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (`infra.daemon.daemon_main`): exit 2 on bad flags or settings, 1 on failure.
+
+    uvicorn restores the early signal handlers after its graceful shutdown and re-raises the
+    signal it caught; with them in place that re-raise is harmless and the exit code stays 0.
+    """
+    from infra.daemon import daemon_main
+
+    return daemon_main(argv, prog="web.py", description=(__doc__ or "").splitlines()[0],
+                       add_arguments=_add_arguments, run=_amain, logger=log)
 
 
 if __name__ == "__main__":

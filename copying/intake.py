@@ -16,7 +16,8 @@ Invariants:
   the same transaction as the fill and the trader's cursor; a fill before a follow started, or
   first seen more than MAX_COPY_DELAY after it happened, gets a SKIPPED copy with the reason
   (`before_follow` / `stale`), never a QUEUED one; combo rows are stored and skipped (`combo`);
-  SPLIT/MERGE/REDEEM/CONVERSION rows are stored for the position view and queue nothing.
+  SPLIT/MERGE/REDEEM/CONVERSION rows are stored for the position view and queue nothing;
+- the stale and combo skips get their notifications (copying/outbox.py) in the same transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import case, literal, null, select, text, update
 from sqlalchemy.orm import Session
 
+from copying.outbox import copies_skipped_at_intake
 from copying.states import INITIAL, Event
 from infra.db import DecimalType, UTCDateTime, insert_ignore
 from infra.decimals import canonical_decimal
@@ -327,7 +329,10 @@ def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: t
                "trader_price", "status", "reason", "filled_size", "attempts", "paper", "queued_at",
                "closed_at", "updated_at"]
     dialect = session.get_bind().dialect.name
-    stmt = insert_ignore(table, dialect).from_select(columns, source).returning(table.c.status)
-    statuses = session.execute(stmt).scalars().all()
-    queued = sum(1 for st in statuses if st == CopyStatus.QUEUED)
-    return queued, len(statuses) - queued
+    stmt = insert_ignore(table, dialect).from_select(columns, source).returning(
+        table.c.id, table.c.follower_id, table.c.status, table.c.reason)
+    rows = session.execute(stmt).all()
+    skipped = [(cid, fid, why) for cid, fid, st, why in rows if st != CopyStatus.QUEUED]
+    if skipped:
+        copies_skipped_at_intake(session, skipped, fill)
+    return len(rows) - len(skipped), len(skipped)

@@ -14,7 +14,9 @@ orders are cancelled by the executor's manage step (`must_cancel_open_orders`). 
 
 Invariant: `copying_allowed` is the single answer to "may this follow copy now?"; it checks,
 in order, the global switch, the follower, the follow and the tier, and returns a short reason
-code (<= 64 chars, fits copy_orders.reason) when the answer is no.
+code (<= 64 chars, fits copy_orders.reason) when the answer is no. Every switch that actually
+changes state adds its KILL_SWITCH_ON/OFF notification (copying/outbox.py) to the caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from copying.outbox import kill_switch_changed
 from infra.db import utcnow
 from models import Follow, Follower, FollowerStatus, FollowStatus, SystemFlag
 
@@ -138,8 +141,11 @@ def _reason(reason: str | None) -> str:
 
 def disable_all(session: Session, reason: str | None = None) -> None:
     """Turn the global kill switch on."""
+    was_on = is_globally_disabled(session)
     _set_flag(session, GLOBAL_FLAG, "on")
     _set_flag(session, GLOBAL_REASON_FLAG, _reason(reason))
+    if not was_on:
+        kill_switch_changed(session, True, scope="global", reason=_reason(reason))
 
 
 def enable_all(session: Session) -> bool:
@@ -147,11 +153,16 @@ def enable_all(session: Session) -> bool:
     was_on = is_globally_disabled(session)
     _set_flag(session, GLOBAL_FLAG, "off")
     _drop_flag(session, GLOBAL_REASON_FLAG)
+    if was_on:
+        kill_switch_changed(session, False, scope="global")
     return was_on
 
 
 def disable_follower(session: Session, follower: Follower, reason: str | None = None) -> None:
     """Disable a follower (no new copies, open orders cancelled by the executor)."""
+    if follower.status != FollowerStatus.DISABLED:
+        kill_switch_changed(session, True, scope="follower", follower_id=follower.id,
+                            reason=_reason(reason), subject=follower.funder_address)
     follower.status = FollowerStatus.DISABLED
     _set_flag(session, f"{FOLLOWER_PREFIX}{follower.id}", _reason(reason))
 
@@ -161,12 +172,17 @@ def enable_follower(session: Session, follower: Follower) -> bool:
     was = follower.status == FollowerStatus.DISABLED
     if was:
         follower.status = FollowerStatus.ACTIVE
+        kill_switch_changed(session, False, scope="follower", follower_id=follower.id,
+                            subject=follower.funder_address)
     _drop_flag(session, f"{FOLLOWER_PREFIX}{follower.id}")
     return was
 
 
 def disable_follow(session: Session, follow: Follow, reason: str | None = None) -> None:
     """Disable one follow: PAUSED plus the kill-switch flag (open orders get cancelled)."""
+    if session.get(SystemFlag, f"{FOLLOW_PREFIX}{follow.id}") is None:
+        kill_switch_changed(session, True, scope="follow", follower_id=follow.follower_id,
+                            reason=_reason(reason), subject=follow.trader.wallet)
     follow.status = FollowStatus.PAUSED
     _set_flag(session, f"{FOLLOW_PREFIX}{follow.id}", _reason(reason))
 
@@ -177,4 +193,6 @@ def enable_follow(session: Session, follow: Follow) -> bool:
     if was:
         follow.status = FollowStatus.ACTIVE
         _drop_flag(session, f"{FOLLOW_PREFIX}{follow.id}")
+        kill_switch_changed(session, False, scope="follow", follower_id=follow.follower_id,
+                            subject=follow.trader.wallet)
     return was

@@ -3,7 +3,8 @@
 Invariants: a venue trade is recorded once per order (unique (trade_id, order_hash), inserted
 with ON CONFLICT DO NOTHING), so re-reading the same trades changes nothing; a position never
 goes negative (a SELL fill larger than the holding is clamped and logged: that would be a bug
-upstream, never silently negative); paper fills move the follower's paper balance.
+upstream, never silently negative); paper fills move the follower's paper balance; each new
+fill adds its notification (copying/outbox.py) to the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from copying.outbox import copy_filled
 from infra.db import insert_ignore
 from models import CopyOrder, Follower, FollowerFill, FollowerPosition
 
@@ -83,6 +85,8 @@ def record_fill(session: Session, order: CopyOrder, fill: FillRecord) -> bool:
         row.realized_pnl = realized
     if order.paper:
         _apply_to_paper_balance(session, order, fill)
+    copy_filled(session, order, fill_id=new_id, size=fill.size, price=fill.price, fee=fill.fee,
+                realized_pnl=realized, filled_at=fill.filled_at)
     session.flush()
     return True
 

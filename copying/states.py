@@ -4,7 +4,8 @@ Invariants:
 - every status change of an existing copy order goes through `transition()`, which looks the
   move up in `MOVES` and raises `IllegalTransition` for anything not in it (an illegal move is
   a bug, never ignored), and adds a `CopyOrderEvent` row in the caller's transaction, so the
-  history and the status can never disagree;
+  history and the status can never disagree; a move to REJECTED, IN_DOUBT or SKIPPED also adds
+  its notification (copying/outbox.py) to that same transaction;
 - a copy order is born in a status that `INITIAL` gives for its creation event: the watcher's
   fan-out inserts thousands of rows with one INSERT … SELECT and writes no event rows (the row
   itself, with `queued_at` and its reason, is the record of its creation; an event row per
@@ -27,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from copying.outbox import STATUS_KINDS, copy_status_changed
 from infra.db import utcnow
 from infra.errors import IllegalTransition
 from models import CopyOrder, CopyOrderEvent
@@ -136,4 +138,6 @@ def transition(
         detail=detail,
     )
     session.add(row)
+    if target in STATUS_KINDS and target != current:
+        copy_status_changed(session, order, target, detail)
     return row

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
-SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET"})
+SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET", "TELEGRAM_BOT_TOKEN"})
 FILL_SOURCE_NAMES = ("chain", "data_api")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -81,6 +82,18 @@ class Settings:
         """True when the watcher polls the Data API (`FILL_SOURCES` has `data_api`)."""
         return "data_api" in self.fill_sources
 
+    # notifications (notify/, notifier.py)
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_api_url: str = "https://discord.com/api"
+    telegram_poll_timeout: int = 25
+    notify_poll_interval: float = 2.0
+    notify_max_attempts: int = 8
+    notify_lease_seconds: float = 120.0
+    notify_skip_digest_seconds: float = 900.0
+    notify_digest_hour: int = 0
+    notify_retention_days: int = 30
+
     @property
     def is_live(self) -> bool:
         """True only when real orders may be posted (`EXECUTION_MODE=live`)."""
@@ -93,7 +106,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "encryption_key":
                 value = None if value is None else f"***({len(value.split(','))} key(s))"
-            elif f.name == "web_session_secret":
+            elif f.name in ("web_session_secret", "telegram_bot_token"):
                 value = None if value is None else "***"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
@@ -214,6 +227,28 @@ def _parse_encryption_key(name: str, raw: str) -> str | None:
                 "generate one with `admin gen-key`"
             ) from None
     return ",".join(keys)
+
+
+_BOT_TOKEN_RE = re.compile(r"^[0-9]{3,20}:[A-Za-z0-9_-]{20,80}$")
+
+
+def _parse_bot_token(name: str, raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    if not _BOT_TOKEN_RE.match(raw.strip()):
+        raise ConfigError(f"{name} is not a Telegram bot token (digits, ':', then the secret "
+                          "part, as @BotFather gives it)")
+    return raw.strip()
+
+
+def _parse_int_range(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {raw!r}")
+    return value
 
 
 def _parse_choice(name: str, raw: str, choices: tuple[str, ...], upper: bool = False) -> str:
@@ -339,12 +374,24 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "WEB_HOST": ("web_host", _parse_host),
         "WEB_PORT": ("web_port", _parse_port_required),
         "WEB_SESSION_SECRET": ("web_session_secret", _parse_session_secret),
+        "TELEGRAM_BOT_TOKEN": ("telegram_bot_token", _parse_bot_token),
+        "TELEGRAM_API_URL": ("telegram_api_url", _parse_url),
+        "DISCORD_API_URL": ("discord_api_url", _parse_url),
+        "NOTIFY_POLL_INTERVAL": ("notify_poll_interval", _parse_seconds),
+        "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", lambda n, r: _parse_positive_int(n, r, 1000)),
+        "NOTIFY_LEASE_SECONDS": ("notify_lease_seconds", _parse_seconds),
+        "NOTIFY_SKIP_DIGEST_SECONDS": ("notify_skip_digest_seconds", _parse_seconds),
+        "NOTIFY_RETENTION_DAYS": ("notify_retention_days", lambda n, r: _parse_positive_int(n, r, 3650)),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)
         if raw is not None:
             kwargs[field_name] = parser(var, raw)
 
+    if (raw := get("TELEGRAM_POLL_TIMEOUT")) is not None:
+        kwargs["telegram_poll_timeout"] = _parse_int_range("TELEGRAM_POLL_TIMEOUT", raw, 0, 50)
+    if (raw := get("NOTIFY_DIGEST_HOUR")) is not None:
+        kwargs["notify_digest_hour"] = _parse_int_range("NOTIFY_DIGEST_HOUR", raw, 0, 23)
     if (raw := get("EXECUTION_MODE")) is not None:
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))
     if (raw := get("LOG_LEVEL")) is not None:

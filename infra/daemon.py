@@ -7,18 +7,21 @@ systemd: READY=1 after start-up, WATCHDOG=1 only after a completed cycle, STOPPI
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from infra.errors import DatabaseNotMigrated
 
 if TYPE_CHECKING:
-    pass
+    from infra.config import Settings
 
 log = logging.getLogger("pmct.daemon")
 
@@ -158,3 +161,39 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event) -> None:
     except TimeoutError:
         pass
 
+
+
+def daemon_main(argv: list[str] | None, *, prog: str, description: str,
+                add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
+                logger: logging.Logger) -> int:
+    """The start-up every PMCT program shares, then `run(args, settings)` in an event loop.
+
+    Signals are caught from the first instruction (a SIGTERM during start-up is remembered);
+    flags, the `.env` file's permissions and the settings are checked before anything else;
+    logging is configured with secret masking. Any error ends the program with one `error:`
+    line on stderr and the exit code the error tree gives (2 for bad input, 1 otherwise).
+    """
+    from infra.config import load_settings
+    from infra.logs import configure_logging, report_fatal
+    from infra.startup import check_env_file_permissions, env_file_path
+
+    install_early_signal_handlers()
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        check_env_file_permissions(env_file_path())
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        return asyncio.run(run(args, settings))
+    except Exception as exc:  # noqa: BLE001 - the program's last line of defence
+        return report_fatal(exc, logger)
+
+
+def require_migrated(database_url: str) -> None:
+    """Raise DatabaseNotMigrated unless the schema is at the newest migration."""
+    from infra.migrate import current_revision, head_revision
+
+    if current_revision(database_url) != head_revision():
+        raise DatabaseNotMigrated("the database is not migrated; run `./admin init-db`")

@@ -26,6 +26,8 @@
      │    │                      skips that copy. Also a ValueError   (infra.errors)
      │    ├── OrderMathError         amounts, ticks, sizes               (wire.amounts)
      │    └── OrderSigningError      inconsistent order or wallet fields (wire.signing)
+     ├── DatabaseNotMigrated     the schema is older than the code; run `admin init-db`
+     │                           (infra.errors; raised by infra.daemon.require_migrated)
      └── IllegalTransition       a copy order status move the state machine forbids: a bug,
                                  never bad input. Also a RuntimeError   (copying.states)
 
@@ -80,6 +82,10 @@ class VenueError(PMCTError):
 
 class OrderError(PMCTError, ValueError):
     """An order cannot be expressed or signed as asked (`wire.amounts`, `wire.signing`)."""
+
+
+class DatabaseNotMigrated(PMCTError):
+    """The database schema is not at the newest migration (a program refuses to start)."""
 
 
 class IllegalTransition(PMCTError, RuntimeError):

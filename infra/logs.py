@@ -31,6 +31,14 @@ _KV_RE = re.compile(
     r"(\s*[=:]\s*|\"\s*:\s*\")([^\s,\"'}]+)"
 )
 
+# Secrets that travel inside URLs and are masked by shape, seen or not: a Discord webhook's token
+# (…/webhooks/<id>/<token>) and a Telegram bot token (<bot id>:<secret>, also inside
+# https://api.telegram.org/bot<token>/sendMessage). The ids before them stay readable.
+_SHAPED_SECRET_RES = (
+    re.compile(r"(/webhooks/[0-9]+/)[A-Za-z0-9_.\-]+"),
+    re.compile(r"(\b(?:bot)?[0-9]{3,20}:)[A-Za-z0-9_\-]{20,80}"),
+)
+
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
@@ -50,6 +58,8 @@ def register_secret(value: str) -> None:
 
 def mask_secrets(text: str) -> str:
     """`text` with every known secret and every `secret=...`-style value replaced by ***."""
+    for pattern in _SHAPED_SECRET_RES:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
     text = _KV_RE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
     if not _seen_secret_hashes:
         return text

@@ -374,7 +374,13 @@ def rotate_keys(ctx: _Context) -> None:
         total = int(s.scalar(select(func.count()).select_from(Follower)) or 0)
     with progress_bar(total, "re-encrypting") as step:
         rotated, current = do_rotate(ctx.factory, keyring, step)
+    from notify.destinations import rotate_webhooks
+
+    with ctx.session() as s:
+        hooks, hooks_current = rotate_webhooks(s, keyring)
     click.echo(f"rotated {rotated} follower(s); {current} already under the first key")
+    if hooks or hooks_current:
+        click.echo(f"rotated {hooks} webhook URL(s); {hooks_current} already under the first key")
 
 
 @cli.command("stats")
@@ -732,6 +738,110 @@ def _switch_command(disable: bool) -> click.Command:
 
 cli.add_command(_switch_command(True))
 cli.add_command(_switch_command(False))
+
+
+@cli.command("set-notify")
+@click.option("--wallet", default=None, help="The follower's wallet.")
+@click.option("--admin", "for_admin", is_flag=True,
+              help="An admins' destination (daemon alerts, and every follower's events it asks for).")
+@click.option("--telegram-chat", "chat", default=None,
+              help="Telegram chat id (the bot's answer to /start shows it).")
+@click.option("--discord-webhook", "webhook", default=None,
+              help="Discord webhook URL, or '-' to read it from stdin (keeps it out of shell history).")
+@click.option("--events", default=None,
+              help="Comma-separated events (copy_filled, copy_skipped, copy_rejected, copy_in_doubt, "
+                   "kill_switch_on, kill_switch_off, daemon_stale, daemon_recovered, "
+                   "resolution_payout, daily_digest), 'all' or 'default'.")
+@click.option("--remove", is_flag=True, help="Stop sending to this destination.")
+@click.option("--test", "send_test", is_flag=True,
+              help="Send a test message now (to this destination, or to all of --wallet/--admin).")
+@pass_ctx
+def set_notify(ctx: _Context, wallet: str | None, for_admin: bool, chat: str | None,
+               webhook: str | None, events: str | None, remove: bool, send_test: bool) -> None:
+    """Where a follower's (or the admins') notifications go; webhook URLs are stored encrypted."""
+    from infra.logs import register_secret
+    from notify import destinations as nd
+    from ops.accounts import find_follower
+
+    if for_admin == (wallet is not None):
+        raise InputError("give exactly one of --wallet or --admin")
+    if chat is not None and webhook is not None:
+        raise InputError("give one of --telegram-chat or --discord-webhook, not both")
+    if chat is None and webhook is None and not send_test:
+        raise InputError("give --telegram-chat or --discord-webhook (or --test alone to test "
+                             "the existing destinations)")
+    if remove and (events is not None or send_test):
+        raise InputError("--remove takes no --events or --test")
+    if events is not None and chat is None and webhook is None:
+        raise InputError("--events needs --telegram-chat or --discord-webhook")
+    if webhook == "-":
+        webhook = sys.stdin.readline().strip()
+    if webhook:
+        register_secret(webhook)
+    chat_id = nd.parse_chat_id(chat) if chat is not None else None
+    hook = nd.parse_webhook_url(webhook) if webhook is not None else None
+    chosen = nd.parse_events(events, admin=for_admin)
+    keyring = ctx.keyring() if hook is not None and not remove else None
+    with ctx.session() as s:
+        follower = find_follower(s, wallet) if wallet is not None else None
+        who = "the admins" if follower is None else follower.funder_address
+        if chat_id is None and hook is None:
+            dests = nd.destinations(s, follower, enabled_only=True)
+            if not dests:
+                raise InputError(f"no notification destination for {who}")
+            text = None
+        elif remove:
+            dest = nd.remove_destination(s, follower=follower, chat_id=chat_id, webhook=hook)
+            if dest is None:
+                raise InputError(f"{who} has no such destination")
+            dests, text = [], f"notifications for {who} no longer go to {dest.label}"
+        else:
+            dest = nd.set_destination(s, keyring, follower=follower, chat_id=chat_id, webhook=hook,
+                                      events=chosen)
+            dests = [dest]
+            text = (f"notifications for {who} go to {dest.label} (events: "
+                    f"{','.join(sorted(k.value for k in nd.events_of(dest)))})")
+        for d in dests:
+            s.expunge(d)
+    if text:
+        click.echo(text)
+    if chat_id is not None and not remove and not ctx.settings.telegram_bot_token:
+        click.echo("note: TELEGRAM_BOT_TOKEN is not set; the notifier cannot reach Telegram until it is",
+                   err=True)
+    if send_test:
+        from crypto import KeyRing
+        from notify.testsend import send_tests
+
+        ring = KeyRing(ctx.settings.encryption_key) if ctx.settings.encryption_key else None
+        results = send_tests(ctx.settings, ring, dests, who)
+        for r in results:
+            click.echo(f"test message to {r.label}: {r.detail}")
+        if not all(r.ok for r in results):
+            sys.exit(1)
+
+
+@cli.command("list-notify")
+@click.option("--wallet", default=None, help="Only this follower's destinations.")
+@click.option("--admin", "for_admin", is_flag=True, help="Only the admins' destinations.")
+@json_option
+@pass_ctx
+def list_notify(ctx: _Context, wallet: str | None, for_admin: bool, as_json: bool) -> None:
+    """Notification destinations (a webhook shows as its label, never its URL)."""
+    from sqlalchemy import select
+
+    from models import Follower
+    from notify import destinations as nd
+    from ops.accounts import find_follower
+
+    with ctx.session() as s:
+        if wallet is not None:
+            dests = nd.destinations(s, find_follower(s, wallet))
+        else:
+            dests = nd.destinations(s, None, everything=not for_admin)
+        wallets = dict(s.execute(select(Follower.id, Follower.funder_address)).all())
+        rows = [nd.destination_row(d, wallets.get(d.follower_id or 0)) for d in dests]
+    _emit(rows, ["id", "scope", "channel", "target", "events", "enabled", "disabled_reason"],
+          as_json)
 
 
 @cli.command("set-tier")

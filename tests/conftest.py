@@ -39,4 +39,5 @@ def keyring(fernet_key: str) -> KeyRing:
     return KeyRing(fernet_key)
 
 from tests.conftest_sim import simulator, simulator_factory, simulator_process  # noqa: E402,F401
+from tests.notify_support import discord_fake, telegram_fake  # noqa: E402,F401
 from tests.webfixtures import web  # noqa: E402,F401

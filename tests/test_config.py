@@ -62,6 +62,12 @@ def test_path_prefix_urls_are_kept() -> None:
         ("PAPER_BALANCE_USD", "-5"),
         ("DEFAULT_MAX_SLIPPAGE", "2"),
         ("METRICS_PORT", "70000"),
+        ("TELEGRAM_API_URL", "ftp://x"),
+        ("DISCORD_API_URL", "discord.com"),
+        ("TELEGRAM_POLL_TIMEOUT", "60"),
+        ("NOTIFY_POLL_INTERVAL", "0"),
+        ("NOTIFY_MAX_ATTEMPTS", "-1"),
+        ("NOTIFY_DIGEST_HOUR", "24"),
     ],
 )
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
@@ -109,7 +115,10 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "FILL_SOURCES", "CHAIN_POLL_INTERVAL", "CHAIN_WALLET_CHUNK", "CHAIN_MAX_BLOCK_RANGE",
                 "POLYGON_RPC_MAX_RPS", "POLYGON_RPC_BATCH", "CHAIN_CONFIRMATIONS",
                 "CHAIN_STALE_SECONDS", "CHAIN_REORG_DEPTH", "DATA_API_SLOW_INTERVAL",
-                "FILL_SOURCE_GRACE"):
+                "FILL_SOURCE_GRACE",
+                "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "DISCORD_API_URL", "TELEGRAM_POLL_TIMEOUT",
+                "NOTIFY_POLL_INTERVAL", "NOTIFY_MAX_ATTEMPTS", "NOTIFY_LEASE_SECONDS",
+                "NOTIFY_SKIP_DIGEST_SECONDS", "NOTIFY_DIGEST_HOUR", "NOTIFY_RETENTION_DAYS"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
 
@@ -178,3 +187,18 @@ def test_an_unreadable_env_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({}, env_file=env_file)
     assert str(env_file) in str(err.value)
+
+
+def test_bot_token_is_a_masked_secret() -> None:
+    """TELEGRAM_BOT_TOKEN: a secret variable, masked by redacted() and repr, never echoed."""
+    from infra.config import SECRET_VARIABLES
+
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    s = load_settings({"TELEGRAM_BOT_TOKEN": token}, env_file=NO_FILE)
+    assert s.telegram_bot_token == token and "TELEGRAM_BOT_TOKEN" in SECRET_VARIABLES
+    assert s.redacted()["telegram_bot_token"] == "***"
+    assert token not in repr(s.redacted()) and token not in repr(s)
+    bogus = "not-a-token-but-secret-anyway"
+    with pytest.raises(ConfigError) as err:
+        load_settings({"TELEGRAM_BOT_TOKEN": bogus}, env_file=NO_FILE)
+    assert "TELEGRAM_BOT_TOKEN" in str(err.value) and bogus not in str(err.value)

@@ -16,7 +16,7 @@ from infra.startup import InsecureEnvFileError, check_env_file_permissions
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNITS = ["pmct-watcher.service", "pmct-executor.service", "pmct-watcher@.service",
-         "pmct-web.service"]
+         "pmct-web.service", "pmct-notifier.service"]
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -72,7 +72,7 @@ def test_unit_has_the_required_keys(name: str) -> None:
     exec_start = one(unit, "Service", "ExecStart").split()
     assert exec_start[0] == "/opt/pmct/.venv/bin/python"
     script = Path(exec_start[1]).name
-    assert (REPO / script).is_file() and script in ("watcher.py", "executor.py", "web.py")
+    assert (REPO / script).is_file() and script in ("watcher.py", "executor.py", "web.py", "notifier.py")
 
 
 def test_shard_template_maps_instance_to_shard() -> None:
@@ -131,7 +131,8 @@ from eth_account.messages import encode_defunct
 acct = Account.from_key("0x" + "11" * 32)
 assert acct.sign_message(encode_defunct(text="pmct")).signature
 sqlite3.connect(":memory:").execute("select 1")
-import watcher, executor, polymarket_client
+import watcher, executor, notifier, polymarket_client
+import notify.sender, notify.commands
 from wire import signing, auth
 import web, fastapi, uvicorn, jinja2, multipart, itsdangerous
 from ops.users import hash_password, password_matches

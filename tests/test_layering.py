@@ -20,8 +20,9 @@ SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__", ".mypy_cache", ".ru
 KNOWN_CYCLES: set[frozenset[str]] = set()
 
 TOP_WIRE_USERS = ("polymarket_client", "smart_pricing")
-ENGINE_FORBIDDEN = ("ops", "watcher", "executor", "demo")
+ENGINE_FORBIDDEN = ("ops", "notify", "webapp", "watcher", "executor", "notifier", "web", "demo")
 DAEMONS = ("watcher", "executor")
+PROGRAMS = ("watcher", "executor", "notifier", "web", "demo", "simulator")
 
 
 def _module_name(path: Path) -> str:
@@ -146,7 +147,7 @@ def test_the_module_list_is_complete() -> None:
                  "smart_pricing", "admin"):
         assert name in modules, name
     assert "infra.errors" in imports_of("wire.errors")
-    assert "infra.migrate" in imports_of("executor")  # a function-level import
+    assert "infra.startup" in imports_of("infra.daemon")  # a function-level import
 
 
 def test_infra_imports_only_infra() -> None:
@@ -172,6 +173,13 @@ def test_sim_imports_only_sim_and_wire() -> None:
 def test_engine_never_imports_ops_or_the_programs() -> None:
     """copying/ never imports ops, the daemons or the demo."""
     assert _violations(_group("copying"), forbidden=ENGINE_FORBIDDEN) == []
+
+
+def test_ops_notify_and_webapp_never_import_the_programs() -> None:
+    """The admin's logic, the notifier's package and the web app are imported by the programs,
+    never the other way round (a program's module is its entry point only)."""
+    for package in ("ops", "notify", "webapp"):
+        assert _violations(_group(package), forbidden=PROGRAMS) == [], package
 
 
 def test_daemons_never_import_ops() -> None:
