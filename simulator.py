@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"POLYMARKET_DATA_API_URL={sim.data_url}")
     print(f"POLYMARKET_GAMMA_API_URL={sim.gamma_url}")
     print(f"POLYMARKET_CLOB_API_URL={sim.clob_url}")
+    print(f"POLYGON_RPC={sim.tx_rpc_url}")
+    print(f"POLYMARKET_RELAYER_URL={sim.relayer_url}")
     print("SIMULATOR_READY", flush=True)
     while not stop.wait(0.5):
         pass

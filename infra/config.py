@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 
 from infra.errors import ConfigError
 
-SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY"})
+SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "POLYMARKET_BUILDER_SECRET",
+                              "POLYMARKET_BUILDER_PASSPHRASE"})
+_SECRET_FIELDS = frozenset({"builder_secret", "builder_passphrase"})
+AUTO_REDEEM_CHOICES = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -44,11 +47,29 @@ class Settings:
     paper_balance_usd: Decimal = Decimal("1000")
     default_max_slippage: Decimal = Decimal("0.05")
     metrics_port: int | None = None
+    snapshot_retention_days: float = 7.0
+    snapshot_exit_grace: float = 120.0
+    resolution_check_interval: float = 300.0
+    auto_redeem: str = "auto"
+    relayer_url: str = "https://relayer-v2.polymarket.com"
+    builder_api_key: str | None = None
+    builder_secret: str | None = None
+    builder_passphrase: str | None = None
 
     @property
     def is_live(self) -> bool:
         """True only when real orders may be posted (`EXECUTION_MODE=live`)."""
         return self.execution_mode == "live"
+
+    @property
+    def redeems_automatically(self) -> bool:
+        """Whether the executor redeems resolved winning positions itself (AUTO_REDEEM; auto = live)."""
+        return self.auto_redeem == "on" or (self.auto_redeem == "auto" and self.is_live)
+
+    @property
+    def has_relayer_credentials(self) -> bool:
+        """True when Polymarket's relayer can be used (all three builder credentials set)."""
+        return bool(self.builder_api_key and self.builder_secret and self.builder_passphrase)
 
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets masked, database password hidden."""
@@ -57,6 +78,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "encryption_key":
                 value = None if value is None else f"***({len(value.split(','))} key(s))"
+            elif f.name in _SECRET_FIELDS:
+                value = None if value is None else "***"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
             elif isinstance(value, Decimal):
@@ -104,6 +127,10 @@ def _parse_decimal(name: str, raw: str, low: Decimal, high: Decimal | None) -> D
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{name} must be {bound}, got {raw!r}")
     return value
+
+
+def _parse_optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
 
 
 def _parse_url(name: str, raw: str) -> str:
@@ -188,6 +215,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "WATCHER_OVERLAP_SECONDS": ("watcher_overlap_seconds", _parse_positive_int),
         "CLAIM_LEASE_SECONDS": ("claim_lease_seconds", _parse_positive_float),
         "METRICS_PORT": ("metrics_port", _parse_port),
+        "SNAPSHOT_RETENTION_DAYS": ("snapshot_retention_days", _parse_positive_float),
+        "SNAPSHOT_EXIT_GRACE": ("snapshot_exit_grace", _parse_positive_float),
+        "RESOLUTION_CHECK_INTERVAL": ("resolution_check_interval", _parse_positive_float),
+        "POLYMARKET_RELAYER_URL": ("relayer_url", _parse_url),
+        "POLYMARKET_BUILDER_API_KEY": ("builder_api_key", _parse_optional_text),
+        "POLYMARKET_BUILDER_SECRET": ("builder_secret", _parse_optional_text),
+        "POLYMARKET_BUILDER_PASSPHRASE": ("builder_passphrase", _parse_optional_text),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)
@@ -196,6 +230,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
 
     if (raw := get("EXECUTION_MODE")) is not None:
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))
+    if (raw := get("AUTO_REDEEM")) is not None:
+        kwargs["auto_redeem"] = _parse_choice("AUTO_REDEEM", raw, AUTO_REDEEM_CHOICES)
     if (raw := get("LOG_LEVEL")) is not None:
         kwargs["log_level"] = _parse_choice("LOG_LEVEL", raw, LOG_LEVELS, upper=True)
     if (raw := get("LOG_FORMAT")) is not None:
@@ -206,6 +242,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kwargs["default_max_slippage"] = _parse_decimal(
             "DEFAULT_MAX_SLIPPAGE", raw, Decimal(0), Decimal(1)
         )
+    builder = [kwargs.get(k) for k in ("builder_api_key", "builder_secret", "builder_passphrase")]
+    if any(builder) and not all(builder):
+        raise ConfigError("POLYMARKET_BUILDER_API_KEY, POLYMARKET_BUILDER_SECRET and "
+                          "POLYMARKET_BUILDER_PASSPHRASE go together: set all three or none")
     if kwargs.get("chain_id", 137) not in (137, 80002):
         raise ConfigError(f"POLYMARKET_CHAIN_ID must be 137 (Polygon) or 80002 (Amoy), got {kwargs['chain_id']}")
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -144,6 +144,13 @@ class Market:
     fees: FeeSchedule | None = None
     question_id: str = ""
     neg_risk_market_id: str = ""
+    payouts: dict[str, Decimal] | None = None  # token id → pUSD per share, once resolved
+    resolved_at: float | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """True once the market has a payout vector."""
+        return self.payouts is not None
 
     def exchange(self) -> tuple[str, str]:
         """(verifyingContract, domain version) every order for this market must be signed for."""
@@ -369,6 +376,10 @@ class SimConfig:
     deposit_wallet_only: bool = False  # every EOA must trade through a deposit wallet
     trading_mode: str = "normal"  # normal | disabled | cancel_only | post_only
     gamma_hide_closed_by_default: bool = True
+    tx_mining: str = "instant"  # instant | manual: transactions wait for `mine_transactions`
+    relayer_api_key: str = ""  # the Builder API key the relayer accepts ("" = none)
+    relayer_secret: str = field(default="", repr=False)
+    relayer_passphrase: str = field(default="", repr=False)
 
 
 class World:
@@ -403,6 +414,12 @@ class World:
         self.auto_trades: set[str] = set()  # pending trades with automatic status deadlines
         self.rows: list[DataRow] = []
         self.rows_by_wallet: dict[str, list[DataRow]] = {}
+        self.chain_txs: dict[str, dict[str, Any]] = {}  # tx hash → {raw, sender, nonce, receipt}
+        self.chain_nonces: dict[str, int] = {}  # lower-case sender → next nonce
+        self.chain_block = 1_000_000
+        self.relayer_txs: dict[str, dict[str, Any]] = {}  # transactionID → relayer transaction
+        self.relayer_nonces: dict[tuple[str, str], int] = {}  # (lower-case owner, type) → nonce
+        self.redemptions: list[dict[str, Any]] = []  # every payout made (tests count them)
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
         self._seq = 0

@@ -286,6 +286,8 @@ class SimProcess:
     gamma_url: str
     clob_url: str
     remote: RemoteSimulator
+    tx_rpc_url: str = ""
+    relayer_url: str = ""
 
 
 def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
@@ -319,6 +321,8 @@ def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
                 urls["POLYMARKET_GAMMA_API_URL"],
                 urls["POLYMARKET_CLOB_API_URL"],
                 remote,
+                urls.get("POLYGON_RPC", ""),
+                urls.get("POLYMARKET_RELAYER_URL", ""),
             )
         if "=" in line:
             k, v = line.split("=", 1)
