@@ -335,9 +335,9 @@ def audit_snapshots(ctx: WatcherContext, trader_ids: list[int]) -> tuple[int, in
     for trader_id in trader_ids:
         now = ctx.clock()
         with session_scope(ctx.factory) as s:
-            rows = audit_decreases(s, trader_id, now, grace)
-            if rows:
-                result = store_fills(s, trader_id, rows, now=now, max_copy_delay=delay)
+            for row in audit_decreases(s, trader_id, now, grace):
+                # first seen "just before its snapshot": the snapshot reflects it (copying.leader)
+                result = store_fills(s, trader_id, [row], now=row.timestamp, max_copy_delay=delay)
                 stored, queued = stored + result.new_fills, queued + result.queued
     return stored, queued
 

@@ -6,9 +6,15 @@ CONVERSION − (the converted NO outcome), SNAPSHOT − (a decrease a snapshot s
 explained, see `copying.position_watch.audit_decreases`). REDEEM rows settle a resolved market
 and are handled by resolution, not here.
 
-Invariant: the holding before a row is the latest snapshot at or before it plus every
-position-moving row after that snapshot and before the row (rows of the same block time count
-in id order); None when no snapshot precedes the row (the caller falls back to copy % sizing).
+Invariant: the holding before a row R is the latest snapshot taken before R was first seen,
+plus every position-moving row first seen after that snapshot that happened before R (rows of
+the same block time count in id order); None when no such snapshot exists (the caller falls
+back to copy % sizing). A snapshot is taken to reflect exactly the rows the watcher had stored
+when it was taken: each watcher cycle polls every trader before it takes snapshots, and
+/v2/activity and /v2/positions are assumed to come from the same index (UNCONFIRMED; see README
+"Copy fidelity"). Timestamps alone cannot order a row against a snapshot: block times are
+whole seconds and the Data API indexes after the block. A SNAPSHOT row is stored as first seen
+just before its snapshot (it is in it).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import TraderFill, TraderPositionSnapshot
@@ -64,27 +70,30 @@ def expand_row(row: Activity, tokens: tuple[MarketToken, ...]) -> list[Activity]
 
 
 def holding_before(session: Session, trader_id: int, token_id: str, at: datetime,
-                   fill_id: int | None = None) -> Decimal | None:
-    """The leader's holding of `token_id` just before the row `fill_id` at `at` (see module)."""
-    snap = session.execute(
-        select(TraderPositionSnapshot.taken_at)
-        .where(TraderPositionSnapshot.trader_id == trader_id, TraderPositionSnapshot.taken_at <= at)
-        .order_by(TraderPositionSnapshot.taken_at.desc()).limit(1)).first()
-    if snap is None:
+                   first_seen: datetime, fill_id: int | None = None) -> Decimal | None:
+    """The leader's holding of `token_id` just before a row that happened at `at` and was first
+    seen at `first_seen` (`fill_id`: the row itself, for same-time ordering; see module)."""
+    taken_at = session.scalar(
+        select(func.max(TraderPositionSnapshot.taken_at))
+        .where(TraderPositionSnapshot.trader_id == trader_id, TraderPositionSnapshot.taken_at < first_seen))
+    if taken_at is None:
         return None
-    taken_at = snap[0]
     size = session.scalar(select(TraderPositionSnapshot.size).where(
         TraderPositionSnapshot.trader_id == trader_id, TraderPositionSnapshot.token_id == token_id,
         TraderPositionSnapshot.taken_at == taken_at)) or ZERO
     earlier = TraderFill.occurred_at < at
     if fill_id is not None:
         earlier = or_(earlier, and_(TraderFill.occurred_at == at, TraderFill.id < fill_id))
-    else:
-        earlier = TraderFill.occurred_at <= at
     rows = session.execute(select(TraderFill.activity_type, TraderFill.side, TraderFill.size).where(
         TraderFill.trader_id == trader_id, TraderFill.token_id == token_id,
-        TraderFill.activity_type.in_(POSITION_TYPES), TraderFill.occurred_at > taken_at,
+        TraderFill.activity_type.in_(POSITION_TYPES), TraderFill.first_seen_at > taken_at,
         earlier)).all()
     for kind, side, sz in rows:
         size += signed_size(kind, side, sz)
     return max(size, ZERO)
+
+
+def holding_before_fill(session: Session, fill: TraderFill) -> Decimal | None:
+    """`holding_before` for a stored row."""
+    return holding_before(session, fill.trader_id, fill.token_id, fill.occurred_at,
+                          fill.first_seen_at, fill.id)

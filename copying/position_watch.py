@@ -8,7 +8,10 @@ SIZE_DECREASE events to cancel pending copies that no longer make sense.
 A decrease no stored row explains (a missed fill, a transfer, anything the activity feed did not
 show) becomes an exit: `audit_decreases` looks at each decrease once `SNAPSHOT_EXIT_GRACE` has
 passed (late activity rows get that long to explain it), and turns the unexplained part into a
-SNAPSHOT row (side SELL) that the intake fans out like a leader SELL. A REDEEM row of the market
+SNAPSHOT row (side SELL) that the intake fans out like a leader SELL. As in `copying.leader`, a
+snapshot reflects the rows stored before it was taken; a row first seen later that happened
+before the snapshot (indexed late) is taken as in it too, so late rows explain decreases rather
+than turn them into exits. The SNAPSHOT row is stored as first seen just before its snapshot. A REDEEM row of the market
 in the window explains a decrease (resolution settles it). Each decrease is audited once
 (`handled_at`). Old snapshots and events are pruned (`prune`), each trader's latest kept.
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from copying.leader import signed_size
@@ -123,9 +126,12 @@ def audit_decreases(session: Session, trader_id: int, now: datetime,
         if prev is None:
             continue
         since, condition_id = prev
+        in_window = or_(TraderFill.first_seen_at <= ev.detected_at,
+                        TraderFill.occurred_at <= ev.detected_at)
         rows = session.execute(select(TraderFill.activity_type, TraderFill.side, TraderFill.size).where(
             TraderFill.trader_id == trader_id, TraderFill.token_id == ev.token_id,
-            TraderFill.occurred_at > since, TraderFill.occurred_at <= ev.detected_at)).all()
+            TraderFill.activity_type != SNAPSHOT_ROW, TraderFill.first_seen_at > since,
+            in_window)).all()
         redeemed = session.scalar(select(TraderFill.id).where(
             TraderFill.trader_id == trader_id, TraderFill.activity_type == "REDEEM",
             TraderFill.condition_id == condition_id, TraderFill.occurred_at > since,

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from copying.context import ExecutorContext
+from copying.markets import upsert_market
 from crypto import signing_key
 from infra.db import session_scope
 from models import Follower, Market, MarketTokenRow, PositionSettlement, Redemption, RedemptionStatus
@@ -142,12 +143,32 @@ class Redeemer:
         if self._own_relayer and self.relayer is not None:
             await self.relayer.aclose()
 
+    async def ensure_markets(self, follower_id: int | None) -> None:
+        """Cache the markets of open redemptions (version and neg-risk pick the contract)."""
+        with session_scope(self.ctx.factory) as s:
+            q = select(Redemption.condition_id).where(Redemption.status == RedemptionStatus.PENDING)
+            if follower_id is not None:
+                q = q.where(Redemption.follower_id == follower_id)
+            missing = [c for c in set(s.scalars(q)) if s.get(Market, c) is None]
+        for condition_id in sorted(missing):
+            try:
+                info = await self.ctx.client.get_market_info(condition_id)
+            except Exception as exc:  # noqa: BLE001 - the redemption waits for the next pass
+                log.warning("market %s: could not fetch it for a redemption: %s", condition_id, exc)
+                continue
+            with session_scope(self.ctx.factory) as s:
+                upsert_market(s, info, self.ctx.clock())
+
     async def run(self, follower_id: int | None = None) -> dict[str, int]:
         """Move every open redemption (of one follower) one step or more; counts by outcome."""
+        await self.ensure_markets(follower_id)
         with session_scope(self.ctx.factory) as s:
             todo = plans(s, follower_id=follower_id, relayer=self.relayer is not None)
         counts: dict[str, int] = {}
         for plan in todo:
+            with session_scope(self.ctx.factory) as s:
+                if plan.method != "manual" and s.get(Market, plan.condition_id) is None:
+                    continue  # the market could not be fetched: which contract is unknown yet
             try:
                 status = await self.advance(plan)
             except Exception as exc:  # noqa: BLE001 - the row stays where it is; next pass

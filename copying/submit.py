@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
 from copying.context import ExecutorContext, book_for, creds_of, live_balance, market_for
-from copying.leader import holding_before
+from copying.leader import holding_before_fill
 from copying.ledger import position_for
 from copying.orders import OrderPlan, SkipCopy, plan_order, sign_planned, spec_for
 from copying.outcomes import record_post_outcome, skip_copy
@@ -188,7 +188,7 @@ def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: F
             keep = target if co.origin == CopyOrigin.REMAINDER else ZERO
             return sell_down_to(held, keep, market, price, job.best_bid,
                                 reason_capped=CapReason.CLOSE_OUT if keep == 0 else None)
-        before = holding_before(s, fill.trader_id, co.token_id, fill.occurred_at, fill.id)
+        before = holding_before_fill(s, fill)
         state = FollowerState(available_usd=ZERO, held_shares=held, trader_shares_before=before,
                               target_shares=target)
         return size_copy(LeaderFill(side, fill.size, co.trader_price, co.token_id, fill.is_combo),

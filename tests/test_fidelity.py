@@ -386,7 +386,7 @@ def test_an_unexplained_snapshot_decrease_becomes_an_exit_once(h: Harness) -> No
         rows = audit_decreases(s, h.trader_id, h.clock.now + timedelta(minutes=9), grace)
         assert [(r.type, r.side, r.size) for r in rows] == [("SNAPSHOT", Side.SELL, D("60"))]
         assert audit_decreases(s, h.trader_id, h.clock.now + timedelta(minutes=20), grace) == []
-        with_before = holding_before(s, h.trader_id, YES, rows[0].timestamp)
+        with_before = holding_before(s, h.trader_id, YES, rows[0].timestamp, rows[0].timestamp)
         assert with_before == D("100")
     # explained: a SELL of 30 between two snapshots
     later(h, 10)
