@@ -9,9 +9,10 @@ A decrease no stored row explains (a missed fill, a transfer, anything the activ
 show) becomes an exit: `audit_decreases` looks at each decrease once `SNAPSHOT_EXIT_GRACE` has
 passed (late activity rows get that long to explain it), and turns the unexplained part into a
 SNAPSHOT row (side SELL) that the intake fans out like a leader SELL. As in `copying.leader`, a
-snapshot reflects the rows stored before it was taken; a row first seen later that happened
+snapshot reflects the rows stored before it was taken; a decrease first seen later that happened
 before the snapshot (indexed late) is taken as in it too, so late rows explain decreases rather
-than turn them into exits. The SNAPSHOT row is stored as first seen just before its snapshot. A REDEEM row of the market
+than turn them into exits (a late increase is left out: the audit can only under-state an
+unexplained decrease). The SNAPSHOT row is stored as first seen just before its snapshot. A REDEEM row of the market
 in the window explains a decrease (resolution settles it). Each decrease is audited once
 (`handled_at`). Old snapshots and events are pruned (`prune`), each trader's latest kept.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from copying.leader import signed_size
@@ -126,8 +127,11 @@ def audit_decreases(session: Session, trader_id: int, now: datetime,
         if prev is None:
             continue
         since, condition_id = prev
+        # stored before the snapshot (so in it); or a decrease that happened before it and was
+        # indexed late (block times are whole seconds: an increase of that same second may
+        # come after the snapshot, so late increases are left out: that can only under-state)
         in_window = or_(TraderFill.first_seen_at <= ev.detected_at,
-                        TraderFill.occurred_at <= ev.detected_at)
+                        and_(TraderFill.side == "SELL", TraderFill.occurred_at <= ev.detected_at))
         rows = session.execute(select(TraderFill.activity_type, TraderFill.side, TraderFill.size).where(
             TraderFill.trader_id == trader_id, TraderFill.token_id == ev.token_id,
             TraderFill.activity_type != SNAPSHOT_ROW, TraderFill.first_seen_at > since,

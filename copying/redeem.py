@@ -37,6 +37,7 @@ from crypto import signing_key
 from infra.db import session_scope
 from models import Follower, Market, MarketTokenRow, PositionSettlement, Redemption, RedemptionStatus
 from wire.chain_tx import ChainClient, RpcError, sign_transaction, with_margin
+from wire.errors import ApiError
 from wire.redeem_calls import ContractCall, redeem_calls
 from wire.relayer import (
     DEPOSIT_WALLET_DEADLINE,
@@ -268,7 +269,12 @@ class Redeemer:
             request, relayer_id = row.relayer_request, row.relayer_id
         assert request is not None
         if relayer_id is None:
-            relayer_id = await self.relayer.submit(request)
+            try:
+                relayer_id = await self.relayer.submit(request)
+            except ApiError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                return self._refused(plan.redemption_id, request, exc.message)
             self.ctx.crash_hook("redeem_sent")
             with session_scope(self.ctx.factory) as s:
                 row = self._row(s, plan.redemption_id)
@@ -309,6 +315,23 @@ class Redeemer:
                 return
             row.method, row.target, row.nonce = "relayer", plan.calls[0].to, nonce
             row.relayer_request, row.status = request, RedemptionStatus.SIGNED
+
+    def _refused(self, rid: int, request: dict[str, object], message: str) -> str:
+        """The relayer refused a stored request for good. A deposit-wallet batch past its deadline
+        can never execute: it is signed again (PENDING). Anything else needs a look (FAILED)."""
+        params = request.get("depositWalletParams")
+        deadline = int(str(params.get("deadline", "0"))) if isinstance(params, dict) else None
+        expired = deadline is not None and deadline < int(self.ctx.clock().timestamp())
+        with session_scope(self.ctx.factory) as s:
+            row = self._row(s, rid)
+            if row.status != RedemptionStatus.SIGNED or row.relayer_id is not None:
+                return row.status.value
+            if expired:
+                row.status, row.relayer_request, row.error = RedemptionStatus.PENDING, None, message[:500]
+                return RedemptionStatus.PENDING.value
+            row.status, row.error = RedemptionStatus.FAILED, f"relayer refused: {message}"[:500]
+        log.warning("redemption %s: the relayer refused it: %s", rid, message)
+        return RedemptionStatus.FAILED.value
 
     def _finish(self, rid: int, success: bool, note: str) -> str:
         with session_scope(self.ctx.factory) as s:
