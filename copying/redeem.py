@@ -9,9 +9,9 @@ shares of a resolved market. This module moves each row on, one short transactio
 - EOA followers: a transaction from the follower's own key to the collateral adapter (neg-risk
   adapter; the Router for Protocol-V2 markets: `wire.redeem_calls`), signed with eth-account
   inside `crypto.signing_key`, sent through `POLYGON_RPC` (`wire.chain_tx`).
-- Safe and deposit-wallet followers: a signed relayer request (`wire.relayer`) when the
-  deployment has relayer (Builder API) credentials; proxy wallets, and everyone without
-  credentials, are MANUAL: `admin status` lists them with the amount.
+- Safe, proxy and deposit-wallet followers: a signed relayer request (`wire.relayer`) when the
+  deployment has relayer (Builder API) credentials; without them they are MANUAL: `admin status`
+  lists them with the amount ("redeem by hand").
 
 Exactly once: the signed transaction (its exact bytes and hash) or the signed relayer request
 (it carries the wallet's nonce) is committed as SIGNED *before* anything is sent. After a crash a
@@ -44,6 +44,7 @@ from wire.relayer import (
     BuilderCreds,
     RelayerClient,
     deposit_wallet_payload,
+    proxy_payload,
     safe_payload,
 )
 from wire.types import SignatureType
@@ -74,8 +75,6 @@ def method_for(follower: Follower, *, relayer: bool) -> tuple[str, str]:
     sig = SignatureType(follower.signature_type)
     if sig == SignatureType.EOA:
         return "eoa", ""
-    if sig == SignatureType.POLY_PROXY:
-        return "manual", "proxy wallets are not redeemed through the relayer here"
     if not relayer:
         return "manual", "no relayer credentials (POLYMARKET_BUILDER_API_KEY …)"
     return "relayer", ""
@@ -296,14 +295,20 @@ class Redeemer:
             assert follower is not None
             owner, wallet, token = follower.signer_address, follower.funder_address, follower.encrypted_private_key
             sig = SignatureType(follower.signature_type)
-        kind = "SAFE" if sig == SignatureType.POLY_GNOSIS_SAFE else "WALLET"
-        nonce = await self.relayer.nonce(owner, kind)
+        kind = {SignatureType.POLY_GNOSIS_SAFE: "SAFE", SignatureType.POLY_PROXY: "PROXY"}.get(sig, "WALLET")
+        relay = ""
+        if kind == "PROXY":
+            relay, nonce = await self.relayer.relay_payload(owner)
+        else:
+            nonce = await self.relayer.nonce(owner, kind)
         chain_id = self.ctx.settings.chain_id
         metadata = f"Redeem positions for condition {plan.condition_id}"[:500]
         keyring = self.ctx.keyring
         assert keyring is not None
         with signing_key(keyring, token, owner) as key:
-            if kind == "SAFE":
+            if kind == "PROXY":
+                request = proxy_payload(key, owner, wallet, plan.calls, nonce, relay, metadata=metadata)
+            elif kind == "SAFE":
                 request = safe_payload(key, owner, wallet, plan.calls[0], nonce, chain_id, metadata)
             else:
                 deadline = int(self.ctx.clock().timestamp()) + DEPOSIT_WALLET_DEADLINE

@@ -1,6 +1,7 @@
 """Polymarket's relayer, as far as redemptions need it: Safe and deposit-wallet transactions.
 
 Routes: `GET /v1/account/transactions/params?address=&type=SAFE|WALLET` → `{address, nonce}`;
+`GET /relay-payload?address=&type=PROXY` → `{address: <relay>, nonce}`;
 `POST /submit` → `{transactionID, state: "STATE_NEW"}`; `GET /transaction?id=` → `[{…}]`
 (states STATE_NEW → STATE_CONFIRMED, or STATE_FAILED for a reverted call).
 
@@ -9,7 +10,9 @@ Every route checks the Builder API key headers (`POLY_BUILDER_API_KEY`, `_TIMEST
 configured with `Simulator.configure(relayer_api_key=…, relayer_secret=…, relayer_passphrase=…)`.
 A SAFE request must be signed (eth_sign of the SafeTx EIP-712 hash, v + 4) by the owner of a
 registered Safe; a WALLET request (EIP-712 `Batch`, domain DepositWallet v1) by an owner or
-session signer of a registered deposit wallet, before its deadline. The nonce must be the
+session signer of a registered deposit wallet, before its deadline; a PROXY request (eth_sign of
+keccak("rlx:" ‖ from ‖ factory ‖ data ‖ 0 ‖ 0 ‖ gas limit ‖ nonce ‖ hub ‖ relay)) by the owner of a
+registered proxy wallet, its data the factory's `proxy(...)` of CALLs. The nonce must be the
 wallet's next one (a replay is refused: "nonce … does not match"). The hashes are computed
 here from the EIP-712 text, independently of the project's signing code.
 
@@ -42,6 +45,8 @@ BATCH_TYPEHASH = keccak(
     b"Call(address target,uint256 value,bytes data)")
 WALLET_DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+PROXY_SELECTOR = keccak(b"proxy((uint8,address,uint256,bytes)[])")[:4]
+RELAY_ADDRESS = "0x" + "5e" * 20  # the relay the simulated relayer hands out
 
 
 def _fail(status: int, message: str) -> HttpError:
@@ -92,6 +97,28 @@ def get_params(sim: Simulator, req: Request) -> Response:
     if not address or kind not in ("SAFE", "WALLET"):
         raise _fail(400, "address and type (SAFE or WALLET) are required")
     return Response(200, {"address": address, "nonce": str(world.relayer_nonces.get((address, kind), 0))})
+
+
+def get_relay_payload(sim: Simulator, req: Request) -> Response:
+    """GET /relay-payload (PROXY)."""
+    world = sim.world
+    _auth(world, req)
+    address = (req.param("address") or "").lower()
+    if not address:
+        raise _fail(400, "address is required")
+    return Response(200, {"address": RELAY_ADDRESS,
+                          "nonce": str(world.relayer_nonces.get((address, "PROXY"), 0))})
+
+
+def _proxy_calls(data: bytes) -> list[tuple[str, bytes]]:
+    from eth_abi import decode as abi_decode
+
+    if data[:4] != PROXY_SELECTOR:
+        raise _fail(400, "PROXY data must call the factory's proxy(...)")
+    (calls,) = abi_decode(["(uint8,address,uint256,bytes)[]"], data[4:])
+    if any(int(type_code) != 1 or int(value) != 0 for type_code, _, value, _ in calls):
+        raise _fail(400, "only CALLs without value are relayed")
+    return [(str(to), bytes(payload)) for _, to, _, payload in calls]
 
 
 def _check_nonce(world: World, owner: str, kind: str, nonce: int) -> None:
@@ -145,6 +172,24 @@ def submit(sim: Simulator, req: Request) -> Response:
                 raise _fail(400, "invalid deposit-wallet signature")
             _check_nonce(world, owner, kind, nonce)
             holder = record.address
+        elif kind == "PROXY":
+            proxy = str(body.get("proxyWallet", ""))
+            record = world.wallet(proxy)
+            if record is None or record.kind != "proxy" or record.owner.lower() != owner.lower():
+                raise _fail(400, "unknown proxy wallet for this owner")
+            params = body.get("signatureParams") or {}
+            data = hex_bytes(str(body.get("data", "0x")))
+            packed = (b"rlx:" + hex_bytes(owner) + hex_bytes(str(body.get("to", ""))) + data
+                      + int(str(params.get("relayerFee", "0"))).to_bytes(32, "big")
+                      + int(str(params.get("gasPrice", "0"))).to_bytes(32, "big")
+                      + int(str(params.get("gasLimit", "0"))).to_bytes(32, "big")
+                      + nonce.to_bytes(32, "big") + hex_bytes(str(params.get("relayHub", "")))
+                      + hex_bytes(str(params.get("relay", ""))))
+            prefixed = keccak(b"\x19Ethereum Signed Message:\n32" + keccak(packed))
+            if ecrecover(prefixed, signature).lower() != owner.lower():
+                raise _fail(400, "invalid proxy signature")
+            _check_nonce(world, owner, kind, nonce)
+            holder, calls = record.address, _proxy_calls(data)
         else:
             raise _fail(400, f"unsupported transaction type {kind!r}")
     except (SignatureError, KeyError, ValueError, TypeError) as exc:
@@ -179,6 +224,7 @@ def build_router() -> Router:
     """The relayer's routes."""
     r = Router()
     r.add("GET", r"/v1/account/transactions/params", get_params)
+    r.add("GET", r"/relay-payload", get_relay_payload)
     r.add("POST", r"/submit", submit)
     r.add("GET", r"/transaction", get_transaction)
     return r

@@ -115,14 +115,14 @@ class Rig:
                 return (await watch_cycle(ctx, asyncio.Event())).counts
             finally:
                 release_lease(self.db.factory, Shard(), "fid-w")
-        return self._run(step)  # type: ignore[no-any-return]
+        return self._run(step)
 
     def execute(self) -> dict[str, int]:
         async def step(client: PolymarketClient) -> dict[str, int]:
             ctx = build_context(self.settings, self.db.factory, client)
             ctx.book_ttl = 0.0
             return (await executor_cycle(ctx, asyncio.Event(), CycleClock(0), force_manage=True)).counts
-        return self._run(step)  # type: ignore[no-any-return]
+        return self._run(step)
 
     def copies(self, side: str | None = None) -> list[CopyOrder]:
         with self.db.session() as s:
@@ -314,20 +314,28 @@ def test_the_relayer_redeems_a_deposit_wallet_follower(
     assert [x["holder"] for x in r.sim.redemptions()] == [DEPOSIT_WALLET_0.lower()]
 
 
-def test_the_relayer_redeems_a_safe_follower(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
-    """A Safe follower (its shares and settled position seeded directly) is redeemed through the
-    relayer with a SafeTx signed by the owner (eth_sign, v + 4); the Safe gets the pUSD, once."""
+PROXY_WALLET_0 = "0x365f0CA36Ae1f641E02fE3B7743673da42A13A70"
+
+
+@pytest.mark.parametrize(("sig", "wallet", "kind"), [
+    (SignatureType.POLY_GNOSIS_SAFE, SAFE_WALLET_0, "SAFE"),
+    (SignatureType.POLY_PROXY, PROXY_WALLET_0, "PROXY"),
+])
+def test_the_relayer_redeems_safe_and_proxy_followers(
+        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str,
+        sig: SignatureType, wallet: str, kind: str) -> None:
+    """A Safe or proxy follower (its shares and redemption intent seeded directly) is redeemed
+    through the relayer: a SafeTx (eth_sign, v + 4) or a proxy-factory call over the "rlx:" hash,
+    signed by the owner and verified by the simulator; the wallet gets the pUSD, once."""
     r = _relayer_rig(database, simulator_factory, fernet_key)
-    r.sim.fund(SAFE_WALLET_0, pusd="0", tokens={FED_YES: "7"})
+    r.sim.fund(wallet, pusd="0", tokens={FED_YES: "7"})
     r.sim.resolve_market("fed", winner="Yes")
     with session_scope(r.db.factory) as s:
-        f = add_follower(s, r.ring, name="Safe", email="safe@x.io", private_key=HARDHAT_KEYS[0],
-                         signature_type=SignatureType.POLY_GNOSIS_SAFE, funder=SAFE_WALLET_0,
-                         tier=Tier.WHALE)
+        f = add_follower(s, r.ring, name="W", email="w@x.io", private_key=HARDHAT_KEYS[0],
+                         signature_type=sig, funder=wallet, tier=Tier.WHALE)
         s.add(Redemption(follower_id=f.id, condition_id=FED_CONDITION, method="pending",
                          status=RedemptionStatus.PENDING, shares=D(7), amount=D(7), attempts=0))
-    r.funders[0] = SAFE_WALLET_0
+    r.funders[0] = wallet
 
     async def go(client: PolymarketClient) -> dict[str, int]:
         ctx = build_context(r.settings, r.db.factory, client)
@@ -342,7 +350,7 @@ def test_the_relayer_redeems_a_safe_follower(
     counts = r._run(go)
     assert counts == {"CONFIRMED": 1}, counts  # the second pass had nothing open
     assert r.pusd(0) == D(7) and r.held(0, FED_YES) == 0
-    assert [(t["type"], t["state"]) for t in r.sim.relayer_transactions()] == [("SAFE", "STATE_CONFIRMED")]
+    assert [(t["type"], t["state"]) for t in r.sim.relayer_transactions()] == [(kind, "STATE_CONFIRMED")]
 
 
 def _env(r: Rig, **extra: str) -> dict[str, str]:
@@ -380,7 +388,7 @@ def test_auto_redeem_exactly_once_through_a_kill_9(rig: Rig, point: str) -> None
     assert rig.pusd(1) == before + 10
 
 
-def test_a_proxy_follower_without_relayer_is_listed_to_redeem_by_hand(
+def test_without_relayer_credentials_a_wallet_follower_redeems_by_hand(
         database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
     """No relayer credentials: a deposit-wallet follower's redemption is MANUAL and `admin
     status` lists it with the amount, as "redeem by hand"."""

@@ -499,7 +499,7 @@ def check_one_copy_per_eligible_fill(soak: Soak) -> Counter[str]:
         fills = {f.id: f for f in s.scalars(select(TraderFill))}
         follows = list(s.scalars(select(Follow)))
         copies = [c for c in s.scalars(select(CopyOrder)) if c.trader_fill_id is not None]
-        per: Counter[tuple[int, int]] = Counter((c.trader_fill_id, c.follow_id) for c in copies)
+        per: Counter[tuple[int | None, int]] = Counter((c.trader_fill_id, c.follow_id) for c in copies)
         by_pair = {(c.trader_fill_id, c.follow_id): c for c in copies}
         delay = timedelta(seconds=MAX_COPY_DELAY)
         for c in copies:

@@ -12,9 +12,12 @@ Payloads (py-sdk `gasless.py`): SAFE — the owner signs the Safe's EIP-712 `Saf
 `eth_sign` (the 65-byte signature's v raised by 4, the Safe's convention for eth_sign), one call,
 operation CALL; WALLET (deposit wallet) — the owner signs an EIP-712 `Batch` (domain
 `DepositWallet` v1, verifying contract = the wallet) of calls with a deadline, submitted to the
-deposit-wallet factory. Proxy (Magic) wallets use a relay-hub hash not implemented here: they are
-redeemed by hand. UNCONFIRMED against the live relayer (no network here): the Builder-key
-HMAC form for the relayer, and `/v1/account/transactions/params` (the newer SDK route).
+deposit-wallet factory; PROXY (Magic proxy wallets) — the calls wrapped in the proxy factory's
+`proxy((uint8,address,uint256,bytes)[])`, the owner `eth_sign`s keccak("rlx:" ‖ from ‖ to ‖ data ‖
+relayer fee ‖ gas price ‖ gas limit ‖ nonce ‖ relay hub ‖ relay), the relay address and nonce
+from `GET /relay-payload`. UNCONFIRMED against the live relayer (no network here): the
+Builder-key HMAC form for the relayer, `/v1/account/transactions/params` (the newer SDK route),
+and the relay hub address (taken from a public SDK test, `PROXY_RELAY_HUB`).
 
 Invariant: a signed payload carries the wallet's nonce, so the same payload can execute at most
 once on chain; it is stored before it is submitted and re-submitted as it is after a crash.
@@ -36,6 +39,9 @@ from wire.redeem_calls import ContractCall
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 DEPOSIT_WALLET_FACTORY = "0x00000000000Fb5C9ADea0298D729A0CB3823Cc07"
+PROXY_FACTORY = "0xaB45c5A4B0c941a2F231C04C3f49182e1A254052"
+PROXY_RELAY_HUB = "0xD216153c06E857cD7f72665E0aF1d7D82172F494"  # UNCONFIRMED (see module)
+PROXY_GAS_LIMIT = 200_000  # when the node cannot estimate the proxy call
 DEPOSIT_WALLET_DEADLINE = 600  # seconds a deposit-wallet batch stays valid
 SUCCESS_STATES = frozenset({"STATE_CONFIRMED"})
 FAILED_STATES = frozenset({"STATE_INVALID", "STATE_FAILED"})
@@ -185,6 +191,48 @@ def deposit_wallet_payload(private_key: str, owner: str, wallet: str, calls: Seq
     }
 
 
+def proxy_call_data(calls: Sequence[ContractCall]) -> str:
+    """The proxy factory's `proxy((uint8 typeCode, address to, uint256 value, bytes data)[])`, CALLs."""
+    from eth_abi import encode as abi_encode
+    from eth_hash.auto import keccak
+
+    selector = keccak(b"proxy((uint8,address,uint256,bytes)[])")[:4]
+    encoded = abi_encode(["(uint8,address,uint256,bytes)[]"],
+                         [[(1, c.to, 0, bytes.fromhex(c.data[2:])) for c in calls]])
+    return "0x" + (selector + encoded).hex()
+
+
+def proxy_hash(owner: str, data: str, gas_limit: int, nonce: int, relay: str) -> bytes:
+    """keccak("rlx:" ‖ from ‖ proxy factory ‖ data ‖ fee 0 ‖ gas price 0 ‖ gas limit ‖ nonce ‖ hub ‖ relay)."""
+    from eth_hash.auto import keccak
+
+    def addr(a: str) -> bytes:
+        return bytes.fromhex(a[2:])
+
+    return bytes(keccak(b"rlx:" + addr(owner) + addr(PROXY_FACTORY) + bytes.fromhex(data[2:])
+                        + (0).to_bytes(32, "big") + (0).to_bytes(32, "big")
+                        + gas_limit.to_bytes(32, "big") + nonce.to_bytes(32, "big")
+                        + addr(PROXY_RELAY_HUB) + addr(relay)))
+
+
+def proxy_payload(private_key: str, owner: str, proxy_wallet: str, calls: Sequence[ContractCall],
+                  nonce: int, relay: str, gas_limit: int = PROXY_GAS_LIMIT,
+                  metadata: str = "") -> dict[str, Any]:
+    """A signed PROXY relayer request: the calls through the owner's Polymarket proxy wallet."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    data = proxy_call_data(calls)
+    signed = Account.sign_message(encode_defunct(primitive=proxy_hash(owner, data, gas_limit, nonce, relay)),
+                                  private_key)
+    return {
+        "type": "PROXY", "from": owner, "to": PROXY_FACTORY, "proxyWallet": proxy_wallet, "data": data,
+        "nonce": str(nonce), "signature": "0x" + bytes(signed.signature).hex(), "metadata": metadata,
+        "signatureParams": {"gasLimit": str(gas_limit), "gasPrice": "0", "relay": relay,
+                            "relayHub": PROXY_RELAY_HUB, "relayerFee": "0"},
+    }
+
+
 def parse_relayer_tx(body: Any) -> RelayerTx | None:
     """`GET /transaction` (a list, or one object) → the transaction, or None when absent."""
     if isinstance(body, list):
@@ -243,6 +291,15 @@ class RelayerClient:
         if not isinstance(nonce, str | int) or not str(nonce).isdigit():
             raise ParseError("relayer params: missing or non-numeric nonce")
         return int(nonce)
+
+    async def relay_payload(self, owner: str) -> tuple[str, int]:
+        """(relay address, nonce) for a PROXY transaction of `owner` (GET /relay-payload)."""
+        body = await self._request("GET", "/relay-payload", params={"address": owner, "type": "PROXY"})
+        relay = body.get("address") if isinstance(body, dict) else None
+        nonce = body.get("nonce") if isinstance(body, dict) else None
+        if not isinstance(relay, str) or not isinstance(nonce, str | int) or not str(nonce).isdigit():
+            raise ParseError("relayer /relay-payload: expected {address, nonce}")
+        return relay, int(nonce)
 
     async def submit(self, payload: dict[str, Any]) -> str:
         """POST /submit; the relayer's transactionID."""
