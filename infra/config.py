@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,8 +53,8 @@ class Settings:
     auto_redeem: str = "auto"
     relayer_url: str = "https://relayer-v2.polymarket.com"
     builder_api_key: str | None = None
-    builder_secret: str | None = None
-    builder_passphrase: str | None = None
+    builder_secret: str | None = field(default=None, repr=False)
+    builder_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def is_live(self) -> bool:

@@ -62,6 +62,11 @@ def test_path_prefix_urls_are_kept() -> None:
         ("PAPER_BALANCE_USD", "-5"),
         ("DEFAULT_MAX_SLIPPAGE", "2"),
         ("METRICS_PORT", "70000"),
+        ("SNAPSHOT_RETENTION_DAYS", "-1"),
+        ("SNAPSHOT_EXIT_GRACE", "0"),
+        ("RESOLUTION_CHECK_INTERVAL", "soon"),
+        ("AUTO_REDEEM", "sometimes"),
+        ("POLYMARKET_RELAYER_URL", "ftp://x"),
     ],
 )
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
@@ -107,3 +112,15 @@ def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
                 "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT"):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
+
+
+def test_builder_credentials_all_or_none_and_never_shown() -> None:
+    """The relayer's builder credentials are set together or not at all; secrets are redacted."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"POLYMARKET_BUILDER_API_KEY": "k"}, env_file=NO_FILE)
+    assert "POLYMARKET_BUILDER" in str(err.value) and "\n" not in str(err.value)
+    s = load_settings({"POLYMARKET_BUILDER_API_KEY": "k", "POLYMARKET_BUILDER_SECRET": "s3cr3t-b",
+                       "POLYMARKET_BUILDER_PASSPHRASE": "p4ss-b"}, env_file=NO_FILE)
+    assert s.has_relayer_credentials
+    assert "s3cr3t-b" not in repr(s.redacted()) and "p4ss-b" not in repr(s.redacted())
+    assert "s3cr3t-b" not in repr(s) and "p4ss-b" not in repr(s)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -413,3 +413,48 @@ def test_settings_are_what_the_rig_uses() -> None:
     assert s.redeems_automatically is False and replace(s, execution_mode="live").redeems_automatically
     assert not s.has_relayer_credentials
     assert HARDHAT_ADDRESSES[1] and FollowStatus.ACTIVE
+
+
+class GatedClient(PolymarketClient):
+    """A client whose position snapshots wait for a gate (polls go through at once)."""
+
+    gate: asyncio.Event
+
+    async def fetch_positions(self, user: str, **kw: Any) -> Any:
+        await self.gate.wait()
+        return await super().fetch_positions(user, **kw)
+
+
+def test_snapshots_never_delay_fill_detection_and_old_ones_are_pruned(rig: Rig) -> None:
+    """With background snapshots a round that has not finished does not hold the next poll: a new
+    fill is stored and queued while the snapshot round still waits; once it finishes its events
+    are counted. Snapshots older than the retention are pruned, each trader's latest kept."""
+    from models import TraderPositionSnapshot
+
+    async def go() -> tuple[dict[str, int], dict[str, int], bool, dict[str, int]]:
+        client = cast(GatedClient, GatedClient.from_settings(client_settings, http2=False))
+        client.gate = asyncio.Event()
+        ctx = WatcherContext(settings=client_settings, factory=rig.db.factory, client=client,
+                             owner="bg", background_snapshots=True)
+        try:
+            first = (await watch_cycle(ctx, asyncio.Event())).counts
+            rig.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "BUY", "100", "0.42")
+            second = (await watch_cycle(ctx, asyncio.Event())).counts
+            pending = ctx.snapshot_task is not None and not ctx.snapshot_task.done()
+            client.gate.set()
+            assert ctx.snapshot_task is not None
+            await ctx.snapshot_task
+            third = (await watch_cycle(ctx, asyncio.Event())).counts
+            return first, second, pending, third
+        finally:
+            release_lease(rig.db.factory, Shard(), "bg")
+            await client.aclose()
+
+    client_settings = replace(rig.settings, snapshot_retention_days=1e-9)
+    first, second, pending, third = asyncio.run(go())
+    assert first["snapshots"] == 1 and second["snapshots"] == 0  # the round is still running
+    assert pending and second["new_fills"] == 1 and second["queued"] == 1
+    assert third["snapshots"] == 1  # the next round started once the first finished
+    with rig.db.session() as s:
+        times = set(s.scalars(select(TraderPositionSnapshot.taken_at)))
+    assert len(times) <= 2  # older snapshots pruned; the trader's latest kept
