@@ -96,17 +96,20 @@ def stop_reason(session: Session, co: CopyOrder, switches: KillSwitchState | Non
 async def cancel_superseded(ctx: ExecutorContext) -> int:
     """Cancel resting copies a later exit (or close) of their follow and token waits for; how many.
 
+    The reason is `trader_exited` when a snapshot saw the leader leave, else `superseded_by_exit`.
+
     The confirmed cancel records their fills, so the exit is then sized on what they got.
     """
     with session_scope(ctx.factory) as s:
-        rows = s.execute(select(CopyOrder.id, CopyOrder.token_id, CopyOrder.condition_id)
-                         .where(superseded_clause(), CopyOrder.paper == ctx.paper)
-                         .order_by(CopyOrder.id)).all()
+        copies = s.scalars(select(CopyOrder).where(superseded_clause(), CopyOrder.paper == ctx.paper)
+                           .order_by(CopyOrder.id)).all()
+        rows = [(co.id, co.token_id, co.condition_id,
+                 "trader_exited" if trader_exited(s, co) else "superseded_by_exit") for co in copies]
     n = 0
-    for co_id, token, cond in rows:
+    for co_id, token, cond, reason in rows:
         try:
             market = await market_for(ctx, token, cond)
-            if await cancel_copy(ctx, co_id, market, "superseded_by_exit"):
+            if await cancel_copy(ctx, co_id, market, reason):
                 n += 1
         except Exception as exc:  # noqa: BLE001 - one order must not stop the others; next cycle
             log.warning("copy %s: cancel for a later exit failed: %s", co_id, exc)

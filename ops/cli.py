@@ -858,8 +858,9 @@ def redeem(ctx: _Context, wallet: str, dry_run: bool, as_json: bool) -> None:
     """Redeem the follower's resolved winning positions for pUSD (exactly once each).
 
     Settles the follower's resolved markets first; EOA wallets send a transaction through
-    POLYGON_RPC, Safe and deposit wallets go through the relayer when POLYMARKET_BUILDER_* is
-    set, anything else is listed as "redeem by hand". Paper mode settles at the payout.
+    POLYGON_RPC; Safe, proxy and deposit wallets go through the relayer when
+    POLYMARKET_BUILDER_* is set, else they are listed as "redeem by hand". Paper mode settles at
+    the payout.
     """
     from ops.accounts import find_follower
     from ops.positions import redeem as do_redeem
