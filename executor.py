@@ -31,10 +31,13 @@ from copying.claims import Label, claim_jobs
 from copying.context import ExecutorContext
 from copying.heartbeats import record_heartbeat
 from copying.intake import NOTIFY_CHANNEL
-from copying.manage import manage_open_orders
+from copying.manage import cancel_superseded, manage_open_orders
 from copying.ports import ExchangeClient
 from copying.reconcile import begin_cycle, reconcile_unresolved
+from copying.redeem import redeem_pass
+from copying.resolution import check_resolutions
 from copying.submit import submit_jobs
+from copying.targets import queue_remainders
 from infra import metrics
 from infra.config import Settings
 from infra.daemon import (
@@ -72,9 +75,14 @@ class CycleClock:
 
 
 async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: CycleClock,
-                         *, force_manage: bool = False, housekeeping: bool = True) -> CycleStats:
+                         *, force_manage: bool = False, housekeeping: bool = True,
+                         resolution_clock: CycleClock | None = None) -> CycleStats:
     """Reconcile (with `housekeeping`), then claim and submit everything claimable in batches,
-    then manage open orders if due.
+    then manage open orders if due (and queue remainder sales), then check held markets for
+    resolution and redeem (when `resolution_clock` is due, or with `force_manage`).
+
+    Housekeeping also cancels resting copies a later exit of their follow and token waits for
+    (`copying.ordering`), so the exit is sized on what they got within a cycle or two.
 
     Balances and decrypted credentials are read again at every housekeeping cycle and after
     every pass that records fills outside the batches (reconciliation, management); the cycles
@@ -86,6 +94,7 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
         ctx.new_cycle()
         c["lease_released"], unresolved = begin_cycle(ctx)
         c["reconciled"] = await reconcile_unresolved(ctx, ids=unresolved)
+        c["superseded"] = await cancel_superseded(ctx)
     submitted: Counter[Label] = Counter()
     size = FIRST_BATCH
     while not stop.is_set():  # SIGTERM is looked at between batches and before a batch signs
@@ -103,7 +112,13 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
     if not stop.is_set() and (force_manage or manage_clock.due()):
         for what, n in (await manage_open_orders(ctx)).items():
             c[f"orders_{what.value}"] = n
+        c["remainders_queued"] = await queue_remainders(ctx)
         ctx.new_cycle()  # fills recorded by the manager are not in the balances read before
+    if not stop.is_set() and (force_manage or (resolution_clock is not None and resolution_clock.due())):
+        c["markets_resolved"] = len(await check_resolutions(ctx))
+        if ctx.settings.redeems_automatically and not ctx.paper:  # paper never moves money
+            for outcome, n in (await redeem_pass(ctx)).items():
+                c[f"redemptions_{outcome.lower()}"] = n
     return stats
 
 
@@ -223,6 +238,7 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     manage_clock = CycleClock(settings.order_manage_interval)
+    resolution_clock = CycleClock(settings.resolution_check_interval)
     housekeeping_clock = CycleClock(HOUSEKEEPING_INTERVAL)
     started = utcnow()
     metrics_server = metrics.start_server(settings.metrics_port)
@@ -244,7 +260,8 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
 
     async def cycle(ev: asyncio.Event) -> CycleStats:
         return await executor_cycle(ctx, ev, manage_clock, force_manage=args.once,
-                                    housekeeping=housekeeping_clock.due())
+                                    housekeeping=housekeeping_clock.due(),
+                                    resolution_clock=resolution_clock)
 
     try:
         return await run_loop(

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -213,6 +214,8 @@ class Follow(Base):
     market_exposure_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
     price_min: Mapped[Decimal | None] = mapped_column(DecimalType())
     price_max: Mapped[Decimal | None] = mapped_column(DecimalType())
+    # a leader exit first seen later than MAX_COPY_DELAY is still mirrored (it lowers risk)
+    mirror_late_exits: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     status: Mapped[FollowStatus] = mapped_column(
         _enum(FollowStatus, "follow_status"), default=FollowStatus.ACTIVE
     )
@@ -275,19 +278,31 @@ class TraderFill(Base):
     sources_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # grace audit
 
 
+class CopyOrigin(str, enum.Enum):
+    """Why a copy order exists: a leader's row, or the follow's own target (no leader row)."""
+
+    FILL = "fill"  # the copy of one trader fill (TRADE, MERGE, CONVERSION or SNAPSHOT row)
+    REMAINDER = "remainder"  # sells what the follow holds above its target (kept remainders)
+    CLOSE = "close"  # `--close-positions`: sells the follow's whole holding at market
+
+
 class CopyOrder(Base):
-    """The copy of one trader fill for one follow; at most one live venue order at a time."""
+    """The copy of one trader fill for one follow (or a sell down to the follow's target);
+    at most one live venue order at a time."""
 
     __tablename__ = "copy_orders"
     __table_args__ = (
         UniqueConstraint("trader_fill_id", "follow_id", name="uq_copy_orders_fill_follow"),
         Index("ix_copy_orders_status", "status"),
         Index("ix_copy_orders_follower_status", "follower_id", "status"),
+        Index("ix_copy_orders_follow_token", "follow_id", "token_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
-    trader_fill_id: Mapped[int] = mapped_column(ForeignKey("trader_fills.id"))
+    trader_fill_id: Mapped[int | None] = mapped_column(ForeignKey("trader_fills.id"))
+    origin: Mapped[CopyOrigin] = mapped_column(_enum(CopyOrigin, "copy_origin"), default=CopyOrigin.FILL,
+                                               server_default=CopyOrigin.FILL.value)
     follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
     side: Mapped[str] = mapped_column(String(4))
     token_id: Mapped[str] = mapped_column(String(80))
@@ -318,7 +333,7 @@ class CopyOrder(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     follow: Mapped[Follow] = relationship()
-    trader_fill: Mapped[TraderFill] = relationship()
+    trader_fill: Mapped[TraderFill | None] = relationship()
     events: Mapped[list[CopyOrderEvent]] = relationship(
         back_populates="copy_order", order_by="CopyOrderEvent.id"
     )
@@ -383,6 +398,10 @@ class FollowerPosition(Base):
     condition_id: Mapped[str] = mapped_column(String(66))
     paper: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
+    # what the follow should hold now: BUY fills add to it, each leader exit scales it by the
+    # leader's kept fraction; size − target is what is still to be sold (see copying.targets)
+    target_size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0),
+                                                 server_default="0")
     avg_cost: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     realized_pnl: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     fees_paid: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
@@ -437,6 +456,7 @@ class Market(Base):
     fee_exponent: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(1))
     fee_takers_only: Mapped[bool] = mapped_column(Boolean, default=True)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # payouts known (Gamma)
 
     tokens: Mapped[list[MarketTokenRow]] = relationship(
         back_populates="market", order_by="MarketTokenRow.outcome_index"
@@ -452,8 +472,71 @@ class MarketTokenRow(Base):
     condition_id: Mapped[str] = mapped_column(ForeignKey("markets.condition_id"), index=True)
     outcome: Mapped[str] = mapped_column(String(200), default="")
     outcome_index: Mapped[int] = mapped_column(Integer)
+    payout: Mapped[Decimal | None] = mapped_column(DecimalType())  # pUSD per share once resolved
 
     market: Mapped[Market] = relationship(back_populates="tokens")
+
+
+class PositionSettlement(Base):
+    """A follow's position closed by its market's resolution, at the payout (1 or 0 per share)."""
+
+    __tablename__ = "position_settlements"
+    __table_args__ = (
+        UniqueConstraint("follow_id", "token_id", "paper", name="uq_position_settlements_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"), index=True)
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
+    token_id: Mapped[str] = mapped_column(String(80))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[Decimal] = mapped_column(DecimalType())
+    avg_cost: Mapped[Decimal] = mapped_column(DecimalType())
+    payout: Mapped[Decimal] = mapped_column(DecimalType())  # per share
+    realized_pnl: Mapped[Decimal] = mapped_column(DecimalType())
+    settled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RedemptionStatus(str, enum.Enum):
+    """Where a redemption of a follower's winning shares stands (copying.redeem)."""
+
+    PENDING = "PENDING"  # intent stored, nothing signed yet
+    SIGNED = "SIGNED"  # the transaction (or relayer request) is stored, maybe not sent
+    SENT = "SENT"  # handed to the node (or relayer); waiting for the receipt
+    CONFIRMED = "CONFIRMED"  # mined with success: the pUSD is in the wallet
+    FAILED = "FAILED"  # mined and reverted, or refused for good: needs a look
+    MANUAL = "MANUAL"  # no way to redeem from here: "redeem by hand"
+
+
+class Redemption(Base):
+    """One follower's redemption of one resolved market, exactly once (intent before sending)."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("follower_id", "condition_id", name="uq_redemptions_follower_condition"),
+        Index("ix_redemptions_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
+    condition_id: Mapped[str] = mapped_column(String(66))
+    method: Mapped[str] = mapped_column(String(16))  # eoa | relayer | manual
+    status: Mapped[RedemptionStatus] = mapped_column(_enum(RedemptionStatus, "redemption_status"))
+    shares: Mapped[Decimal] = mapped_column(DecimalType())  # winning shares held
+    amount: Mapped[Decimal] = mapped_column(DecimalType())  # pUSD expected
+    target: Mapped[str | None] = mapped_column(String(42))  # contract called
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)  # signed bytes, re-sent as they are
+    relayer_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    relayer_id: Mapped[str | None] = mapped_column(String(80))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class DaemonHeartbeat(Base):

@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"POLYMARKET_CLOB_API_URL={sim.clob_url}")
     print(f"POLYGON_RPC={sim.rpc_url}")
     print(f"POLYGON_WS={sim.ws_url}")
+    print(f"POLYMARKET_RELAYER_URL={sim.relayer_url}")
     if fakes:
         print(f"TELEGRAM_API_URL={fakes[0].url}")
         print(f"DISCORD_API_URL={fakes[1].url}/api")

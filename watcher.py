@@ -11,6 +11,14 @@ cross-check) while the chain source is healthy, and every cycle when it is not. 
 API cursor (last fill time seen) and the chain's block cursor each advance in the same
 transaction as the fills they cover, so a crash or SIGTERM at any point loses nothing, and the
 fill identity makes any re-read insert nothing twice, whichever source reads it.
+
+SPLIT / MERGE / CONVERSION rows are stored per outcome (`copying.leader.expand_row`; the market's
+tokens from the cache, else fetched first), so a MERGE queues an exit of each outcome. Position
+snapshots run concurrently (at most `concurrency` at once, within the client's rate budget) and,
+in the daemon, in the background: a slow snapshot round never delays the next poll. A decrease a
+snapshot shows and no row explains becomes an exit after `SNAPSHOT_EXIT_GRACE`
+(`copying.position_watch.audit_decreases`); snapshots older than `SNAPSHOT_RETENTION_DAYS` are
+pruned (each trader's latest kept).
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from copying.heartbeats import record_heartbeat
 from copying.intake import fill_keys, store_fills
-from copying.markets import known_tokens, upsert_market
-from copying.position_watch import Holding, record_snapshot
+from copying.leader import EXPANDED_TYPES, expand_row
+from copying.markets import known_tokens, load_market, upsert_market
+from copying.position_watch import Holding, audit_decreases, prune, record_snapshot
 from copying.source_audit import audit_single_source
 from infra import metrics
 from infra.config import Settings
@@ -50,7 +59,7 @@ from infra.daemon import (
 )
 from infra.db import make_engine, make_sessionmaker, session_scope, utcnow
 from infra.errors import InputError
-from models import Follow, Follower, FollowerStatus, FollowStatus, ShardLease, Trader
+from models import Follow, Follower, FollowerPosition, FollowerStatus, FollowStatus, ShardLease, Trader
 from wire.errors import error_class
 
 log = logging.getLogger("pmct.watcher")
@@ -92,6 +101,7 @@ class Shard:
 # Polls in flight: enough to keep the Data API's 40 requests/s budget busy at ~100 ms round
 # trips, and rate-limited waiters leave in groups this size (fewer, CPU-costly wake-ups).
 POLL_CONCURRENCY = 8
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def watcher_client(settings: Settings, **kwargs: Any) -> Any:
@@ -125,6 +135,11 @@ class WatcherContext:
     chain: Any = None  # copying.chain_source.ChainSource when FILL_SOURCES has chain
     lease_held: bool = False
     last_audit: float = 0.0  # monotonic time of the last single-source audit
+    # The daemon runs snapshot rounds in the background (never delaying polls); tests and
+    # `--once` wait for them within the cycle.
+    background_snapshots: bool = False
+    snapshot_task: asyncio.Task[int] | None = None
+    last_prune: datetime | None = None
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -173,15 +188,23 @@ def release_lease(factory: sessionmaker[Session], shard: Shard, owner: str) -> N
 
 
 def traders_to_poll(session: Session, shard: Shard) -> list[TraderToPoll]:
-    """Traders with at least one active follow of an active follower, in this shard."""
-    from sqlalchemy import func
+    """Traders of this shard that a follow still mirrors: an active follow of an active follower
+    (entries and exits), a paused follow or a disabled follower's follow (exits), or any follow
+    still holding a token of the trader's (exits; a removed follow included)."""
+    from sqlalchemy import Numeric, and_, cast, exists, func, or_
 
+    holds = exists().where(FollowerPosition.follow_id == Follow.id,
+                           cast(FollowerPosition.size, Numeric) > 0)
+    mirrored = or_(and_(Follow.status == FollowStatus.ACTIVE, Follower.status == FollowerStatus.ACTIVE),
+                   Follow.status == FollowStatus.PAUSED,
+                   and_(Follow.status == FollowStatus.ACTIVE, Follower.status != FollowerStatus.ACTIVE),
+                   holds)
     rows = session.execute(
         select(Trader.id, Trader.wallet, Trader.cursor_ts, func.min(Follow.started_at),
                Trader.last_snapshot_at, Trader.last_polled_at)
         .join(Follow, Follow.trader_id == Trader.id)
         .join(Follower, Follower.id == Follow.follower_id)
-        .where(Follow.status == FollowStatus.ACTIVE, Follower.status == FollowerStatus.ACTIVE)
+        .where(mirrored)
         .group_by(Trader.id, Trader.wallet, Trader.cursor_ts, Trader.last_snapshot_at,
                   Trader.last_polled_at)
         .order_by(Trader.id)
@@ -242,6 +265,7 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
     if page.next_cursor is not None:
         log.warning("trader %s: more than %d rows since the cursor; the rest comes next cycle",
                     trader.wallet, len(rows))
+    rows = await expand_position_rows(ctx, rows)
     seen_at = ctx.clock()
     newest = max((int(r.timestamp.timestamp()) for r in rows), default=cursor)
     keys = frozenset(fill_keys(rows))
@@ -262,6 +286,32 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
     return result
 
 
+async def expand_position_rows(ctx: WatcherContext, rows: list[Any]) -> list[Any]:
+    """SPLIT / MERGE / CONVERSION rows of a market as rows per outcome (market fetched if needed).
+
+    A market that cannot be fetched makes the poll fail (it is retried next cycle from the same
+    cursor), so a MERGE is never stored without its per-outcome exits.
+    """
+    need = sorted({r.condition_id for r in rows
+                   if r.type in EXPANDED_TYPES and not r.token_id and r.condition_id})
+    tokens: dict[str, Any] = {}
+    for condition_id in need:
+        with session_scope(ctx.factory) as s:
+            info = load_market(s, condition_id=condition_id)
+        if info is None or not info.tokens:
+            info = await ctx.client.get_market_info(condition_id)
+            with session_scope(ctx.factory) as s:
+                upsert_market(s, info, ctx.clock())
+        tokens[condition_id] = info.tokens
+    if not tokens:
+        return rows
+    out: list[Any] = []
+    for r in rows:
+        known = tokens.get(r.condition_id)
+        out.extend(expand_row(r, known) if known else [r])
+    return out
+
+
 async def snapshot_trader(ctx: WatcherContext, trader: TraderToPoll) -> int:
     """Snapshot one trader's positions; returns the number of change events."""
     page = await ctx.client.fetch_positions(trader.wallet)
@@ -277,6 +327,49 @@ async def snapshot_trader(ctx: WatcherContext, trader: TraderToPoll) -> int:
         assert row is not None
         row.last_snapshot_at = now
     return len(events)
+
+
+async def snapshot_round(ctx: WatcherContext, due: list[TraderToPoll], stop: asyncio.Event) -> int:
+    """Snapshot every due trader, `ctx.concurrency` at a time; the number of change events."""
+    sem = asyncio.Semaphore(ctx.concurrency)
+
+    async def one(t: TraderToPoll) -> int:
+        async with sem:
+            if stop.is_set():
+                return 0
+            try:
+                return await snapshot_trader(ctx, t)
+            except Exception as exc:  # noqa: BLE001 - one trader must not stop the others
+                log.warning("trader %s: position snapshot failed: %s", t.wallet, exc)
+                return 0
+
+    return sum(await asyncio.gather(*(one(t) for t in due)))
+
+
+def audit_snapshots(ctx: WatcherContext, trader_ids: list[int]) -> tuple[int, int]:
+    """Turn unexplained snapshot decreases into exit rows (one transaction per trader);
+    (rows stored, copies queued)."""
+    grace = timedelta(seconds=ctx.settings.snapshot_exit_grace)
+    delay = timedelta(seconds=ctx.settings.max_copy_delay)
+    stored = queued = 0
+    for trader_id in trader_ids:
+        now = ctx.clock()
+        with session_scope(ctx.factory) as s:
+            for row in audit_decreases(s, trader_id, now, grace):
+                # first seen "just before its snapshot": the snapshot reflects it (copying.leader)
+                result = store_fills(s, trader_id, [row], now=row.timestamp, max_copy_delay=delay)
+                stored, queued = stored + result.new_fills, queued + result.queued
+    return stored, queued
+
+
+def prune_if_due(ctx: WatcherContext) -> tuple[int, int]:
+    """Prune old snapshots and events at most once an hour; (snapshots, events) deleted."""
+    now = ctx.clock()
+    if ctx.last_prune is not None and now - ctx.last_prune < PRUNE_EVERY:
+        return 0, 0
+    ctx.last_prune = now
+    with session_scope(ctx.factory) as s:
+        return prune(s, now - timedelta(days=ctx.settings.snapshot_retention_days))
 
 
 async def cache_markets(ctx: WatcherContext, pairs: set[tuple[str, str]]) -> int:
@@ -346,17 +439,9 @@ async def watch_cycle(ctx: WatcherContext, stop: asyncio.Event) -> CycleStats:
             counts["single_source"] = audit_single_source(
                 ctx.factory, [t.id for t in all_traders], ctx.clock(),
                 timedelta(seconds=ctx.settings.fill_source_grace))
-    due = [t for t in all_traders if t.last_snapshot_at is None or
-           ctx.clock() - t.last_snapshot_at >= timedelta(seconds=ctx.settings.position_snapshot_interval)]
-    events = 0
-    for t in due:
-        if stop.is_set():
-            break
-        try:
-            events += await snapshot_trader(ctx, t)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("trader %s: position snapshot failed: %s", t.wallet, exc)
-    counts["snapshots"], counts["position_events"] = len(due), events
+    counts["snapshots"], counts["position_events"] = await run_snapshots(ctx, all_traders, stop)
+    counts["snapshot_exits"], counts["snapshot_exit_copies"] = audit_snapshots(ctx, [t.id for t in all_traders])
+    counts["snapshots_pruned"], _ = prune_if_due(ctx)
     pairs: set[tuple[str, str]] = set().union(*(r.new_markets for r in results)) if results else set()
     if pairs and not stop.is_set():
         counts["new_markets"] = await cache_markets(ctx, pairs)
@@ -394,6 +479,29 @@ def make_chain_source(settings: Settings, factory: sessionmaker[Session], client
                        **kwargs)
 
 
+async def run_snapshots(ctx: WatcherContext, traders: list[TraderToPoll],
+                        stop: asyncio.Event) -> tuple[int, int]:
+    """Start a snapshot round for the due traders (unless one is still running); wait for it
+    unless `ctx.background_snapshots`. (traders in the round started, events of rounds finished)."""
+    events = 0
+    task = ctx.snapshot_task
+    if task is not None and task.done():
+        ctx.snapshot_task = None
+        if not task.cancelled() and task.exception() is None:
+            events = task.result()
+    if ctx.snapshot_task is not None:
+        return 0, events
+    interval = timedelta(seconds=ctx.settings.position_snapshot_interval)
+    due = [t for t in traders if t.last_snapshot_at is None or ctx.clock() - t.last_snapshot_at >= interval]
+    if not due:
+        return 0, events
+    ctx.snapshot_task = asyncio.ensure_future(snapshot_round(ctx, due, stop))
+    if not ctx.background_snapshots:
+        events += await ctx.snapshot_task
+        ctx.snapshot_task = None
+    return len(due), events
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
     parser.add_argument("--shard", default="0/1", help="poll only shard i of N (default 0/1)")
@@ -405,7 +513,8 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
     client = watcher_client(settings)
-    ctx = WatcherContext(settings=settings, factory=factory, client=client, shard=shard)
+    ctx = WatcherContext(settings=settings, factory=factory, client=client, shard=shard,
+                         background_snapshots=not args.once)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     chain_task: asyncio.Task[None] | None = None
@@ -442,6 +551,9 @@ async def _amain(args: argparse.Namespace, settings: Settings) -> int:
             await chain_task
         if ctx.chain is not None:
             await ctx.chain.rpc.aclose()
+        if ctx.snapshot_task is not None:
+            ctx.snapshot_task.cancel()
+            await asyncio.gather(ctx.snapshot_task, return_exceptions=True)
         if metrics_server is not None:
             metrics_server.shutdown()
         release_lease(factory, shard, ctx.owner)

@@ -5,6 +5,10 @@ Invariants:
   follower in one query, locked `FOR UPDATE OF copy_orders SKIP LOCKED` on PostgreSQL so
   several executors claim disjoint sets without waiting; QUEUED → CLAIMED under this executor's
   lease, and the kill switch and credentials gate each copy in the same transaction;
+- a copy that an earlier copy of its follow and token still blocks (`copying.ordering`) is not
+  claimed: it waits in the queue, so it is never sized against a holding still changing;
+- exits (SELL copies) are not stopped by a pause, a disable, a removal or the tier: only the
+  global kill switch holds them (they stay queued and are mirrored once it is lifted);
 - an expired lease returns a CLAIMED copy to QUEUED (its executor died or hung); only the
   lease's owner releases a claim; a SIGNED or IN_DOUBT copy is never re-queued (the state
   table has no such move).
@@ -16,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session, defer
 from copying.context import ExecutorContext
 from copying.killswitch import KillSwitchState
 from copying.ledger import FillRecord
+from copying.ordering import blocked_clause
 from copying.orders import SkipCopy
 from copying.states import Event, transition
 from copying.venues import OrderSpec
@@ -32,7 +38,7 @@ from infra.db import session_scope
 from models import CopyOrder, CopyStatus, Follow, Follower, TraderFill
 from smart_pricing import PriceDecision
 from wire.records import PostOutcome
-from wire.types import ApiCreds, MarketInfo
+from wire.types import ApiCreds, MarketInfo, OrderBook
 
 log = logging.getLogger("pmct.executor")
 
@@ -78,7 +84,7 @@ class Job:
     """One claimed copy on its way through a batch."""
 
     co: CopyOrder
-    fill: TraderFill
+    fill: TraderFill | None  # None for a sale down to the follow's target (remainder, close)
     follow: Follow
     follower: Follower
     label: Label | None = None  # final word on this copy (set once decided)
@@ -88,6 +94,9 @@ class Job:
     market: MarketInfo | None = None
     decision: PriceDecision | None = None
     creds: ApiCreds | None = None
+    reference_price: Decimal | None = None  # an exit without a leader price: the best bid
+    best_bid: Decimal | None = None  # for a marketable sale under the min size
+    book: OrderBook | None = None
     spec: OrderSpec | None = None  # once signed
     sent_at: datetime | None = None  # when its POST left
     outcome: PostOutcome | None = None
@@ -97,6 +106,16 @@ class Job:
     def id(self) -> int:
         """The copy order id."""
         return self.co.id
+
+    @property
+    def is_exit(self) -> bool:
+        """True for a SELL copy: it brings the follow's holding down to its target."""
+        return self.co.side == "SELL"
+
+    @property
+    def reference_time(self) -> datetime:
+        """When the leader acted (the copy's age counts from it); the queue time without a fill."""
+        return self.fill.occurred_at if self.fill is not None else self.co.queued_at
 
     def skip(self, skip: SkipCopy) -> None:
         """Decide to end this copy SKIPPED (written in the signing transaction)."""
@@ -118,9 +137,9 @@ def _locking(q: Select[Any], session: Session) -> Select[Any]:
 
 
 def _job_query() -> Select[CopyOrder, TraderFill, Follow, Follower]:
-    """Copies joined with their fill, follow and follower (the fill's raw JSON left behind)."""
+    """Copies joined with their fill (if any), follow and follower (the fill's raw JSON left behind)."""
     return (select(CopyOrder, TraderFill, Follow, Follower)
-            .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+            .outerjoin(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
             .join(Follow, Follow.id == CopyOrder.follow_id)
             .join(Follower, Follower.id == CopyOrder.follower_id)
             .options(defer(TraderFill.raw), defer(TraderFill.title)))
@@ -133,8 +152,14 @@ def _gate(s: Session, ctx: ExecutorContext,
     jobs: list[Job] = []
     for co, fill, follow, follower in rows:
         job = Job(co, fill, follow, follower)
-        allowed, reason = switches.copying_allowed(follower, follow)
-        if not allowed:
+        reason: str | None
+        if job.is_exit:
+            allowed, reason = not switches.global_on, "kill switch on: the exit waits"
+        else:
+            allowed, reason = switches.copying_allowed(follower, follow)
+        if not allowed and job.is_exit:
+            job.hold(reason or "waiting")
+        elif not allowed:
             job.skip(SkipCopy(reason or "not_allowed"))
         elif not ctx.paper and follower.encrypted_api_creds is None:
             job.skip(SkipCopy("no_credentials", "run `admin auth-follower` for this follower"))
@@ -155,7 +180,8 @@ def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> Non
 def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
     """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
     with session_scope(ctx.factory) as s:
-        q = _job_query().where(CopyOrder.status == CopyStatus.QUEUED).order_by(CopyOrder.id).limit(limit)
+        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause())
+             .order_by(CopyOrder.id).limit(limit))
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=CopyOrder, skip_locked=True)
         rows = list(s.execute(q).all())

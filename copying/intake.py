@@ -13,10 +13,17 @@ Invariants:
   this source has not seen, within SIZE_TOLERANCE shares, is the same fill too (rounding of the
   API's sizes); both sightings are recorded (`seen_by_chain_at`, `seen_by_data_api_at`);
 - fan-out: only newly inserted fills get copy orders, one per (fill, follow), bulk inserted in
-  the same transaction as the fill and the trader's cursor; a fill before a follow started, or
-  first seen more than MAX_COPY_DELAY after it happened, gets a SKIPPED copy with the reason
-  (`before_follow` / `stale`), never a QUEUED one; combo rows are stored and skipped (`combo`);
-  SPLIT/MERGE/REDEEM/CONVERSION rows are stored for the position view and queue nothing;
+  the same transaction as the fill and the trader's cursor; a fill before a follow started gets
+  a SKIPPED copy (`before_follow`); combo rows are stored and skipped (`combo`);
+- entries (TRADE BUY) go to active follows of active followers; one first seen more than
+  MAX_COPY_DELAY after it happened gets SKIPPED copies (`stale`), never QUEUED ones;
+- exits (TRADE SELL, and the per-outcome MERGE / CONVERSION / SNAPSHOT rows, see
+  `copying.leader`) go to every follow that is active or paused, whatever its follower's status,
+  and to any other follow (disabled, removed) that still holds the token: a paused, disabled or
+  removed follow is never left holding what the leader sold. A late exit is still QUEUED unless
+  the follow turned late exits off (`follows.mirror_late_exits`: SKIPPED `stale`); a SNAPSHOT row
+  is late by construction and never counts as stale;
+- SPLIT and REDEEM rows are stored for the position view and queue nothing.
 - the stale and combo skips get their notifications (copying/outbox.py) in the same transaction.
 """
 
@@ -31,14 +38,24 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import case, literal, null, select, text, update
+from sqlalchemy import Numeric, and_, case, cast, exists, literal, not_, null, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from copying.leader import is_exit
 from copying.outbox import copies_skipped_at_intake
 from copying.states import INITIAL, Event
 from infra.db import DecimalType, UTCDateTime, insert_ignore
 from infra.decimals import canonical_decimal
-from models import CopyOrder, CopyStatus, Follow, Follower, FollowerStatus, FollowStatus, TraderFill
+from models import (
+    CopyOrder,
+    CopyStatus,
+    Follow,
+    Follower,
+    FollowerPosition,
+    FollowerStatus,
+    FollowStatus,
+    TraderFill,
+)
 from wire.types import Activity
 
 NOTIFY_CHANNEL = "pmct_copy_orders"
@@ -234,13 +251,28 @@ def _record_sightings(session: Session, hits: list[tuple[_Known, dict[str, Any]]
             session.execute(update(TraderFill).where(TraderFill.id == k.id).values(**values))
 
 
+def seen_late(fill: dict[str, Any], max_delay: timedelta) -> bool:
+    """True when the row was first seen more than `max_delay` after it happened (SNAPSHOT rows,
+    late by construction, never are)."""
+    if fill["activity_type"] == "SNAPSHOT":
+        return False
+    late: bool = fill["first_seen_at"] - fill["occurred_at"] > max_delay
+    return late
+
+
 def fill_level_skip(fill: dict[str, Any], max_delay: timedelta) -> str | None:
-    """A reason that skips the copies of every follow (combo, stale), or None."""
+    """A reason that skips the copies of every follow (combo; a stale entry), or None."""
     if fill["is_combo"]:
         return "combo"
-    if fill["first_seen_at"] - fill["occurred_at"] > max_delay:
+    if not is_exit(fill["activity_type"], fill["side"]) and seen_late(fill, max_delay):
         return "stale"
     return None
+
+
+def copyable(fill: dict[str, Any]) -> bool:
+    """True for rows that queue copies: TRADE rows with a side, and exit rows."""
+    return bool(fill["side"]) and (fill["activity_type"] == "TRADE"
+                                   or is_exit(fill["activity_type"], fill["side"]))
 
 
 def before_follow_threshold(fill: dict[str, Any]) -> datetime:
@@ -287,7 +319,7 @@ def store_fills(
     new_fills = [dict(v, id=inserted[v["fill_key"]]) for v in values if v["fill_key"] in inserted]
     queued = skipped = 0
     for fill in new_fills:
-        if fill["activity_type"] == "TRADE" and fill["side"]:
+        if copyable(fill):
             q, k = fan_out(session, trader_id, fill, max_copy_delay, now)
             queued, skipped = queued + q, skipped + k
     if queued and dialect == "postgresql":
@@ -298,23 +330,37 @@ def store_fills(
 
 def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: timedelta,
             now: datetime) -> tuple[int, int]:
-    """One INSERT … SELECT: a copy order per active follow of an active follower; (queued, skipped).
+    """One INSERT … SELECT: a copy order per follow the row concerns (see module); (queued, skipped).
 
     The copies are born QUEUED or SKIPPED as `copying.states.INITIAL` says for their creation
     event; no event rows are written for a creation (see `copying.states`).
     """
     table = CopyOrder.__table__
     queued_status, skipped_status = INITIAL[Event.QUEUE].value, INITIAL[Event.SKIP_AT_INTAKE].value
+    exit_row = is_exit(fill["activity_type"], fill["side"])
     fixed_reason = fill_level_skip(fill, max_delay)
+    late_follow = Follow.started_at >= literal(before_follow_threshold(fill), UTCDateTime())
     if fixed_reason is not None:
         status: Any = literal(skipped_status)
         reason: Any = literal(fixed_reason)
         closed: Any = literal(now, UTCDateTime())
     else:
-        late_follow = Follow.started_at >= literal(before_follow_threshold(fill), UTCDateTime())
-        status = case((late_follow, literal(skipped_status)), else_=literal(queued_status))
-        reason = case((late_follow, literal("before_follow")), else_=null())
-        closed = case((late_follow, literal(now, UTCDateTime())), else_=null())
+        skips: list[tuple[Any, Any]] = [(late_follow, literal("before_follow"))]
+        if exit_row and seen_late(fill, max_delay):
+            skips.append((not_(Follow.mirror_late_exits), literal("stale")))
+        any_skip = or_(*(cond for cond, _ in skips))
+        status = case((any_skip, literal(skipped_status)), else_=literal(queued_status))
+        reason = case(*skips, else_=null())
+        closed = case((any_skip, literal(now, UTCDateTime())), else_=null())
+    if exit_row:
+        holds_token = exists().where(
+            FollowerPosition.follow_id == Follow.id,
+            FollowerPosition.token_id == fill["token_id"],
+            cast(FollowerPosition.size, Numeric) > 0)
+        concerned: Any = or_(Follow.status.in_([FollowStatus.ACTIVE, FollowStatus.PAUSED]),
+                             holds_token)
+    else:
+        concerned = and_(Follow.status == FollowStatus.ACTIVE, Follower.status == FollowerStatus.ACTIVE)
     source = (
         select(Follow.id, literal(fill["id"]), Follow.follower_id, literal(fill["side"]),
                literal(fill["token_id"]), literal(fill["condition_id"]),
@@ -322,8 +368,7 @@ def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: t
                literal(Decimal(0), DecimalType()), literal(0), literal(False),
                literal(now, UTCDateTime()), closed, literal(now, UTCDateTime()))
         .join(Follower, Follower.id == Follow.follower_id)
-        .where(Follow.trader_id == trader_id, Follow.status == FollowStatus.ACTIVE,
-               Follower.status == FollowerStatus.ACTIVE)
+        .where(Follow.trader_id == trader_id, concerned)
     )
     columns = ["follow_id", "trader_fill_id", "follower_id", "side", "token_id", "condition_id",
                "trader_price", "status", "reason", "filled_size", "attempts", "paper", "queued_at",
@@ -332,7 +377,7 @@ def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: t
     stmt = insert_ignore(table, dialect).from_select(columns, source).returning(
         table.c.id, table.c.follower_id, table.c.status, table.c.reason)
     rows = session.execute(stmt).all()
-    skipped = [(cid, fid, why) for cid, fid, st, why in rows if st != CopyStatus.QUEUED]
-    if skipped:
-        copies_skipped_at_intake(session, skipped, fill)
-    return len(rows) - len(skipped), len(skipped)
+    skipped_rows = [(cid, fid, why) for cid, fid, st, why in rows if st != CopyStatus.QUEUED]
+    if skipped_rows:
+        copies_skipped_at_intake(session, skipped_rows, fill)
+    return len(rows) - len(skipped_rows), len(skipped_rows)

@@ -3,8 +3,10 @@
 Invariants: a venue trade is recorded once per order (unique (trade_id, order_hash), inserted
 with ON CONFLICT DO NOTHING), so re-reading the same trades changes nothing; a position never
 goes negative (a SELL fill larger than the holding is clamped and logged: that would be a bug
-upstream, never silently negative); paper fills move the follower's paper balance; each new
-fill adds its notification (copying/outbox.py) to the same transaction.
+upstream, never silently negative); paper fills move the follower's paper balance; a BUY fill
+adds to the follow's target holding (`target_size`), a SELL fill never takes the holding below
+it unnoticed (the target is kept ≤ the holding);
+each new fill adds its notification (copying/outbox.py) to the same transaction.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def _apply_to_position(session: Session, order: CopyOrder, fill: FillRecord) -> 
         cost = pos.avg_cost * pos.size + fill.price * fill.size + fill.fee
         pos.avg_cost = cost / new_size if new_size > 0 else ZERO
         pos.size = new_size
+        pos.target_size = (pos.target_size or ZERO) + fill.size
         return ZERO
     sold = fill.size
     if sold > pos.size:
@@ -106,6 +109,7 @@ def _apply_to_position(session: Session, order: CopyOrder, fill: FillRecord) -> 
         sold = pos.size
     realized = (fill.price - pos.avg_cost) * sold - fill.fee
     pos.size = pos.size - sold
+    pos.target_size = min(pos.target_size or ZERO, pos.size)
     pos.realized_pnl = pos.realized_pnl + realized
     if pos.size == 0:
         pos.avg_cost = ZERO

@@ -2,6 +2,11 @@
 (kill switch, disable, removed follow, the trader's exit, the pricing gave up); reprice it on
 the schedule (`smart_pricing`), including the 36 h market conversion.
 
+Only the global kill switch stops exits (SELL copies): a disabled or removed follow, like a
+paused one, stops its entries (open BUYs are cancelled) but keeps mirroring the leader's exits.
+A resting BUY that a later exit of its follow and token waits for (`copying.ordering`) is
+cancelled at once (`cancel_superseded`, every executor cycle).
+
 Invariant: a reprice is cancel → confirmed cancel → fills recorded → a new signed order for the
 remainder only, so at no moment are two venue orders of one copy live, and its fills never add
 up to more than intended. Each copy is handled on its own, several at once; every database step
@@ -20,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from copying.context import ExecutorContext, book_for, creds_of, market_for
 from copying.killswitch import KillSwitchState
+from copying.ordering import superseded_clause
 from copying.orders import SkipCopy, sign_into
 from copying.sizing import MIN_NOTIONAL_USD
 from copying.states import OPEN_AT_VENUE, Event, transition
@@ -66,13 +72,20 @@ def trader_exited(session: Session, co: CopyOrder) -> bool:
 
 
 def stop_reason(session: Session, co: CopyOrder, switches: KillSwitchState | None = None) -> str | None:
-    """Why this copy must be cancelled now (kill switch, removal, trader exit), or None."""
+    """Why this copy must be cancelled now (kill switch, removal, trader exit), or None.
+
+    Exits (SELL) stop only for the global kill switch; entries for any of the reasons.
+    """
     switches = switches or KillSwitchState.load(session)
+    if switches.global_on:
+        return "kill_switch"
+    if co.side == "SELL":
+        return None
     follower = session.get(Follower, co.follower_id)
     follow = session.get(Follow, co.follow_id)
     assert follower is not None and follow is not None
     if switches.must_cancel_open_orders(follower, follow):
-        return "kill_switch" if switches.global_on else "disabled"
+        return "disabled"
     if follow.status == FollowStatus.REMOVED:
         return "follow_removed"
     if trader_exited(session, co):
@@ -80,12 +93,36 @@ def stop_reason(session: Session, co: CopyOrder, switches: KillSwitchState | Non
     return None
 
 
+async def cancel_superseded(ctx: ExecutorContext) -> int:
+    """Cancel resting copies a later exit (or close) of their follow and token waits for; how many.
+
+    The reason is `trader_exited` when a snapshot saw the leader leave, else `superseded_by_exit`.
+
+    The confirmed cancel records their fills, so the exit is then sized on what they got.
+    """
+    with session_scope(ctx.factory) as s:
+        copies = s.scalars(select(CopyOrder).where(superseded_clause(), CopyOrder.paper == ctx.paper)
+                           .order_by(CopyOrder.id)).all()
+        rows = [(co.id, co.token_id, co.condition_id,
+                 "trader_exited" if trader_exited(s, co) else "superseded_by_exit") for co in copies]
+    n = 0
+    for co_id, token, cond, reason in rows:
+        try:
+            market = await market_for(ctx, token, cond)
+            if await cancel_copy(ctx, co_id, market, reason):
+                n += 1
+        except Exception as exc:  # noqa: BLE001 - one order must not stop the others; next cycle
+            log.warning("copy %s: cancel for a later exit failed: %s", co_id, exc)
+    return n
+
+
 def cancel_queued_for_exits(ctx: ExecutorContext) -> int:
-    """QUEUED copies that must not be placed any more (kill switch, removal, trader exit)."""
+    """QUEUED entries that must not be placed any more (kill switch, removal, trader exit);
+    queued exits are never stopped here (under the kill switch they wait in the queue)."""
     n = 0
     with session_scope(ctx.factory) as s:
         switches = KillSwitchState.load(s)
-        q = select(CopyOrder).where(CopyOrder.status == CopyStatus.QUEUED)
+        q = select(CopyOrder).where(CopyOrder.status == CopyStatus.QUEUED, CopyOrder.side == "BUY")
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         for co in s.scalars(q):
@@ -133,11 +170,12 @@ async def manage_one(ctx: ExecutorContext, co_id: int) -> Managed:
         if co.status not in OPEN_AT_VENUE:
             return Managed.CLOSED
         reason = stop_reason(s, co)
-        fill = s.get(TraderFill, co.trader_fill_id)
+        fill = s.get(TraderFill, co.trader_fill_id) if co.trader_fill_id is not None else None
         follow = s.get(Follow, co.follow_id)
-        assert fill is not None and follow is not None
+        assert follow is not None
         side, trader_price, live_price = Side(co.side), co.trader_price, co.intended_price
-        fill_time, max_slip = fill.occurred_at, ctx.max_slippage(follow)
+        fill_time = fill.occurred_at if fill is not None else co.queued_at
+        max_slip = ctx.max_slippage(follow)
         was_canceling = co.status == CopyStatus.CANCELING
     if reason is not None:
         await cancel_copy(ctx, co_id, market, reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from wire.records import BalanceAllowance, CancelResult, ClobTrade, OpenOrder, PostOutcome
+from wire.records import BalanceAllowance, CancelResult, ClobTrade, GammaMarket, OpenOrder, PostOutcome
 from wire.types import ApiCreds, MarketInfo, OrderBook, SignatureType
 
 
@@ -37,6 +37,11 @@ class MarketSource(BookSource, Protocol):
 
 class ExchangeClient(MarketSource, Protocol):
     """The authenticated CLOB calls of the live venue and the executor."""
+
+    async def find_gamma_market(self, *, condition_id: str | None = None,
+                                token_id: str | None = None) -> GammaMarket | None:
+        """Gamma's view of a market, open or closed (resolution: closed + outcome prices)."""
+        ...
 
     async def get_balance_allowance(self, creds: ApiCreds, signer_address: str, asset_type: str, *,
                                     signature_type: SignatureType | int,

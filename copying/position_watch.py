@@ -2,21 +2,39 @@
 
 A snapshot stores every position of a trader at one time; the next snapshot is diffed against
 it into NEW_POSITION, SIZE_INCREASE, SIZE_DECREASE and POSITION_CLOSED events. The first
-snapshot of a trader is a baseline and raises no event. The executor reads unhandled
-POSITION_CLOSED / SIZE_DECREASE events to cancel pending copies that no longer make sense.
+snapshot of a trader is a baseline and raises no event. The executor reads POSITION_CLOSED /
+SIZE_DECREASE events to cancel pending copies that no longer make sense.
+
+A decrease no stored row explains (a missed fill, a transfer, anything the activity feed did not
+show) becomes an exit: `audit_decreases` looks at each decrease once `SNAPSHOT_EXIT_GRACE` has
+passed (late activity rows get that long to explain it), and turns the unexplained part into a
+SNAPSHOT row (side SELL) that the intake fans out like a leader SELL. As in `copying.leader`, a
+snapshot reflects the rows stored before it was taken; a decrease first seen later that happened
+before the snapshot (indexed late) is taken as in it too, so late rows explain decreases rather
+than turn them into exits (a late increase is left out: the audit can only under-state an
+unexplained decrease). The SNAPSHOT row is stored as first seen just before its snapshot. A REDEEM row of the market
+in the window explains a decrease (resolution settles it). Each decrease is audited once
+(`handled_at`). Old snapshots and events are pruned (`prune`), each trader's latest kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
-from models import PositionEventKind, TraderPositionEvent, TraderPositionSnapshot
+from copying.leader import signed_size
+from models import PositionEventKind, Trader, TraderFill, TraderPositionEvent, TraderPositionSnapshot
+from wire.types import Activity, Side
+
+SNAPSHOT_ROW = "SNAPSHOT"
+UNEXPLAINED_DUST = Decimal("0.01")  # decreases smaller than a lot are rounding, not exits
+SNAPSHOT_ROW_OFFSET = timedelta(milliseconds=1)  # a SNAPSHOT row sits just before its snapshot
 
 
 @dataclass(frozen=True)
@@ -85,3 +103,71 @@ def record_snapshot(session: Session, trader_id: int, holdings: Sequence[Holding
         session.add_all(events)
     session.flush()
     return events
+
+
+def audit_decreases(session: Session, trader_id: int, now: datetime,
+                    grace: timedelta) -> list[Activity]:
+    """SNAPSHOT rows for the unexplained part of each decrease older than `grace` (see module)."""
+    events = session.scalars(select(TraderPositionEvent).where(
+        TraderPositionEvent.trader_id == trader_id, TraderPositionEvent.handled_at.is_(None),
+        TraderPositionEvent.kind.in_([PositionEventKind.SIZE_DECREASE, PositionEventKind.POSITION_CLOSED]),
+        TraderPositionEvent.detected_at <= now - grace).order_by(TraderPositionEvent.id)).all()
+    if not events:
+        return []
+    wallet = session.scalar(select(Trader.wallet).where(Trader.id == trader_id)) or ""
+    out: list[Activity] = []
+    for ev in events:
+        ev.handled_at = now
+        prev = session.execute(
+            select(TraderPositionSnapshot.taken_at, TraderPositionSnapshot.condition_id)
+            .where(TraderPositionSnapshot.trader_id == trader_id,
+                   TraderPositionSnapshot.token_id == ev.token_id,
+                   TraderPositionSnapshot.taken_at < ev.detected_at)
+            .order_by(TraderPositionSnapshot.taken_at.desc()).limit(1)).first()
+        if prev is None:
+            continue
+        since, condition_id = prev
+        # stored before the snapshot (so in it); or a decrease that happened before it and was
+        # indexed late (block times are whole seconds: an increase of that same second may
+        # come after the snapshot, so late increases are left out: that can only under-state)
+        in_window = or_(TraderFill.first_seen_at <= ev.detected_at,
+                        and_(TraderFill.side == "SELL", TraderFill.occurred_at <= ev.detected_at))
+        rows = session.execute(select(TraderFill.activity_type, TraderFill.side, TraderFill.size).where(
+            TraderFill.trader_id == trader_id, TraderFill.token_id == ev.token_id,
+            TraderFill.activity_type != SNAPSHOT_ROW, TraderFill.first_seen_at > since,
+            in_window)).all()
+        redeemed = session.scalar(select(TraderFill.id).where(
+            TraderFill.trader_id == trader_id, TraderFill.activity_type == "REDEEM",
+            TraderFill.condition_id == condition_id, TraderFill.occurred_at > since,
+            TraderFill.occurred_at <= ev.detected_at).limit(1))
+        if redeemed is not None:
+            continue
+        expected = ev.old_size + sum((signed_size(k, sd, sz) for k, sd, sz in rows), Decimal(0))
+        unexplained = expected - ev.new_size
+        if unexplained < UNEXPLAINED_DUST:
+            continue
+        when = ev.detected_at - SNAPSHOT_ROW_OFFSET
+        key = f"snapshot|{trader_id}|{ev.token_id}|{ev.id}|{ev.detected_at.isoformat()}"
+        out.append(Activity(
+            proxy_wallet=wallet, timestamp=when, type=SNAPSHOT_ROW, condition_id=condition_id,
+            token_id=ev.token_id, side=Side.SELL, size=unexplained, price=Decimal(0), usdc_size=None,
+            transaction_hash="0x" + hashlib.sha256(key.encode()).hexdigest(), outcome="",
+            outcome_index=None, title="", slug="", event_slug="", is_combo=False,
+            raw={"type": SNAPSHOT_ROW, "event_id": ev.id, "old_size": str(ev.old_size),
+                 "new_size": str(ev.new_size), "expected": str(expected)}))
+    session.flush()
+    return out
+
+
+def prune(session: Session, before: datetime) -> tuple[int, int]:
+    """Delete snapshots older than `before` (each trader's latest kept) and events older than
+    it; returns (snapshots, events) deleted."""
+    newer = aliased(TraderPositionSnapshot)
+    latest = (select(func.max(newer.taken_at)).where(newer.trader_id == TraderPositionSnapshot.trader_id)
+              .correlate(TraderPositionSnapshot).scalar_subquery())
+    snaps = session.execute(delete(TraderPositionSnapshot).where(
+        TraderPositionSnapshot.taken_at < before, TraderPositionSnapshot.taken_at < latest)
+        .execution_options(synchronize_session=False))
+    events = session.execute(delete(TraderPositionEvent).where(TraderPositionEvent.detected_at < before)
+                             .execution_options(synchronize_session=False))
+    return int(getattr(snaps, "rowcount", 0) or 0), int(getattr(events, "rowcount", 0) or 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -121,6 +121,7 @@ class Reservations:
     open_by_follow: dict[int, list[OpenCopy]]  # only for follows whose sizing needs the detail
     filled_today: dict[int, Decimal]  # follow id → USD filled by its BUY copies signed today
     positions: dict[tuple[int, str], tuple[str, Decimal, Decimal]]  # (follow, token) → (cond, size, avg)
+    targets: dict[tuple[int, str], Decimal] = field(default_factory=dict)  # (follow, token) → target
 
     @classmethod
     def load(cls, s: Session, jobs: Sequence[Job], paper: bool, now: datetime) -> Reservations:
@@ -140,6 +141,7 @@ class Reservations:
             open_by[c.follow_id].append(c)
         filled: dict[int, Decimal] = defaultdict(Decimal)
         positions: dict[tuple[int, str], tuple[str, Decimal, Decimal]] = {}
+        targets: dict[tuple[int, str], Decimal] = {}
         if capped:
             for follow_id, size, avg in s.execute(select(
                     CopyOrder.follow_id, CopyOrder.filled_size, CopyOrder.avg_fill_price).where(
@@ -148,12 +150,13 @@ class Reservations:
                     CopyOrder.signed_at >= day)):
                 filled[follow_id] += (size or ZERO) * (avg or ZERO)
         if positioned:
-            for follow_id, token, cond, size, avg in s.execute(select(
+            for follow_id, token, cond, size, avg, target in s.execute(select(
                     FollowerPosition.follow_id, FollowerPosition.token_id, FollowerPosition.condition_id,
-                    FollowerPosition.size, FollowerPosition.avg_cost).where(
+                    FollowerPosition.size, FollowerPosition.avg_cost, FollowerPosition.target_size).where(
                     FollowerPosition.follow_id.in_(positioned), FollowerPosition.paper == paper)):
                 positions[(follow_id, token)] = (cond, size, avg)
-        return cls(day, reserved, open_by, filled, positions)
+                targets[(follow_id, token)] = target
+        return cls(day, reserved, open_by, filled, positions, targets)
 
     def reserved_buy_usd(self, follower_id: int) -> Decimal:
         """pUSD held back by the follower's open BUY copies (unfilled shares × limit price)."""
@@ -178,6 +181,14 @@ class Reservations:
         size -= sum((c.remaining for c in self.open_by_follow.get(follow_id, ())
                      if c.side == "SELL" and c.token_id == token_id), ZERO)
         return max(size, ZERO)
+
+    def target(self, follow_id: int, token_id: str) -> Decimal:
+        """The follow's target holding of a token (0 without a position)."""
+        return self.targets.get((follow_id, token_id), ZERO)
+
+    def set_target(self, follow_id: int, token_id: str, target: Decimal) -> None:
+        """Record a target written in this batch (a later copy sees it)."""
+        self.targets[(follow_id, token_id)] = target
 
     def reserve(self, follower_id: int, co: CopyOrder, price: Decimal, venue_size: Decimal,
                 now: datetime) -> None:

@@ -7,7 +7,8 @@ Invariants (each is a property test in tests/test_sizing.py):
 - a BUY never spends more than `max_usd_per_trade`, the remaining daily cap, the remaining
   per-market exposure cap, nor the follower's available pUSD *including* the worst-case taker
   fee (API.md §5.10), all evaluated at the sizing price;
-- a SELL never exceeds what the follower holds in that token for this follow (DESIGN promise 3);
+- a SELL never exceeds what the follower holds in that token for this follow (DESIGN promise 3),
+  and never takes the holding below the new target;
 - BUY sizes never decrease when `copy_pct` grows (monotone), and neither do fallback SELLs.
 
 Rules
@@ -16,18 +17,20 @@ Rules
   venue's marketable-BUY floor, API.md §5.4). When a cap is what pushed the size under a
   minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
   exposure_cap_reached) so the operator sees the real cause.
-- SELL: the trader's sold fraction of their pre-sale position (`trader_shares_before`) applied
-  to what the follower holds; when that position is unknown (or not positive), copy_pct of the
-  sold shares. Never more than held. There is no $1 floor on SELLs: the venue documents it for
-  marketable BUYs only, and refusing a small exit would strand the follower in a position the
-  trader left.
-- Dust rule (SELL): an order below the min size cannot be placed, and a remainder below the min
-  size can never be sold on the CLOB again (only redeemed at resolution). When the exact
-  proportional sale is placeable (≥ min size and leaves 0 or ≥ min size) it is used as is.
-  Otherwise the sale becomes all-or-nothing: sell everything held when the target is at least
-  half of the holding (this always covers the trader closing their position fully, and a sale
-  that would otherwise strand dust), else skip (below_min_size). A holding below the min size
-  is unsellable: skip.
+- SELL (an exit: the leader's SELL, MERGE, CONVERSION, or a snapshot showing him smaller): the
+  follow has a *target* holding T (`FollowerState.target_shares`: BUY fills add to it). The exit
+  scales it by the leader's kept fraction, T' = T × after / before, where before/after are the
+  leader's position around the exit (`trader_shares_before`), and never above copy % × after (the
+  holding converges to copy % of the leader's whatever was missed); with the leader's position
+  unknown, T' = T − copy % × sold. The sale is what is held above T' (floored to the lot), never
+  more than held, never below zero; the leader closing (after = 0) sells everything held.
+  A sale of at least the market's min size is a limit order; a smaller one is a marketable order
+  (FAK at the best bid, `SizedOrder.marketable`) when it is worth ≥ $1 at the best bid (the CLOB's
+  minimum share size is documented for limit orders; marketable orders have a $1 minimum
+  instead: UNCONFIRMED for SELLs, see README "Copy fidelity"); otherwise it is kept
+  (`remainder_kept`) and sold with the leader's next sell, as a marketable order once worth
+  ≥ $1 (the executor's remainder pass), or redeemed at resolution. Either way the new target is
+  returned with the result (`target`), so the caller stores it even when nothing is placed.
 - Price band, daily cap and exposure cap are entry limits and apply to BUYs only; exits follow
   the trader whatever the price. `max_usd_per_trade` also bounds BUYs only.
 - `price` (keyword) is the price the limits are evaluated at; it defaults to the leader's
@@ -46,6 +49,7 @@ from wire.fees import fee_per_share_bound
 from wire.types import MarketInfo, Side
 
 LOT = Decimal("0.01")  # share sizes carry at most 2 decimals (API.md §5.3)
+TARGET_QUANTUM = Decimal("0.000001")  # targets are kept in base units (1e-6 share)
 MIN_NOTIONAL_USD = Decimal(1)  # marketable BUY minimum (API.md §5.4)
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
@@ -67,6 +71,8 @@ class SkipReason(StrEnum):
     ZERO_SIZE = "zero_size"
     BELOW_MIN_SIZE = "below_min_size"
     BELOW_MIN_NOTIONAL = "below_min_notional"
+    AT_TARGET = "at_target"  # an exit that leaves the holding at or under its new target
+    REMAINDER_KEPT = "remainder_kept"  # under the min size and under $1: kept for later
 
 
 class CapReason(StrEnum):
@@ -77,7 +83,7 @@ class CapReason(StrEnum):
     DAILY_CAP = "daily_cap"
     EXPOSURE_CAP = "exposure_cap"
     HOLDINGS = "holdings"
-    CLOSE_OUT = "close_out"  # SELL rounded to everything held (dust rule); not a reduction
+    CLOSE_OUT = "close_out"  # the leader closed: everything held is sold
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,9 @@ class FollowerState:
     """What the follower has: spendable pUSD, and for SELLs its holding and the trader's."""
 
     available_usd: Decimal
-    held_shares: Decimal = _ZERO  # follower's shares in this token for this follow
+    held_shares: Decimal = _ZERO  # follower's shares in this token for this follow (not on offer)
     trader_shares_before: Decimal | None = None  # trader's position before the sale, if known
+    target_shares: Decimal | None = None  # the follow's target holding T (None: what it holds)
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ class SizedOrder:
     shares: Decimal
     notional: Decimal
     reason_capped: CapReason | None = None
+    marketable: bool = False  # a SELL under the min size: FAK at the best bid (≥ $1)
+    target: Decimal | None = None  # SELL: the follow's target holding after this exit
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class Skip:
 
     reason: SkipReason
     detail: str
+    target: Decimal | None = None  # SELL: the follow's target holding after this exit
 
 
 def floor_lot(shares: Decimal) -> Decimal:
@@ -177,8 +187,12 @@ def size_copy(
     follower: FollowerState,
     *,
     price: Decimal | None = None,
+    market_price: Decimal | None = None,
 ) -> SizedOrder | Skip:
-    """Size one follow's copy of a leader fill, or say why it is skipped."""
+    """Size one follow's copy of a leader fill, or say why it is skipped.
+
+    `market_price` (SELL): the best bid, what a marketable sale under the min size would get.
+    """
     if fill.is_combo:
         return Skip(SkipReason.COMBO, "combo fills cannot be copied with a CLOB order")
     if fill.shares <= _ZERO or not (_ZERO < fill.price < Decimal(1)):
@@ -199,7 +213,7 @@ def size_copy(
         ctx.prec = 60
         if fill.side is Side.BUY:
             return _size_buy(fill, rules, market, follower, sizing_price)
-        return _size_sell(fill, rules, market, follower, sizing_price)
+        return _size_sell(fill, rules, market, follower, sizing_price, market_price)
 
 
 def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
@@ -285,34 +299,52 @@ def _cap_skip(capped: CapReason, shares: Decimal, notional: Decimal, proportiona
     return Skip(reason, f"max_usd_per_trade {rules.max_usd_per_trade}: {tail}")
 
 
-def _size_sell(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
-               follower: FollowerState, price: Decimal) -> SizedOrder | Skip:
-    held = floor_lot(follower.held_shares)
+def exit_target(target: Decimal, sold: Decimal, before: Decimal | None,
+                copy_pct: Decimal) -> Decimal:
+    """The follow's target holding after a leader exit of `sold` shares from `before` (see module)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        target = max(target, _ZERO)
+        if before is not None and before > _ZERO:
+            after = max(before - sold, _ZERO)
+            new = min(target * after / before, copy_pct * after / _HUNDRED)
+        else:
+            new = target - copy_pct * sold / _HUNDRED
+        return max(new, _ZERO).quantize(TARGET_QUANTUM, rounding=ROUND_FLOOR)
+
+
+def sell_down_to(held_shares: Decimal, target: Decimal, market: MarketInfo, price: Decimal,
+                 market_price: Decimal | None, *, reason_capped: CapReason | None = None
+                 ) -> SizedOrder | Skip:
+    """The sale that brings `held_shares` down to `target` (limit, marketable, or kept)."""
+    held = floor_lot(held_shares)
     if held <= _ZERO:
         return Skip(SkipReason.NO_HOLDINGS,
-                    f"follower holds {follower.held_shares} shares of this token for this follow")
-    before = follower.trader_shares_before
-    if before is not None and before > _ZERO:
-        exact = min(held * fill.shares / before, held)  # multiply first: one rounding step
-    else:
-        exact = fill.shares * rules.copy_pct / _HUNDRED
-    target = floor_lot(exact)
-    capped = None
-    if target > held:
-        target, capped = held, CapReason.HOLDINGS
+                    f"follower holds {held_shares} shares of this token for this follow",
+                    target=target)
+    sale = floor_lot(held - target) if target < held else _ZERO
+    if sale <= _ZERO:
+        return Skip(SkipReason.AT_TARGET, f"holding {held} is at its target {target}",
+                    target=target)
+    capped = reason_capped if sale == held else None
+    if sale >= market.min_size:
+        return SizedOrder(shares=sale, notional=sale * price, reason_capped=capped, target=target)
+    if market_price is not None and market_price > _ZERO and sale * market_price >= MIN_NOTIONAL_USD:
+        return SizedOrder(shares=sale, notional=sale * market_price, reason_capped=capped,
+                          marketable=True, target=target)
+    worth = "unknown" if market_price is None else str(sale * market_price)
+    return Skip(SkipReason.REMAINDER_KEPT,
+                f"selling {sale} of {held} held: under the min size {market.min_size} and worth "
+                f"{worth} USD (< {MIN_NOTIONAL_USD}): kept, sold with the leader's next sell, once "
+                "worth $1, or redeemed", target=target)
 
-    min_size = market.min_size
-    remainder = held - target
-    placeable = target >= min_size and (remainder == _ZERO or remainder >= min_size)
-    if placeable:
-        return SizedOrder(shares=target, notional=target * price, reason_capped=capped)
-    if held < min_size:
-        return Skip(SkipReason.BELOW_MIN_SIZE,
-                    f"holding {held} is below the market's min size {min_size}: unsellable")
-    if target * 2 >= held:
-        return SizedOrder(shares=held, notional=held * price,
-                          reason_capped=capped or CapReason.CLOSE_OUT)
-    if target <= _ZERO:
-        return Skip(SkipReason.ZERO_SIZE, "the proportional sale rounds down to 0 shares")
-    return Skip(SkipReason.BELOW_MIN_SIZE,
-                f"selling {target} of {held} held is below the market's min size {min_size}")
+
+def _size_sell(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
+               follower: FollowerState, price: Decimal,
+               market_price: Decimal | None) -> SizedOrder | Skip:
+    current = follower.held_shares if follower.target_shares is None else follower.target_shares
+    before = follower.trader_shares_before
+    target = exit_target(current, fill.shares, before, rules.copy_pct)
+    closed = before is not None and before > _ZERO and fill.shares >= before
+    return sell_down_to(follower.held_shares, target, market, price, market_price,
+                        reason_capped=CapReason.CLOSE_OUT if closed else CapReason.HOLDINGS)

@@ -9,7 +9,8 @@ Invariants:
 - a copy order is born in a status that `INITIAL` gives for its creation event: the watcher's
   fan-out inserts thousands of rows with one INSERT … SELECT and writes no event rows (the row
   itself, with `queued_at` and its reason, is the record of its creation; an event row per
-  copy would double the cost of the fan-out);
+  copy would double the cost of the fan-out); the few copies the executor creates itself
+  (`QUEUE_TARGET`: a remainder, `--close-positions`) get their creation row (`created`);
 - a signed order is reconciled, never re-queued or re-signed: no move leads from SIGNED or
   IN_DOUBT back to QUEUED or CLAIMED; a reprice re-signs only after a confirmed cancel
   (CANCELING → SIGNED);
@@ -41,6 +42,7 @@ class Event(StrEnum):
     # creation (see INITIAL): the watcher's fan-out
     QUEUE = "queue"  # a copy to place
     SKIP_AT_INTAKE = "skip_at_intake"  # stale, before the follow, combo
+    QUEUE_TARGET = "queue_target"  # a sale down to the follow's target (remainder, close-positions)
     # claims
     CLAIM = "claim"  # an executor took it under a lease
     RELEASE = "release"  # the executor gives it back (transient trouble, shutdown)
@@ -66,7 +68,8 @@ class Event(StrEnum):
     REPRICE = "reprice"  # the cancel is confirmed; the remainder is signed anew
 
 
-INITIAL: dict[Event, S] = {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED}
+INITIAL: dict[Event, S] = {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED,
+                           Event.QUEUE_TARGET: S.QUEUED}
 
 _SIGNED_OR_DOUBT = (S.SIGNED, S.IN_DOUBT)
 _RESTING = (S.LIVE, S.PARTIAL)
@@ -101,6 +104,19 @@ OPEN_AT_VENUE = frozenset({S.LIVE, S.PARTIAL, S.CANCELING})
 UNRESOLVED = frozenset({S.SIGNED, S.IN_DOUBT})
 # may still trade at the venue: what reservations of balance and holdings must count
 OPEN_STATES: tuple[S, ...] = tuple(sorted(UNRESOLVED | OPEN_AT_VENUE, key=lambda st: st.value))
+
+
+def created(session: Session, order: CopyOrder, event: Event, *, reason: str | None = None,
+            detail: dict[str, Any] | None = None) -> CopyOrderEvent:
+    """Give a new copy order (flushed, with an id) its `INITIAL` status and its creation row."""
+    target = INITIAL.get(event)
+    if target is None:
+        raise IllegalTransition(f"{event.value} does not create a copy order")
+    order.status = target
+    row = CopyOrderEvent(copy_order_id=order.id, event=event.value, from_status=None,
+                         to_status=target.value, reason=reason, order_hash=None, detail=detail)
+    session.add(row)
+    return row
 
 
 def target_of(current: S, event: Event) -> S | None:

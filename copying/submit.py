@@ -36,17 +36,28 @@ from sqlalchemy.orm import Session
 
 from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
 from copying.context import ExecutorContext, book_for, creds_of, live_balance, market_for
+from copying.leader import holding_before_fill
+from copying.ledger import position_for
 from copying.orders import OrderPlan, SkipCopy, plan_order, sign_planned, spec_for
 from copying.outcomes import record_post_outcome, skip_copy
 from copying.reservations import Reservations
-from copying.sizing import FollowerState, FollowRules, LeaderFill, Skip, size_copy
+from copying.sizing import (
+    CapReason,
+    FollowerState,
+    FollowRules,
+    LeaderFill,
+    SizedOrder,
+    Skip,
+    sell_down_to,
+    size_copy,
+)
 from copying.states import Event
 from copying.venue_io import refresh_copy
 from crypto import signing_key
 from infra import metrics
 from infra.db import session_scope
-from models import CopyOrder, Follower, TraderFill, TraderPositionSnapshot
-from smart_pricing import PriceAction, price_copy, slippage_limit
+from models import CopyOrder, CopyOrigin, Follower
+from smart_pricing import MARKET_AFTER, PriceAction, PriceDecision, price_copy, slippage_limit
 from wire.parse import MAX_BATCH_ORDERS
 from wire.records import Accepted
 from wire.types import ApiCreds, MarketInfo, OrderBook, Side
@@ -56,29 +67,6 @@ ZERO = Decimal(0)
 TX_ATTEMPTS = 3
 _RETRYABLE_PGCODES = {"40P01", "40001"}  # deadlock detected, serialization failure
 T = TypeVar("T")
-
-
-def trader_shares_before(session: Session, fill: TraderFill) -> Decimal | None:
-    """The trader's holding in the token just before `fill`: last snapshot + fills since."""
-    snap = session.execute(
-        select(TraderPositionSnapshot.taken_at, TraderPositionSnapshot.size)
-        .where(TraderPositionSnapshot.trader_id == fill.trader_id,
-               TraderPositionSnapshot.taken_at <= fill.occurred_at)
-        .order_by(TraderPositionSnapshot.taken_at.desc()).limit(1)).first()
-    if snap is None:
-        return None
-    taken_at = snap[0]
-    size = session.scalar(select(TraderPositionSnapshot.size).where(
-        TraderPositionSnapshot.trader_id == fill.trader_id,
-        TraderPositionSnapshot.token_id == fill.token_id,
-        TraderPositionSnapshot.taken_at == taken_at)) or ZERO
-    later = session.execute(select(TraderFill.side, TraderFill.size).where(
-        TraderFill.trader_id == fill.trader_id, TraderFill.token_id == fill.token_id,
-        TraderFill.activity_type == "TRADE", TraderFill.occurred_at > taken_at,
-        TraderFill.occurred_at <= fill.occurred_at, TraderFill.id != fill.id)).all()
-    for side, sz in later:
-        size += sz if side == "BUY" else -sz
-    return max(size, ZERO)
 
 
 # --- step 1: inputs and prices (no lock held, nothing written) ----------------------------------
@@ -156,10 +144,23 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
 
 
 def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> None:
-    """Price one copy against the book: a decision to sign, or a skip or a wait."""
+    """Price one copy against the book: a decision to sign, or a skip or a wait.
+
+    An exit without a leader price (a MERGE, CONVERSION or SNAPSHOT row, a remainder, a close)
+    is priced against the best bid it first sees (`Job.reference_price`, stored as its
+    `trader_price`), and a close sells at market within the slippage limit of that price.
+    """
     assert job.market is not None
-    decision = price_copy(Side(job.co.side), job.co.trader_price, book, job.market.tick_size,
-                          now - job.fill.occurred_at, ctx.max_slippage(job.follow))
+    job.book, job.best_bid = book, book.best_bid
+    reference = job.co.trader_price
+    if job.is_exit and reference <= 0:
+        if book.best_bid is None:
+            job.hold("no bid to sell an exit against yet")
+            return
+        reference = job.reference_price = book.best_bid
+    elapsed = MARKET_AFTER if job.co.origin == CopyOrigin.CLOSE else now - job.reference_time
+    decision = price_copy(Side(job.co.side), reference, book, job.market.tick_size, elapsed,
+                          ctx.max_slippage(job.follow))
     if decision.action is PriceAction.SKIP:
         job.skip(SkipCopy(f"pricing_{decision.reason.value or 'skip'}"))
     elif decision.action is PriceAction.WAIT:
@@ -171,28 +172,58 @@ def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> No
 # --- step 2: size and sign, one transaction ------------------------------------------------------
 
 def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: Follower,
-          book: Reservations, balances: dict[int, Decimal]) -> Skip | Decimal:
-    """Sizing of one copy against what is left for its follower; shares or a Skip."""
+          book: Reservations, balances: dict[int, Decimal]) -> Skip | SizedOrder:
+    """Sizing of one copy against what is left for its follower; the order or a Skip.
+
+    An exit (SELL) is sized against the follow's target holding (`copying.sizing.size_copy`);
+    a remainder sells what is held above the target, a close everything held.
+    """
     assert job.market is not None and job.decision is not None
     side, follow, fill, market = Side(co.side), job.follow, job.fill, job.market
+    if side is Side.SELL:
+        held = book.held_shares(follow.id, co.token_id)
+        target = book.target(follow.id, co.token_id)
+        price = job.decision.price or co.trader_price
+        if fill is None:  # a remainder keeps the target; a close sells everything held
+            keep = target if co.origin == CopyOrigin.REMAINDER else ZERO
+            return sell_down_to(held, keep, market, price, job.best_bid,
+                                reason_capped=CapReason.CLOSE_OUT if keep == 0 else None)
+        before = holding_before_fill(s, fill)
+        state = FollowerState(available_usd=ZERO, held_shares=held, trader_shares_before=before,
+                              target_shares=target)
+        return size_copy(LeaderFill(side, fill.size, co.trader_price, co.token_id, fill.is_combo),
+                         FollowRules(copy_pct=follow.copy_pct, max_usd_per_trade=follow.max_usd_per_trade),
+                         market, state, price=price, market_price=job.best_bid)
+    assert fill is not None
     available = (follower.paper_balance if ctx.paper else balances.get(follower.id)) or ZERO
-    if side is Side.BUY:
-        available -= book.reserved_buy_usd(follower.id)
+    available -= book.reserved_buy_usd(follower.id)
     rules = FollowRules(
         copy_pct=follow.copy_pct, max_usd_per_trade=follow.max_usd_per_trade,
         min_price=follow.price_min, max_price=follow.price_max, daily_cap_usd=follow.daily_usd_cap,
         spent_today_usd=book.spent_today_usd(follow.id),
         exposure_cap_usd=follow.market_exposure_cap,
         exposure_usd=book.exposure_usd(follow.id, co.condition_id))
-    state = FollowerState(
-        available_usd=max(available, ZERO),
-        held_shares=book.held_shares(follow.id, co.token_id) if side is Side.SELL else ZERO,
-        trader_shares_before=trader_shares_before(s, fill) if side is Side.SELL else None)
+    state = FollowerState(available_usd=max(available, ZERO))
     cap_price = slippage_limit(side, co.trader_price, market.tick_size, ctx.max_slippage(follow))
-    price = job.decision.price
-    sized = size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo), rules, market,
-                      state, price=max(cap_price, price or cap_price) if side is Side.BUY else price)
-    return sized if isinstance(sized, Skip) else sized.shares
+    decided = job.decision.price
+    return size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo), rules, market,
+                     state, price=max(cap_price, decided or cap_price))
+
+
+def marketable_exit(ctx: ExecutorContext, job: Job, co: CopyOrder) -> PriceDecision:
+    """A FAK sale at the best bid within the slippage limit of the copy's reference price."""
+    assert job.book is not None and job.market is not None
+    return price_copy(Side.SELL, co.trader_price, job.book, job.market.tick_size, MARKET_AFTER,
+                      ctx.max_slippage(job.follow))
+
+
+def store_target(s: Session, co: CopyOrder, book: Reservations, sized: SizedOrder | Skip) -> None:
+    """Write an exit's new target on the follow's position (also when nothing is sold)."""
+    if sized.target is None:
+        return
+    pos = position_for(s, co, for_update=True)
+    pos.target_size = sized.target
+    book.set_target(co.follow_id, co.token_id, sized.target)
 
 
 def _settle(ctx: ExecutorContext, s: Session, co: CopyOrder, job: Job, now: datetime) -> None:
@@ -244,16 +275,26 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
             co.paper = ctx.paper
             if ctx.paper and follower.paper_balance is None:
                 follower.paper_balance = ctx.settings.paper_balance_usd
+            if job.reference_price is not None:
+                co.trader_price = job.reference_price
+            sized = _size(ctx, s, job, co, follower, book, balances)
+            if isinstance(sized, SizedOrder) and (sized.marketable or co.origin == CopyOrigin.CLOSE):
+                decision = marketable_exit(ctx, job, co)
+                if decision.action is not PriceAction.MARKET:  # beyond the slippage limit: wait
+                    job.hold(f"marketable exit waits: {decision.reason.value or decision.action.value}")
+                    _settle(ctx, s, co, job, now)
+                    continue
+                job.decision = decision
+            store_target(s, co, book, sized)
             try:
-                sized = _size(ctx, s, job, co, follower, book, balances)
                 if isinstance(sized, Skip):
                     raise SkipCopy(sized.reason.value, sized.detail)
-                plan = plan_order(ctx, co, follower, job.market, job.decision, sized)
+                plan = plan_order(ctx, co, follower, job.market, job.decision, sized.shares)
             except SkipCopy as skip:
                 skip_copy(s, co, skip)
                 job.skip(skip)
                 continue
-            co.intended_size = sized
+            co.intended_size = sized.shares
             assert plan.decision.price is not None
             book.reserve(follower.id, co, plan.decision.price, plan.venue_size, now)
             job.co, job.follower = co, follower
@@ -394,5 +435,5 @@ async def submit_jobs(ctx: ExecutorContext, jobs: list[Job], stop: asyncio.Event
         await read_back(ctx, signed)
         end = ctx.clock()
         for job in signed:
-            metrics.observe("copy_overhead_seconds", (end - job.fill.occurred_at).total_seconds())
+            metrics.observe("copy_overhead_seconds", (end - job.reference_time).total_seconds())
     return {j.id: j.label or Label.ERROR for j in jobs}

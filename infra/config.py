@@ -19,8 +19,12 @@ from urllib.parse import urlsplit
 from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
-SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET", "TELEGRAM_BOT_TOKEN"})
+SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET", "TELEGRAM_BOT_TOKEN",
+                              "POLYMARKET_BUILDER_SECRET", "POLYMARKET_BUILDER_PASSPHRASE"})
+_SECRET_FIELDS = frozenset({"web_session_secret", "telegram_bot_token", "builder_secret",
+                            "builder_passphrase"})
 FILL_SOURCE_NAMES = ("chain", "data_api")
+AUTO_REDEEM_CHOICES = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -94,10 +98,30 @@ class Settings:
     notify_digest_hour: int = 0
     notify_retention_days: int = 30
 
+    # copy fidelity: snapshots, resolution, redemption
+    snapshot_retention_days: float = 7.0
+    snapshot_exit_grace: float = 120.0
+    resolution_check_interval: float = 300.0
+    auto_redeem: str = "auto"
+    relayer_url: str = "https://relayer-v2.polymarket.com"
+    builder_api_key: str | None = None
+    builder_secret: str | None = field(default=None, repr=False)
+    builder_passphrase: str | None = field(default=None, repr=False)
+
     @property
     def is_live(self) -> bool:
         """True only when real orders may be posted (`EXECUTION_MODE=live`)."""
         return self.execution_mode == "live"
+
+    @property
+    def redeems_automatically(self) -> bool:
+        """Whether the executor redeems resolved winning positions itself (AUTO_REDEEM; auto = live)."""
+        return self.auto_redeem == "on" or (self.auto_redeem == "auto" and self.is_live)
+
+    @property
+    def has_relayer_credentials(self) -> bool:
+        """True when Polymarket's relayer can be used (all three builder credentials set)."""
+        return bool(self.builder_api_key and self.builder_secret and self.builder_passphrase)
 
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets masked, database password hidden."""
@@ -106,7 +130,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "encryption_key":
                 value = None if value is None else f"***({len(value.split(','))} key(s))"
-            elif f.name in ("web_session_secret", "telegram_bot_token"):
+            elif f.name in _SECRET_FIELDS:
                 value = None if value is None else "***"
             elif f.name == "database_url":
                 value = _mask_url_password(str(value))
@@ -198,6 +222,10 @@ def _parse_decimal(name: str, raw: str, low: Decimal, high: Decimal | None) -> D
     return value
 
 
+def _parse_optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
 def _parse_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -285,6 +313,17 @@ def _parse_nonnegative_int(name: str, raw: str, high: int = 10_000) -> int:
         raise ConfigError(f"{name} must be a whole number, got {_shown(raw)}") from None
     if not 0 <= value <= high:
         raise ConfigError(f"{name} must be in 0..{high}, got {_shown(raw)}")
+    return value
+
+
+def _parse_days(name: str, raw: str) -> float:
+    """A number of days in (0, 3650]."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of days, got {_shown(raw)}") from None
+    if not math.isfinite(value) or not 0 < value <= 3650:
+        raise ConfigError(f"{name} must be a number of days in (0, 3650], got {_shown(raw)}")
     return value
 
 
@@ -382,6 +421,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "NOTIFY_LEASE_SECONDS": ("notify_lease_seconds", _parse_seconds),
         "NOTIFY_SKIP_DIGEST_SECONDS": ("notify_skip_digest_seconds", _parse_seconds),
         "NOTIFY_RETENTION_DAYS": ("notify_retention_days", lambda n, r: _parse_positive_int(n, r, 3650)),
+        "SNAPSHOT_RETENTION_DAYS": ("snapshot_retention_days", _parse_days),
+        "SNAPSHOT_EXIT_GRACE": ("snapshot_exit_grace", _parse_seconds),
+        "RESOLUTION_CHECK_INTERVAL": ("resolution_check_interval", _parse_seconds),
+        "POLYMARKET_RELAYER_URL": ("relayer_url", _parse_url),
+        "POLYMARKET_BUILDER_API_KEY": ("builder_api_key", _parse_optional_text),
+        "POLYMARKET_BUILDER_SECRET": ("builder_secret", _parse_optional_text),
+        "POLYMARKET_BUILDER_PASSPHRASE": ("builder_passphrase", _parse_optional_text),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)
@@ -394,6 +440,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kwargs["notify_digest_hour"] = _parse_int_range("NOTIFY_DIGEST_HOUR", raw, 0, 23)
     if (raw := get("EXECUTION_MODE")) is not None:
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))
+    if (raw := get("AUTO_REDEEM")) is not None:
+        kwargs["auto_redeem"] = _parse_choice("AUTO_REDEEM", raw, AUTO_REDEEM_CHOICES)
     if (raw := get("LOG_LEVEL")) is not None:
         kwargs["log_level"] = _parse_choice("LOG_LEVEL", raw, LOG_LEVELS, upper=True)
     if (raw := get("WEB_COOKIE_SECURE")) is not None:
@@ -407,6 +455,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kwargs["default_max_slippage"] = _parse_decimal(
             "DEFAULT_MAX_SLIPPAGE", raw, Decimal(0), Decimal(1)
         )
+    builder = [kwargs.get(k) for k in ("builder_api_key", "builder_secret", "builder_passphrase")]
+    if any(builder) and not all(builder):
+        raise ConfigError("POLYMARKET_BUILDER_API_KEY, POLYMARKET_BUILDER_SECRET and "
+                          "POLYMARKET_BUILDER_PASSPHRASE go together: set all three or none")
     if kwargs.get("chain_id", 137) not in (137, 80002):
         raise ConfigError(f"POLYMARKET_CHAIN_ID must be 137 (Polygon) or 80002 (Amoy), got {kwargs['chain_id']}")
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -300,5 +300,6 @@ def follow_row(fo: Follow) -> dict[str, object]:
         "price_min": d(fo.price_min),
         "price_max": d(fo.price_max),
         "status": fo.status.value,
+        "late_exits": fo.mirror_late_exits,
         "started_at": fo.started_at.isoformat(),
     }

@@ -266,11 +266,13 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 @click.option("--price-max", default=None, callback=_decimal("--price-max", inputs.PRICE),
               help="Skip trades priced above this.")
 @click.option("--label", default=None, help="A name for the trader.")
+@click.option("--no-late-exits", is_flag=True,
+              help="Do not mirror a leader's exit first seen later than MAX_COPY_DELAY.")
 @pass_ctx
 def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_trade: Decimal,
                max_slippage: Decimal | None, daily_cap: Decimal | None,
                market_cap: Decimal | None, price_min: Decimal | None,
-               price_max: Decimal | None, label: str | None) -> None:
+               price_max: Decimal | None, label: str | None, no_late_exits: bool) -> None:
     """Make a follower copy a trader from now on (within the follower's tier limits)."""
     from ops.accounts import FollowLimits
     from ops.copytrading import add_follow_within_tier
@@ -280,22 +282,63 @@ def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_t
         follow = add_follow_within_tier(s, follower_wallet=wallet, trader_wallet=trader,
                                         copy_pct=copy_pct, max_usd_per_trade=max_trade,
                                         limits=limits, label=label)
+        follow.mirror_late_exits = not no_late_exits
         text = (f"follow added: {follow.follower.funder_address} copies {follow.trader.wallet} "
                 f"at {follow.copy_pct}% (max ${follow.max_usd_per_trade} per trade)")
     click.echo(text)
 
 
+close_option = click.option(
+    "--close-positions", is_flag=True,
+    help="Also sell the follow's copied holdings at market (within the slippage limit).")
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
+def _confirm_close(ctx: _Context, s: Any, follows: list[Any], yes: bool) -> int:
+    """List what --close-positions sells and ask (unless --yes); the number of holdings."""
+    from ops.positions import close_lines
+
+    lines = close_lines(s, follows, paper=not ctx.settings.is_live)
+    if not lines:
+        click.echo("no copied holdings to close")
+        return 0
+    for ln in lines:
+        click.echo(f"  sell {ln.shares} shares of {ln.market} (token {ln.token_id}, trader {ln.trader})")
+    if not yes and not click.confirm(f"Sell these {len(lines)} holding(s) at market?", default=False,
+                                     err=True):
+        raise click.Abort()
+    return len(lines)
+
+
+def _close(ctx: _Context, s: Any, follows: list[Any]) -> str:
+    from infra.db import utcnow
+    from ops.positions import close_positions
+
+    queued = close_positions(s, follows, paper=not ctx.settings.is_live, now=utcnow())
+    return f"; {len(queued)} close sale(s) queued at market" if queued else ""
+
+
 @cli.command("remove-follow")
 @click.option("--wallet", required=True, help="The follower's wallet.")
 @click.option("--follow", "trader", required=True, help="The trader's wallet.")
+@close_option
+@yes_option
 @pass_ctx
-def remove_follow(ctx: _Context, wallet: str, trader: str) -> None:
-    """Stop a follow for good (history is kept)."""
+def remove_follow(ctx: _Context, wallet: str, trader: str, close_positions: bool, yes: bool) -> None:
+    """Stop a follow for good (history is kept). The leader's exits are still mirrored on what it
+    holds, unless --close-positions sells it all at market now."""
+    from ops.accounts import find_follow
     from ops.accounts import remove_follow as do_remove
 
     with ctx.session() as s:
+        if close_positions and not _confirm_close(ctx, s, [find_follow(s, wallet, trader)], yes):
+            close_positions = False
         follow = do_remove(s, wallet, trader)
         text = f"follow removed: {follow.follower.funder_address} no longer copies {follow.trader.wallet}"
+        if close_positions:
+            text += _close(ctx, s, [follow])
+        else:
+            text += " (its holdings still follow the leader's exits)"
     click.echo(text)
 
 
@@ -313,7 +356,8 @@ def _pause_command(paused: bool) -> click.Command:
             text = set_pause(s, wallet, trader, paused)
         click.echo(text)
 
-    command.help = (f"{verb.capitalize()} a follower (all its follows) or, with --follow, one follow.")
+    command.help = (f"{verb.capitalize()} a follower (all its follows) or, with --follow, one follow."
+                    + (" Entries stop; the leader's exits are still mirrored." if paused else ""))
     return command
 
 
@@ -627,6 +671,8 @@ def status(ctx: _Context, as_json: bool) -> None:
         ("shard leases", "shard_leases", ["shard", "owner", "expires_at", "expired"]),
         ("fill sources", "fill_sources", ["shard", "source", "mode", "healthy", "block",
                                           "lag_blocks", "last_seen", "data_api", "last_error"]),
+        ("redemptions (resolved markets not redeemed yet)", "redemptions",
+         ["follower", "market", "shares", "amount", "method", "status", "tx_hash"]),
     ]
     for title, key, columns in sections:
         click.echo(f"\n{title}:")
@@ -679,8 +725,12 @@ def _switch_command(disable: bool) -> click.Command:
                 **kw: Any) -> None:
         from copying import killswitch as ks
         from ops.accounts import find_follow, find_follower
+        from ops.positions import active_follows, follows_of
 
         reason = kw.get("reason")
+        close, yes = bool(kw.get("close_positions")), bool(kw.get("yes"))
+        if close and everything:
+            raise InputError("--close-positions needs --wallet (one follower or one follow)")
         if everything == (wallet is not None):
             raise InputError(
                 f"give exactly one of --all or --wallet (see `admin {verb} --help`)")
@@ -703,10 +753,14 @@ def _switch_command(disable: bool) -> click.Command:
                 if disable:
                     from ops.copytrading import disable_copying
 
-                    follow = disable_copying(s, follower_wallet=wallet, trader_wallet=trader,
-                                             reason=reason)
+                    follow = find_follow(s, wallet, trader)
+                    close = close and bool(_confirm_close(ctx, s, [follow], yes))
+                    disable_copying(s, follower_wallet=wallet, trader_wallet=trader, reason=reason)
                     label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
-                    text = f"follow {label} disabled: no new copies; its open orders get cancelled"
+                    text = (f"follow {label} disabled: no new copies; its open BUY orders get "
+                            "cancelled; the leader's exits are still mirrored")
+                    if close:
+                        text += _close(ctx, s, [follow])
                 else:
                     follow = find_follow(s, wallet, trader)
                     label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
@@ -717,9 +771,13 @@ def _switch_command(disable: bool) -> click.Command:
             else:
                 follower = find_follower(s, wallet)  # type: ignore[arg-type]
                 if disable:
+                    follows = active_follows(follows_of(s, follower, None))
+                    close = close and bool(_confirm_close(ctx, s, follows, yes))
                     ks.disable_follower(s, follower, reason)
                     text = (f"follower {follower.funder_address} disabled: no new copies; its open "
-                            "orders get cancelled")
+                            "BUY orders get cancelled; the leader's exits are still mirrored")
+                    if close:
+                        text += _close(ctx, s, follows)
                 else:
                     was = ks.enable_follower(s, follower)
                     text = (f"follower {follower.funder_address} enabled" if was else
@@ -729,8 +787,12 @@ def _switch_command(disable: bool) -> click.Command:
     if disable:
         command = click.option("--reason", default=None,
                                help="Why (shown by `admin status`).")(command)
+        command = close_option(command)
+        command = yes_option(command)
     command.help = (
-        "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow)."
+        "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow). "
+        "With --all every order stops, exits included; for a follower or a follow the leader's "
+        "exits are still mirrored (--close-positions also sells the holdings at market)."
         if disable else
         "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
     return command
@@ -904,6 +966,65 @@ def create_api_token(ctx: _Context, username: str) -> None:
     click.echo(token)
     click.echo(f"API token for {username.strip()} (shown once; send it as "
                "`Authorization: Bearer <token>`)", err=True)
+
+
+@cli.command("set-follow")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--follow", "trader", required=True, help="The trader's wallet.")
+@click.option("--late-exits", type=click.Choice(["on", "off"]), required=True,
+              help="Mirror a leader's exit first seen later than MAX_COPY_DELAY (on, the default).")
+@pass_ctx
+def set_follow(ctx: _Context, wallet: str, trader: str, late_exits: str) -> None:
+    """Change a follow's settings (late exits)."""
+    from ops.accounts import find_follow
+
+    with ctx.session() as s:
+        follow = find_follow(s, wallet, trader)
+        follow.mirror_late_exits = late_exits == "on"
+        text = (f"follow {follow.follower.funder_address} -> {follow.trader.wallet}: late exits "
+                f"{late_exits}")
+    click.echo(text)
+
+
+@cli.command("redeem")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be redeemed and how.")
+@json_option
+@pass_ctx
+def redeem(ctx: _Context, wallet: str, dry_run: bool, as_json: bool) -> None:
+    """Redeem the follower's resolved winning positions for pUSD (exactly once each).
+
+    Settles the follower's resolved markets first; EOA wallets send a transaction through
+    POLYGON_RPC; Safe, proxy and deposit wallets go through the relayer when
+    POLYMARKET_BUILDER_* is set, else they are listed as "redeem by hand". Paper mode settles at
+    the payout.
+    """
+    from ops.accounts import find_follower
+    from ops.positions import redeem as do_redeem
+
+    with ctx.session() as s:
+        follower_id = find_follower(s, wallet).id
+    if not dry_run and ctx.settings.is_live and not ctx.settings.encryption_key:
+        raise InputError("ENCRYPTION_KEY is not set: cannot sign a redemption")
+    result = do_redeem(ctx.settings, ctx.factory, follower_id, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    if result["paper"]:
+        click.echo("paper mode: resolved positions are settled at the payout (no transaction)")
+    for cond in result["markets_settled"]:
+        click.echo(f"market {cond} resolved: positions settled")
+    if not result["redemptions"]:
+        click.echo("nothing to redeem")
+    for r in result["redemptions"]:
+        line = f"{r['condition_id']}: {r['shares']} shares -> {r['amount']} pUSD via {r['method']}"
+        if r["why_manual"]:
+            line += f" (redeem by hand: {r['why_manual']})"
+        if dry_run:
+            line += "; calls: " + ", ".join(f"{c['to']} {c['data'][:10]}…" for c in r["calls"])
+        click.echo(line)
+    for outcome, n in sorted(result["outcome"].items()):
+        click.echo(f"{outcome.lower()}: {n}")
 
 
 @cli.command("doctor")

@@ -1,7 +1,8 @@
 """`admin performance`: per follower and trader, win rate, slippage and P&L attribution.
 
 Built on reports.py (same average-cost convention, same unrealized-at-mid rule), one row per
-(follower, trader) with fills in the window, plus each follower's 'all' row.
+(follower, trader) with fills or resolved positions in the window, plus each follower's 'all'
+row. The win rate counts resolved positions as closes (won when the payout beat the cost).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from models import Follower
 from ops.reports import PriceSource, Replayed, build_report
 
-COLUMNS = ["follower", "scope", "fills", "volume_usd", "fees_usd", "realized_pnl_usd",
+COLUMNS = ["follower", "scope", "fills", "resolutions", "volume_usd", "fees_usd", "realized_pnl_usd",
            "unrealized_pnl_usd", "win_rate", "avg_slippage_pct", "attribution"]
 
 
@@ -37,7 +38,7 @@ def performance_rows(session: Session, followers: list[Follower] | None, start: 
         for totals in report.totals:
             if totals.scope in ("live", "paper"):
                 continue
-            if totals.fills == 0 and totals.open_positions == 0:
+            if totals.fills == 0 and totals.open_positions == 0 and totals.resolutions == 0:
                 continue
             row = totals.row()
             rows.append({"follower": follower.funder_address,

@@ -7,7 +7,12 @@ Conventions (the same as ledger.py, so a report and the stored positions agree):
   range, valued at the *current* mid; when any mid is unavailable the total is None ('n/a'),
   never a guess, and a network failure never breaks the report;
 - slippage is adverse-positive: BUY price − trader price, SELL trader price − price;
-  averages are size-weighted; win rate = SELL fills with positive realized P&L / SELL fills;
+  averages are size-weighted;
+- a market's resolution closes each position there at the payout (1 or 0 per share): a RESOLVE
+  line (`position_settlements`) realizes (payout − avg_cost) × size; it is not a fill (no
+  volume, no slippage) and counts in `resolutions`;
+- win rate = closes with positive realized P&L / closes, a close being a SELL fill or a
+  resolved position;
 - volume = Σ price × size; paper and live fills are both included and marked.
 
 Money and prices are Decimal throughout; sums and comparisons are done in Python (SQLite
@@ -37,6 +42,7 @@ from models import (
     FollowerFill,
     Market,
     MarketTokenRow,
+    PositionSettlement,
     Trader,
     TraderFill,
 )
@@ -49,9 +55,10 @@ PriceSource = Callable[[str], Decimal | None]
 FILL_COLUMNS = ["time", "follower", "trader", "market", "outcome", "side", "size", "price", "fee",
                 "trader_price", "slippage", "slippage_pct", "realized_pnl", "paper",
                 "copy_order_id"]
-SUMMARY_COLUMNS = ["scope", "fills", "buys", "sells", "volume_usd", "fees_usd",
+SUMMARY_COLUMNS = ["scope", "fills", "buys", "sells", "resolutions", "volume_usd", "fees_usd",
                    "realized_pnl_usd", "unrealized_pnl_usd", "net_pnl_usd", "open_positions",
                    "win_rate", "avg_slippage", "avg_slippage_pct", "attribution"]
+RESOLVE = "RESOLVE"  # the side of a position closed by its market's resolution
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -77,7 +84,7 @@ class FillFact:
     follower: str
     trader: str
     follow_id: int
-    copy_order_id: int
+    copy_order_id: int | None  # None for a RESOLVE line
     token_id: str
     side: str
     size: Decimal
@@ -127,7 +134,8 @@ def replay(facts: Iterable[FillFact], progress: Callable[[int], None] | None = N
     """Apply fills in time order with the average-cost rule; lines and the final positions."""
     positions: dict[tuple[int, str, bool], Position] = {}
     lines: list[ReportLine] = []
-    for n, f in enumerate(sorted(facts, key=lambda x: (x.filled_at, x.fill_id)), start=1):
+    for n, f in enumerate(sorted(facts, key=lambda x: (x.filled_at, x.side == RESOLVE, x.fill_id)),
+                          start=1):
         key = (f.follow_id, f.token_id, f.paper)
         pos = positions.get(key)
         if pos is None:
@@ -159,6 +167,7 @@ class Totals:
     fills: int = 0
     buys: int = 0
     sells: int = 0
+    resolutions: int = 0
     wins: int = 0
     volume: Decimal = ZERO
     fees: Decimal = ZERO
@@ -171,8 +180,14 @@ class Totals:
     slip_pct_weighted: Decimal = ZERO
 
     def add_line(self, line: ReportLine) -> None:
-        """Count one fill."""
+        """Count one fill (or one resolved position: realized P&L and a close, not a fill)."""
         f = line.fact
+        if f.side == RESOLVE:
+            self.resolutions += 1
+            self.realized += line.realized_pnl
+            if line.realized_pnl > 0:
+                self.wins += 1
+            return
         self.fills += 1
         self.volume += line.notional
         self.fees += f.fee
@@ -199,8 +214,9 @@ class Totals:
 
     @property
     def win_rate(self) -> Decimal | None:
-        """Winning SELL fills / SELL fills (None without sells)."""
-        return Decimal(self.wins) / Decimal(self.sells) if self.sells else None
+        """Winning closes / closes (SELL fills and resolved positions; None without any)."""
+        closes = self.sells + self.resolutions
+        return Decimal(self.wins) / Decimal(closes) if closes else None
 
     @property
     def avg_slippage(self) -> Decimal | None:
@@ -235,6 +251,7 @@ class Totals:
             "fills": self.fills,
             "buys": self.buys,
             "sells": self.sells,
+            "resolutions": self.resolutions,
             "volume_usd": money(self.volume),
             "fees_usd": money(self.fees),
             "realized_pnl_usd": money(self.realized),
@@ -308,7 +325,7 @@ def fill_row(line: ReportLine) -> dict[str, object]:
         "slippage_pct": rate(line.slippage_pct),
         "realized_pnl": money(line.realized_pnl),
         "paper": "true" if f.paper else "false",
-        "copy_order_id": f.copy_order_id,
+        "copy_order_id": "" if f.copy_order_id is None else f.copy_order_id,
     }
 
 
@@ -316,7 +333,8 @@ def fill_row(line: ReportLine) -> dict[str, object]:
 
 def load_facts(session: Session, follower_ids: list[int] | None, before: datetime
                ) -> list[FillFact]:
-    """Every fill of these followers (None = all) before `before`, with market labels.
+    """Every fill and resolved position of these followers (None = all) before `before`, with
+    market labels.
 
     Reads plain columns (no ORM objects): a report over 10,000 fills stays a fraction of a
     second.
@@ -330,7 +348,7 @@ def load_facts(session: Session, follower_ids: list[int] | None, before: datetim
          .join(Follow, Follow.id == FollowerFill.follow_id)
          .join(Trader, Trader.id == Follow.trader_id)
          .join(Follower, Follower.id == FollowerFill.follower_id)
-         .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+         .outerjoin(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
          .where(FollowerFill.filled_at < before))
     if follower_ids is not None:
         q = q.where(FollowerFill.follower_id.in_(follower_ids))
@@ -346,7 +364,28 @@ def load_facts(session: Session, follower_ids: list[int] | None, before: datetim
             size=size, price=price, fee=fee or ZERO, trader_price=trader_price,
             paper=bool(paper), market=questions.get(cond) or title or cond,
             outcome=outcomes.get(token_id) or outcome or ""))
-    return facts
+    return facts + load_settlements(session, follower_ids, before)
+
+
+def load_settlements(session: Session, follower_ids: list[int] | None, before: datetime
+                     ) -> list[FillFact]:
+    """Positions closed by their market's resolution, as RESOLVE facts at the payout."""
+    q = (select(PositionSettlement, Trader.wallet, Follower.funder_address)
+         .join(Follow, Follow.id == PositionSettlement.follow_id)
+         .join(Trader, Trader.id == Follow.trader_id)
+         .join(Follower, Follower.id == PositionSettlement.follower_id)
+         .where(PositionSettlement.settled_at < before))
+    if follower_ids is not None:
+        q = q.where(PositionSettlement.follower_id.in_(follower_ids))
+    rows = session.execute(q).all()
+    questions = _questions(session, {st.condition_id for st, *_ in rows})
+    outcomes = _outcomes(session, {st.token_id for st, *_ in rows})
+    return [FillFact(fill_id=st.id, filled_at=st.settled_at, follower=follower, trader=trader,
+                     follow_id=st.follow_id, copy_order_id=None, token_id=st.token_id, side=RESOLVE,
+                     size=st.size, price=st.payout, fee=ZERO, trader_price=st.payout,
+                     paper=bool(st.paper), market=questions.get(st.condition_id) or st.condition_id,
+                     outcome=outcomes.get(st.token_id) or "")
+            for st, trader, follower in rows]
 
 
 def _chunks(items: set[str], n: int = 500) -> Iterator[list[str]]:
@@ -438,9 +477,11 @@ def count_fills(session: Session, follower_ids: list[int] | None, before: dateti
     from sqlalchemy import func
 
     q = select(func.count()).select_from(FollowerFill).where(FollowerFill.filled_at < before)
+    r = select(func.count()).select_from(PositionSettlement).where(PositionSettlement.settled_at < before)
     if follower_ids is not None:
         q = q.where(FollowerFill.follower_id.in_(follower_ids))
-    return int(session.scalar(q) or 0)
+        r = r.where(PositionSettlement.follower_id.in_(follower_ids))
+    return int(session.scalar(q) or 0) + int(session.scalar(r) or 0)
 
 
 # --- output ---------------------------------------------------------------------------------

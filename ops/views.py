@@ -1,8 +1,10 @@
 """Read-only views behind `admin status` and `admin history` (the seed's dashboard endpoints).
 
 status: traders followed, open and pending copy orders (age, trader / initial / current price),
-daemon heartbeats, shard leases, the fill sources' health and the kill switch. history: copy orders with filters and the
-reason each was skipped, rejected or cancelled. Nothing here writes.
+daemon heartbeats, shard leases, the fill sources' health, the kill switch, and redemptions of
+resolved markets not confirmed yet (amounts; "redeem by hand" where PMCT cannot redeem).
+history: copy orders with filters and the reason each was skipped, rejected or cancelled.
+Nothing here writes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from copying.killswitch import KillSwitchState
+from copying.redeem import pending_summary
 from infra.decimals import canonical_decimal
 from models import (
     ChainCursor,
@@ -110,7 +113,7 @@ def order_rows(session: Session, statuses: tuple[CopyStatus, ...],
          .join(Follower, Follower.id == CopyOrder.follower_id)
          .join(Follow, Follow.id == CopyOrder.follow_id)
          .join(Trader, Trader.id == Follow.trader_id)
-         .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+         .outerjoin(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
          .outerjoin(Market, Market.condition_id == CopyOrder.condition_id)
          .where(CopyOrder.status.in_(statuses))
          .order_by(CopyOrder.queued_at, CopyOrder.id))
@@ -255,6 +258,7 @@ def status_data(session: Session, now: datetime, intervals: Intervals,
         "daemons": daemon_rows(session, now, intervals),
         "shard_leases": lease_rows(session, now),
         "fill_sources": source_rows(session, now, sources, chain_stale),
+        "redemptions": pending_summary(session, now),
     }
 
 
@@ -332,7 +336,7 @@ def history_rows(session: Session, f: HistoryFilter) -> list[dict[str, object]]:
          .join(Follower, Follower.id == CopyOrder.follower_id)
          .join(follow, follow.id == CopyOrder.follow_id)
          .join(Trader, Trader.id == follow.trader_id)
-         .join(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)
+         .outerjoin(TraderFill, TraderFill.id == CopyOrder.trader_fill_id)  # closes/remainders have none
          .outerjoin(Market, Market.condition_id == CopyOrder.condition_id))
     q = _filtered(q, f)
     q = q.order_by(CopyOrder.queued_at.desc(), CopyOrder.id.desc()).limit(f.limit)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim import clob_api, control, data_api, engine, feeds, gamma_api, rpc_api
+from sim import chain_tx_api, clob_api, control, data_api, engine, feeds, gamma_api, relayer_api, rpc_api, settlement
 from sim.auth import issue_key
 from sim.faults import FaultRegistry
 from sim.http import ServiceApp, ServiceServer
@@ -68,6 +68,7 @@ class Simulator:
         clob_port: int = 0,
         rpc_port: int = 0,
         ws_port: int = 0,
+        relayer_port: int = 0,
     ) -> None:
         self._scenario = (
             read_scenario(scenario) if isinstance(scenario, (str, Path)) else (scenario or {})
@@ -96,12 +97,14 @@ class Simulator:
                 "clob", control.add_routes(clob_api.build_router()), self, clob_api.not_found
             ),
             "rpc": ServiceApp("rpc", rpc_api.build_router(), self, rpc_api.not_found),
+            "relayer": ServiceApp("relayer", relayer_api.build_router(), self, relayer_api.not_found),
         }
         self._servers = {
             "data": ServiceServer(apps["data"], data_port),
             "gamma": ServiceServer(apps["gamma"], gamma_port),
             "clob": ServiceServer(apps["clob"], clob_port),
             "rpc": ServiceServer(apps["rpc"], rpc_port),
+            "relayer": ServiceServer(apps["relayer"], relayer_port),
         }
         from sim.ws import WsNode
 
@@ -214,6 +217,52 @@ class Simulator:
         if service == "rpc" and down:
             self.world.chain.wake.set()
         return {"service": service, "down": bool(down)}
+
+    @property
+    def relayer_url(self) -> str:
+        """Polymarket relayer base URL."""
+        return self._servers["relayer"].url
+
+    # ---- control: resolution, transactions, relayer ------------------------------------------
+    @controlled
+    def resolve_market(self, market: str, winner: str | None = None,
+                       payouts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resolve a market: `winner` (an outcome label or index) pays 1, the others 0; or give
+        `payouts` per outcome label (e.g. {"Yes": "0.5", "No": "0.5"})."""
+        m = self.world.market(market)
+        if (winner is None) == (payouts is None):
+            raise ValueError("give exactly one of winner or payouts")
+        if winner is not None:
+            won = resolve_token(self.world, m.key, str(winner))
+            vector = {o.token_id: Decimal(1 if o.token_id == won else 0) for o in m.outcomes}
+        else:
+            assert payouts is not None
+            vector = {resolve_token(self.world, m.key, str(k)): dec(v) for k, v in payouts.items()}
+        return settlement.resolve(self.world, m, vector)
+
+    @controlled
+    def mine_transactions(self) -> list[dict[str, Any]]:
+        """Mine every pending transaction (with `tx_mining="manual"`); their receipts."""
+        return [chain_tx_api.mine(self.world, h) for h, rec in self.world.chain_txs.items()
+                if rec["receipt"] is None]
+
+    @controlled
+    def chain_transactions(self) -> list[dict[str, Any]]:
+        """Every transaction sent: hash, sender, nonce, target, receipt status (None: pending)."""
+        return [{"hash": h, "sender": r["sender"], "nonce": r["nonce"], "to": r["to"],
+                 "status": None if r["receipt"] is None else int(r["receipt"]["status"], 16),
+                 "revert": r.get("revert")} for h, r in self.world.chain_txs.items()]
+
+    @controlled
+    def relayer_transactions(self) -> list[dict[str, Any]]:
+        """Every relayer transaction, oldest first."""
+        return [dict(t) for t in self.world.relayer_txs.values()]
+
+    @controlled
+    def redemptions(self, holder: str | None = None) -> list[dict[str, Any]]:
+        """Every payout made by a redemption (holder, condition, shares and pUSD in base units)."""
+        return [dict(r) for r in self.world.redemptions
+                if holder is None or r["holder"] == holder.lower()]
 
     # ---- control: world ------------------------------------------------------------------------
     @controlled

@@ -446,6 +446,9 @@ class _Position:
 
 
 def _current_price(world: World, token_id: str) -> Decimal:
+    market = world.by_token[token_id]
+    if market.payouts is not None:
+        return market.payouts[token_id]
     book = world.books[token_id]
     bid, ask = book.best_bid(), book.best_ask()
     if bid is not None and ask is not None:
@@ -456,13 +459,50 @@ def _current_price(world: World, token_id: str) -> Decimal:
     return bid if bid is not None else (ask if ask is not None else Decimal("0.5"))
 
 
+def _reduce(p: _Position, size: Decimal) -> None:
+    """Take `size` out of a position at its average cost (no realized P&L)."""
+    gone = min(size, p.size)
+    avg = p.cost / p.size if p.size else Decimal(0)
+    p.cost -= avg * gone
+    p.size -= gone
+
+
+def _position_activity(world: World, out: dict[str, _Position], r: DataRow) -> None:
+    """SPLIT / MERGE / CONVERSION / REDEEM rows: what they do to the wallet's holdings."""
+    market = world.by_condition.get(r.condition_id.lower())
+    if market is None:
+        return
+    if r.kind == "CONVERSION" and r.token_id in out:
+        _reduce(out[r.token_id], r.size)
+        return
+    for o in market.outcomes:
+        p = out.get(o.token_id)
+        if r.kind == "SPLIT":
+            p = out.setdefault(o.token_id, _Position(first_ts=r.timestamp))
+            p.size += r.size
+            p.cost += r.size / len(market.outcomes)
+            p.last_ts = r.timestamp
+        elif p is not None and r.kind == "MERGE":
+            _reduce(p, r.size)
+            p.last_ts = r.timestamp
+        elif p is not None and r.kind == "REDEEM":
+            payout = market.payouts.get(o.token_id, Decimal(0)) if market.payouts else Decimal(0)
+            avg = p.cost / p.size if p.size else Decimal(0)
+            p.realized += (payout - avg) * p.size
+            p.size, p.cost, p.last_ts = Decimal(0), Decimal(0), r.timestamp
+
+
 def positions_of(world: World, wallet: str) -> dict[str, _Position]:
-    """Holdings per token from the wallet's visible TRADE rows (average-cost accounting)."""
+    """Holdings per token from the wallet's visible rows (average-cost accounting): TRADE rows,
+    and the SPLIT / MERGE / CONVERSION / REDEEM rows that move positions without a trade."""
     out: dict[str, _Position] = {}
     rows = sorted(
         _visible(world, world.rows_by_wallet.get(wallet, [])), key=lambda r: (r.timestamp, r.seq)
     )
     for r in rows:
+        if r.kind in ("SPLIT", "MERGE", "CONVERSION", "REDEEM"):
+            _position_activity(world, out, r)
+            continue
         if r.kind != "TRADE" or r.is_combo or r.token_id not in world.by_token:
             continue
         p = out.setdefault(r.token_id, _Position(first_ts=r.timestamp))
@@ -500,6 +540,7 @@ def position_row(world: World, wallet: str, token_id: str, p: _Position) -> dict
         and positions_of(world, wallet).get(opposite.token_id, _Position()).size > 0
     )
     prof = world.profile(wallet)
+    redeemable = bool(market.payouts and p.size > 0 and market.payouts.get(token_id, 0) > 0)
     return {
         "proxy_wallet": wallet,
         "token_id": token_id,
@@ -519,8 +560,8 @@ def position_row(world: World, wallet: str, token_id: str, p: _Position) -> dict
         "percent_realized_pnl": _q(p.realized / p.total_cost * 100, "0.01")
         if p.total_cost
         else 0.0,
-        "status": "CLOSED" if p.size == 0 else "OPEN",
-        "redeemable": False,
+        "status": "CLOSED" if p.size == 0 else ("REDEEMABLE" if redeemable else "OPEN"),
+        "redeemable": redeemable,
         "mergeable": mergeable,
         "negative_risk": market.neg_risk,
         "archived": False,
@@ -608,8 +649,11 @@ def get_positions(sim: Simulator, req: Request) -> Response:
                 continue
             if status == "CLOSED" and p.size != 0:
                 continue
-            if status in ("REDEEMABLE", "REDEEMABLE_LOST"):
-                continue  # no market in the simulator resolves
+            if status == "REDEEMABLE" and not row["redeemable"]:
+                continue
+            if status == "REDEEMABLE_LOST" and not (
+                    market.payouts is not None and p.size > 0 and not row["redeemable"]):
+                continue
             if status == "MERGEABLE" and not row["mergeable"]:
                 continue
             rows.append(row)
@@ -779,8 +823,8 @@ def token_row(market: Market, token_id: str) -> dict[str, Any]:
         "clob_index": o.index,
         "outcome": o.label,
         "opposite_token_id": opposite.token_id if opposite else None,
-        "resolved": False,
-        "final_price": None,
+        "resolved": market.payouts is not None,
+        "final_price": json_number(market.payouts[token_id]) if market.payouts else None,
         "title": market.question,
         "market_slug": market.slug,
         "closed": market.closed,

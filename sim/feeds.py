@@ -126,17 +126,28 @@ def add_activity(
     usdc_size: Decimal | None = None,
     at: float | None = None,
 ) -> DataRow:
-    """Record a non-trade activity row (SPLIT, MERGE, REDEEM, ...): no side, price 0."""
+    """Record a non-trade activity row (SPLIT, MERGE, REDEEM, ...): no side, price 0.
+
+    The row moves the wallet's balances as the chain would (`sim.settlement.apply_activity`):
+    SPLIT adds `size` of every outcome, MERGE removes it, CONVERSION removes `size` of the NO
+    outcome (the row names that token), REDEEM burns the wallet's shares of the market.
+    """
+    from sim.settlement import apply_activity
+
     if kind not in ACTIVITY_TYPES or kind == "TRADE":
         raise ValueError(f"unsupported activity type {kind!r}")
     market = world.market(condition_id)
     when = int(world.clock.now() if at is None else at)
+    token_id = ""
+    if kind == "CONVERSION":
+        no = [o for o in market.outcomes if o.index == 1]
+        token_id = no[0].token_id if no else ""
     r = DataRow(
         seq=world.next_seq(),
         proxy_wallet=wallet.lower(),
         kind=kind,
         side="",
-        token_id="",
+        token_id=token_id,
         condition_id=market.condition_id,
         size=size,
         price=Decimal(0),
@@ -152,6 +163,7 @@ def add_activity(
         usdc=size if usdc_size is None else usdc_size,
     )
     world.add_row(r)
+    apply_activity(world, wallet, kind, market, size, token_id)
     return r
 
 

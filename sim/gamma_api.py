@@ -28,6 +28,8 @@ def not_found(path: str) -> Response:
 
 
 def _prices(world: World, market: Market) -> list[str]:
+    if market.payouts is not None:  # resolved: the payout vector
+        return [fmt(market.payouts[o.token_id]) for o in market.outcomes]
     out = []
     for o in market.outcomes:
         book = world.books[o.token_id]
@@ -52,6 +54,7 @@ def market_json(world: World, market: Market) -> dict[str, Any]:
         "slug": market.slug,
         "version": market.version,
         "resolutionSource": "",
+        "umaResolutionStatus": "resolved" if market.payouts is not None else None,
         "endDate": market.end_date,
         "endDateIso": market.end_date[:10] if market.end_date else None,
         "image": market.icon,

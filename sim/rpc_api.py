@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sim import chain_tx_api
 from sim.http import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -184,6 +185,11 @@ def call(world: World, method: Any, params: Any) -> Any:
         if not params:
             raise RpcFault(-32602, "missing value for required argument 0")
         return get_logs(world, params[0])
+    if method in chain_tx_api.TRANSACTION_METHODS:
+        try:
+            return chain_tx_api.transaction_call(world, method, params)
+        except chain_tx_api.RpcFault as fault:
+            raise RpcFault(fault.code, fault.message) from None
     raise RpcFault(-32601, f"the method {method} does not exist/is not available")
 
 

@@ -144,6 +144,13 @@ class Market:
     fees: FeeSchedule | None = None
     question_id: str = ""
     neg_risk_market_id: str = ""
+    payouts: dict[str, Decimal] | None = None  # token id → pUSD per share, once resolved
+    resolved_at: float | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """True once the market has a payout vector."""
+        return self.payouts is not None
 
     def exchange(self) -> tuple[str, str]:
         """(verifyingContract, domain version) every order for this market must be signed for."""
@@ -379,6 +386,10 @@ class SimConfig:
     data_down: bool = False  # Data API outage: every route answers 503
     data_api_lag: float = 0.0  # seconds before the Data API shows a row (its indexing delay)
     rpc_down: bool = False  # RPC outage: HTTP answers 503, websocket connections are refused
+    tx_mining: str = "instant"  # instant | manual: transactions wait for `mine_transactions`
+    relayer_api_key: str = ""  # the Builder API key the relayer accepts ("" = none)
+    relayer_secret: str = field(default="", repr=False)
+    relayer_passphrase: str = field(default="", repr=False)
 
 
 class World:
@@ -413,6 +424,11 @@ class World:
         self.auto_trades: set[str] = set()  # pending trades with automatic status deadlines
         self.rows: list[DataRow] = []
         self.rows_by_wallet: dict[str, list[DataRow]] = {}
+        self.chain_txs: dict[str, dict[str, Any]] = {}  # tx hash → {raw, sender, nonce, receipt}
+        self.chain_nonces: dict[str, int] = {}  # lower-case sender → next nonce
+        self.relayer_txs: dict[str, dict[str, Any]] = {}  # transactionID → relayer transaction
+        self.relayer_nonces: dict[tuple[str, str], int] = {}  # (lower-case owner, type) → nonce
+        self.redemptions: list[dict[str, Any]] = []  # every payout made (tests count them)
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
         self.request_counts: dict[str, int] = {}  # "service METHOD path" -> requests, never trimmed

@@ -288,6 +288,7 @@ class SimProcess:
     remote: RemoteSimulator
     rpc_url: str = ""
     ws_url: str = ""
+    relayer_url: str = ""
 
 
 def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
@@ -323,6 +324,7 @@ def start_simulator_process(*args: str, timeout: float = 20.0) -> SimProcess:
                 remote,
                 urls.get("POLYGON_RPC", ""),
                 urls.get("POLYGON_WS", ""),
+                urls.get("POLYMARKET_RELAYER_URL", ""),
             )
         if "=" in line:
             k, v = line.split("=", 1)

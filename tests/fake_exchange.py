@@ -21,6 +21,7 @@ from wire.records import (
     CancelResult,
     ClobTrade,
     Duplicate,
+    GammaMarket,
     InDoubt,
     MakerOrderFill,
     OpenOrder,
@@ -83,6 +84,7 @@ class FakeExchange:
         self.live_history: list[int] = []  # number of live orders after each post
         self.hide_trades = False  # trades matched but not yet listed by /data/trades
         self.batch_posts: list[int] = []  # sizes of the POST /orders requests
+        self.gamma: GammaMarket | None = None  # what Gamma says about the market (resolution)
         self._trade_n = 0
 
     # -- the client surface ---------------------------------------------------------------------
@@ -98,6 +100,11 @@ class FakeExchange:
     def invalidate_market(self, condition_id: str | None = None, *, token_id: str | None = None) -> bool:
         """No cache here."""
         return True
+
+    async def find_gamma_market(self, *, condition_id: str | None = None,
+                                token_id: str | None = None) -> GammaMarket | None:
+        """The configured Gamma market (None: Gamma does not know it)."""
+        return self.gamma
 
     async def get_balance_allowance(self, creds: Any, signer: str, asset_type: str, *,
                                     signature_type: Any, token_id: str | None = None) -> BalanceAllowance:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def test_path_prefix_urls_are_kept() -> None:
         ("NOTIFY_POLL_INTERVAL", "0"),
         ("NOTIFY_MAX_ATTEMPTS", "-1"),
         ("NOTIFY_DIGEST_HOUR", "24"),
+        ("SNAPSHOT_RETENTION_DAYS", "-1"),
+        ("SNAPSHOT_EXIT_GRACE", "0"),
+        ("RESOLUTION_CHECK_INTERVAL", "soon"),
+        ("AUTO_REDEEM", "sometimes"),
+        ("POLYMARKET_RELAYER_URL", "ftp://x"),
     ],
 )
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
@@ -101,24 +107,21 @@ def test_redacted_hides_keys_and_passwords() -> None:
     assert s.paper_balance_usd == Decimal("250.5")
 
 
+def read_variables() -> set[str]:
+    """Every variable `load_settings` reads, taken from its source (so this list cannot drift)."""
+    source = (Path(__file__).resolve().parents[1] / "infra" / "config.py").read_text()
+    body = source[source.index("def load_settings("):]
+    return (set(re.findall(r'^\s+"([A-Z][A-Z0-9_]+)": \(', body, re.M))
+            | set(re.findall(r'get\("([A-Z][A-Z0-9_]+)"\)', body))) - {"PMCT_ENV_FILE"}
+
+
 def test_env_example_lists_every_variable_and_parses_to_defaults() -> None:
     """.env.example documents every setting and, as shipped, yields the defaults."""
     example = Path(__file__).resolve().parents[1] / ".env.example"
     text = example.read_text()
-    for var in ("DATABASE_URL", "ENCRYPTION_KEY", "EXECUTION_MODE", "WATCHER_POLL_INTERVAL",
-                "EXECUTOR_POLL_INTERVAL", "MAX_COPY_DELAY", "POLYMARKET_DATA_API_URL",
-                "POLYMARKET_GAMMA_API_URL", "POLYMARKET_CLOB_API_URL", "POLYMARKET_CHAIN_ID",
-                "POLYGON_RPC", "LOG_LEVEL", "LOG_FORMAT", "WATCHER_OVERLAP_SECONDS",
-                "POSITION_SNAPSHOT_INTERVAL", "ORDER_MANAGE_INTERVAL", "CLAIM_LEASE_SECONDS",
-                "PAPER_BALANCE_USD", "DEFAULT_MAX_SLIPPAGE", "METRICS_PORT", "WEB_HOST",
-                "WEB_PORT", "WEB_SESSION_SECRET", "WEB_COOKIE_SECURE", "POLYGON_WS",
-                "FILL_SOURCES", "CHAIN_POLL_INTERVAL", "CHAIN_WALLET_CHUNK", "CHAIN_MAX_BLOCK_RANGE",
-                "POLYGON_RPC_MAX_RPS", "POLYGON_RPC_BATCH", "CHAIN_CONFIRMATIONS",
-                "CHAIN_STALE_SECONDS", "CHAIN_REORG_DEPTH", "DATA_API_SLOW_INTERVAL",
-                "FILL_SOURCE_GRACE",
-                "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "DISCORD_API_URL", "TELEGRAM_POLL_TIMEOUT",
-                "NOTIFY_POLL_INTERVAL", "NOTIFY_MAX_ATTEMPTS", "NOTIFY_LEASE_SECONDS",
-                "NOTIFY_SKIP_DIGEST_SECONDS", "NOTIFY_DIGEST_HOUR", "NOTIFY_RETENTION_DAYS"):
+    variables = read_variables()
+    assert {"DATABASE_URL", "ENCRYPTION_KEY", "EXECUTION_MODE", "POLYGON_RPC"} <= variables
+    for var in sorted(variables):
         assert f"\n{var}=" in text, var
     assert load_settings({}, env_file=example) == Settings()
 
@@ -202,3 +205,15 @@ def test_bot_token_is_a_masked_secret() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"TELEGRAM_BOT_TOKEN": bogus}, env_file=NO_FILE)
     assert "TELEGRAM_BOT_TOKEN" in str(err.value) and bogus not in str(err.value)
+
+
+def test_builder_credentials_all_or_none_and_never_shown() -> None:
+    """The relayer's builder credentials are set together or not at all; secrets are redacted."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"POLYMARKET_BUILDER_API_KEY": "k"}, env_file=NO_FILE)
+    assert "POLYMARKET_BUILDER" in str(err.value) and "\n" not in str(err.value)
+    s = load_settings({"POLYMARKET_BUILDER_API_KEY": "k", "POLYMARKET_BUILDER_SECRET": "s3cr3t-b",
+                       "POLYMARKET_BUILDER_PASSPHRASE": "p4ss-b"}, env_file=NO_FILE)
+    assert s.has_relayer_credentials
+    assert "s3cr3t-b" not in repr(s.redacted()) and "p4ss-b" not in repr(s.redacted())
+    assert "s3cr3t-b" not in repr(s) and "p4ss-b" not in repr(s)

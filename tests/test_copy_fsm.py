@@ -38,7 +38,8 @@ def test_signed_or_in_doubt_never_goes_back_to_the_queue() -> None:
 
 def test_creation_events_are_not_moves() -> None:
     """The fan-out's creation events give the initial status and never appear as moves."""
-    assert INITIAL == {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED}
+    assert INITIAL == {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED,
+                       Event.QUEUE_TARGET: S.QUEUED}
     assert not any(event in INITIAL for _, event in MOVES)
 
 

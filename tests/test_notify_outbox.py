@@ -136,7 +136,7 @@ def test_intake_skips_are_told_but_not_before_follow(database: Database) -> None
         factories.follow(s, f1, t)
         late = factories.follow(s, f2, t)
         fill = factories.trader_fill(s, t)
-        values = {"id": fill.id, "side": "BUY", "token_id": "123", "condition_id": "0x" + "2" * 64,
+        values = {"id": fill.id, "activity_type": "TRADE", "side": "BUY", "token_id": "123", "condition_id": "0x" + "2" * 64,
                   "price": Decimal("0.58"), "is_combo": False, "title": "Rain?", "outcome": "Yes",
                   "occurred_at": factories.T0, "first_seen_at": factories.T0 + timedelta(minutes=10)}
         queued, skipped = fan_out(s, t.id, values, timedelta(seconds=120), factories.T0)

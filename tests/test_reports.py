@@ -115,7 +115,7 @@ def test_average_cost_realized_pnl_matches_the_hand_computation(database: Databa
     assert rows[0]["market"] == "Will A happen?" and rows[0]["outcome"] == "Yes"
     everything = _scope(rep, "all")
     assert everything == {
-        "scope": "all", "fills": 4, "buys": 2, "sells": 2, "volume_usd": "104",
+        "scope": "all", "fills": 4, "buys": 2, "sells": 2, "resolutions": 0, "volume_usd": "104",
         "fees_usd": "0.74", "realized_pnl_usd": "0.26", "unrealized_pnl_usd": "0.5",
         "net_pnl_usd": "0.76", "open_positions": 1, "win_rate": "0.5",
         "avg_slippage": "0.013333", "avg_slippage_pct": "2.5986", "attribution": ""}

@@ -226,9 +226,9 @@ def test_copy_pct_of_100_is_allowed() -> None:
 # --- SELL ------------------------------------------------------------------------------------
 
 def test_sell_follows_trader_sold_fraction() -> None:
-    """Trader sells 50 of 200 (25 %): follower holding 40 sells 10."""
+    """Trader sells 50 of 200 (25 %): follower holding 40 (20 %) sells 10."""
     f = FollowerState(available_usd=D("0"), held_shares=D("40"), trader_shares_before=D("200"))
-    order = sized(size_copy(sell("50", "0.85"), rules("5"), market(), f))
+    order = sized(size_copy(sell("50", "0.85"), rules("20"), market(), f))
     assert (order.shares, order.notional, order.reason_capped) == (D("10.00"), D("8.5000"), None)
 
 
@@ -237,6 +237,24 @@ def test_seed_example_sell_four_of_eighty() -> None:
     f = FollowerState(available_usd=D("0"), held_shares=D("5"))
     order = sized(size_copy(sell("80", "0.85"), rules("5"), market("1"), f))
     assert (order.shares, order.notional) == (D("4.00"), D("3.4000"))
+
+
+def test_plan_example_sells_four_and_keeps_one() -> None:
+    """The plan: 5 % of a leader who sells 80 of his 100 → sell 4 (marketable: under the min
+    size 5 but worth $3.40), keep 1; the new target is 1."""
+    f = FollowerState(available_usd=D("0"), held_shares=D("5"), trader_shares_before=D("100"),
+                      target_shares=D("5"))
+    order = sized(size_copy(sell("80", "0.85"), rules("5"), market("5"), f,
+                            market_price=D("0.85")))
+    assert (order.shares, order.marketable, order.target) == (D("4.00"), True, D("1"))
+
+
+def test_issue_example_sells_eight_and_keeps_two() -> None:
+    """10 held at 10 %, the leader sells 80 % → a limit sale of 8, 2 kept (not all 10)."""
+    f = FollowerState(available_usd=D("0"), held_shares=D("10"), trader_shares_before=D("100"),
+                      target_shares=D("10"))
+    order = sized(size_copy(sell("80", "0.5"), rules("10"), market("5"), f, market_price=D("0.5")))
+    assert (order.shares, order.marketable, order.target) == (D("8.00"), False, D("2"))
 
 
 def test_sell_never_exceeds_holdings() -> None:
@@ -261,7 +279,7 @@ def test_trader_full_close_sells_everything_held() -> None:
     f = FollowerState(available_usd=D("0"), held_shares=D("10.123456"),
                       trader_shares_before=D("300"))
     order = sized(size_copy(sell("300", "0.4"), rules("5"), market(), f))
-    assert order.shares == D("10.12")
+    assert (order.shares, order.reason_capped, order.target) == (D("10.12"), CapReason.CLOSE_OUT, 0)
 
 
 def test_trader_sells_more_than_known_position_is_full_close() -> None:
@@ -272,7 +290,7 @@ def test_trader_sells_more_than_known_position_is_full_close() -> None:
 
 def test_sell_ignores_buy_only_limits() -> None:
     """Band, daily cap, exposure cap, max trade and balance do not block an exit."""
-    r = rules("5", "1", min_price=D("0.5"), max_price=D("0.6"), daily_cap_usd=D("1"),
+    r = rules("100", "1", min_price=D("0.5"), max_price=D("0.6"), daily_cap_usd=D("1"),
               spent_today_usd=D("1"), exposure_cap_usd=D("1"), exposure_usd=D("5"))
     f = FollowerState(available_usd=D("0"), held_shares=D("100"), trader_shares_before=D("100"))
     order = sized(size_copy(sell("50", "0.95"), r, market(), f))
@@ -280,38 +298,60 @@ def test_sell_ignores_buy_only_limits() -> None:
 
 
 def test_sell_below_one_dollar_is_allowed() -> None:
-    """SELLs have no $1 floor (documented for marketable BUYs only)."""
+    """A limit SELL of at least the min size has no $1 floor (documented for marketable BUYs)."""
     f = FollowerState(available_usd=D("0"), held_shares=D("10"), trader_shares_before=D("10"))
     order = sized(size_copy(sell("10", "0.05"), rules("5"), market(), f))
-    assert order.shares == D("10.00") and order.notional == D("0.5000")
+    assert order.shares == D("10.00") and order.notional == D("0.5000") and not order.marketable
 
 
-@pytest.mark.parametrize(("held", "before", "sold", "expected"), [
-    ("12", "100", "60", "12.00"),   # 7.2 would strand 4.8 < 5 → sell all (close_out)
-    ("12", "100", "50", "6.00"),    # 6 leaves 6: placeable as is
-    ("100", "100", "3", None),      # 3 < 5 and 97 left: skip below_min_size
-    ("8", "100", "40", None),       # 3.2: neither half placeable; under half → keep
-    ("8", "100", "50", "8.00"),     # 4.0: at least half → sell all
-    ("4", "100", "100", None),      # holding below min size: unsellable
+@pytest.mark.parametrize(("held", "before", "sold", "bid", "expected", "target"), [
+    ("12", "100", "60", "0.5", "7.20", "4.8"),    # 7.2 ≥ 5: limit; 4.8 kept (the target)
+    ("100", "100", "3", "0.5", None, "97"),       # 3 < 5, $1.50: marketable
+    ("8", "100", "40", "0.5", None, "4.8"),       # 3.2 < 5 but $1.60: marketable
+    ("8", "100", "40", "0.2", "kept", "4.8"),     # 3.2 × 0.2 = $0.64: kept
+    ("4", "100", "100", "0.5", None, "0"),        # leader closed: 4 held < 5, $2: marketable
+    ("4", "100", "100", "0.1", "kept", "0"),      # leader closed, worth $0.40: kept (redeem)
 ])
-def test_sell_dust_rule(held: str, before: str, sold: str, expected: str | None) -> None:
-    """An unplaceable or dust-stranding sale becomes all (≥ half of holding) or nothing."""
-    f = FollowerState(available_usd=D("0"), held_shares=D(held), trader_shares_before=D(before))
-    result = size_copy(sell(sold, "0.5"), rules("5"), market("5"), f)
+def test_remainders_under_the_minimum(held: str, before: str, sold: str, bid: str,
+                                      expected: str | None, target: str) -> None:
+    """A sale under the min size is marketable when worth ≥ $1, else kept; the target moves."""
+    f = FollowerState(available_usd=D("0"), held_shares=D(held), trader_shares_before=D(before),
+                      target_shares=D(held))
+    result = size_copy(sell(sold, "0.5"), rules("100"), market("5"), f, market_price=D(bid))
+    if expected == "kept":
+        assert skipped(result).reason == SkipReason.REMAINDER_KEPT
+        assert skipped(result).target == D(target)
+        return
+    order = sized(result)
+    assert order.target == D(target)
     if expected is None:
-        assert skipped(result).reason == SkipReason.BELOW_MIN_SIZE
+        assert order.marketable and order.shares == floor_lot(D(held) - D(target))
     else:
-        order = sized(result)
-        assert order.shares == D(expected)
-        if order.shares != D(held) * D(sold) / D(before):
-            assert order.reason_capped == CapReason.CLOSE_OUT
+        assert not order.marketable and order.shares == D(expected)
 
 
-def test_seed_sell_with_min_size_five_closes_out() -> None:
-    """Seed sell (4 of 5 held) on a min-size-5 market sells all 5 rather than strand 1 share."""
-    f = FollowerState(available_usd=D("0"), held_shares=D("5"), trader_shares_before=D("100"))
-    order = sized(size_copy(sell("80", "0.85"), rules("5"), market("5"), f))
-    assert (order.shares, order.reason_capped) == (D("5.00"), CapReason.CLOSE_OUT)
+def test_owed_remainder_rides_with_the_next_sell() -> None:
+    """A kept remainder (target 9.5 while 10 held) is sold with the leader's next sell."""
+    f = FollowerState(available_usd=D("0"), held_shares=D("10"), trader_shares_before=D("190"),
+                      target_shares=D("9.5"))
+    order = sized(size_copy(sell("100", "0.5"), rules("5"), market("5"), f, market_price=D("0.5")))
+    assert order.target == D("4.5") and order.shares == D("5.50")
+
+
+def test_target_converges_to_copy_pct_of_the_leader() -> None:
+    """A target above copy % of what the leader keeps (an exit missed earlier) is brought down."""
+    f = FollowerState(available_usd=D("0"), held_shares=D("30"), trader_shares_before=D("100"),
+                      target_shares=D("30"))
+    order = sized(size_copy(sell("50", "0.5"), rules("10"), market("5"), f, market_price=D("0.5")))
+    assert order.target == D("5") and order.shares == D("25.00")
+
+
+def test_at_target_is_a_skip_with_the_target() -> None:
+    """An exit that leaves the holding at or under its target sells nothing."""
+    f = FollowerState(available_usd=D("0"), held_shares=D("2"), trader_shares_before=D("100"),
+                      target_shares=D("10"))
+    result = skipped(size_copy(sell("10", "0.5"), rules("10"), market("5"), f))
+    assert result.reason == SkipReason.AT_TARGET and result.target == D("9")
 
 
 def test_yes_and_no_hedge_are_independent_positions() -> None:
@@ -323,6 +363,7 @@ def test_yes_and_no_hedge_are_independent_positions() -> None:
     sell_no = sized(size_copy(sell("100", "0.45", NO), rules("5"), m,
                               FollowerState(D("0"), held_shares=no.shares,
                                             trader_shares_before=D("100"))))
+    assert sell_no.reason_capped == CapReason.CLOSE_OUT
     assert sell_no.shares == D("5.00")
     yes_untouched = size_copy(sell("100", "0.45", NO), rules("5"), m,
                               FollowerState(D("0"), held_shares=D("0")))
@@ -380,15 +421,18 @@ def test_buy_respects_every_limit(shares: D, price: D, pct: D, max_trade: D, bal
        min_size=min_sizes)
 def test_sized_sell_within_holdings(sold: D, price: D, pct: D, held: D, before: D | None,
                                      min_size: str) -> None:
-    """A sized SELL is 2-dp, ≤ held, ≥ min size, and leaves 0 or at least the min size."""
+    """A sized SELL is 2-dp, ≤ held, never below the new target; under the min size only as a
+    marketable order worth ≥ $1; the target never grows."""
     f = FollowerState(available_usd=D("0"), held_shares=held, trader_shares_before=before)
-    result = size_copy(sell(str(sold), str(price)), rules(str(pct)), market(min_size), f)
+    result = size_copy(sell(str(sold), str(price)), rules(str(pct)), market(min_size), f,
+                       market_price=price)
+    assert result.target is not None and D(0) <= result.target <= held
     if isinstance(result, Skip):
         return
     s = result.shares
-    assert s == s.quantize(D("0.01")) and D(0) < s <= held and s >= D(min_size)
-    left = floor_lot(held) - s
-    assert left == 0 or left >= D(min_size)
+    assert s == s.quantize(D("0.01")) and D(0) < s <= held
+    assert floor_lot(held) - s >= floor_lot(result.target) - D("0.01")
+    assert s >= D(min_size) or (result.marketable and s * price >= 1)
 
 
 def _size_of(result: SizedOrder | Skip) -> D:

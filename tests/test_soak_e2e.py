@@ -1,6 +1,9 @@
 """Soak: the watcher and the executor together against a random-walk simulator with faults, on
 SQLite and PostgreSQL; at the end the money invariants must hold (copies = eligible fills × active
 follows, one copy per venue order, fills ≤ sized, positions = what the venue holds, nothing stuck).
+Copy fidelity rides along: leader exits during watcher outages (seen late), merges, a market
+resolving (settled and redeemed through the simulator's chain and relayer); after every quiet
+period each follower's holding must follow the leader's (`check_holdings_follow_the_leader`).
 
 Time passes by moving every timestamp PMCT stored into the past (`Soak.age`), so copies walk the
 smart-pricing schedule (reprice → confirmed cancel → new order, market conversion, give-up) while
@@ -23,6 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from copying.leader import is_exit
 from copying.states import OPEN_AT_VENUE, TERMINAL, UNRESOLVED
 from crypto import KeyRing
 from executor import CycleClock, build_context, executor_cycle
@@ -38,6 +42,9 @@ from models import (
     FollowerFill,
     FollowerPosition,
     FollowStatus,
+    PositionSettlement,
+    Redemption,
+    RedemptionStatus,
     Tier,
     Trader,
     TraderFill,
@@ -85,8 +92,14 @@ FAULTS: tuple[tuple[str, str, str, str, int, int | None, int], ...] = (
     ("GET", "/v2/activity", "data", "429", 2, None, 3),
     ("GET", "/v2/activity", "data", "5xx", 1, 503, 1),
     ("GET", "/v2/activity", "data", "drop", 5, None, 1),  # the poll fails: the fill comes a round later
-    ("GET", "/positions", "data", "5xx", 1, 500, 1),
+    ("GET", "/v2/positions", "data", "5xx", 1, 500, 1),
 )
+OUTAGE_ROUNDS = (9, 17)  # the watcher is down: the leaders' fills of that round are seen late
+MERGE_ROUNDS = (6, 14)
+QUIET_CHECK_AFTER = (12,)  # a quiet period mid-run, then the fidelity check
+RESOLVED_MARKET = "rw-1"
+BUILDER = {"relayer_api_key": "soak-builder", "relayer_secret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+           "relayer_passphrase": "soak-pass"}
 
 
 def quiet_scenario() -> dict[str, Any]:
@@ -129,13 +142,22 @@ class Soak:
     funders: dict[int, str] = field(default_factory=dict)  # Hardhat index → funder address
     traders: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # seen by the checks between cycles
+    fidelity: list[str] = field(default_factory=list)  # holdings off the leader's, per quiet check
+    quiet_checks: int = 0
+    late_exits: int = 0
+    watch_offset: timedelta = timedelta(0)
+    merges: int = 0
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
+        self.sim.configure(**BUILDER)
         self.settings = Settings(
             database_url=self.db.url, data_api_url=self.sim.data_url, gamma_api_url=self.sim.gamma_url,
             clob_api_url=self.sim.clob_url, encryption_key=self.fernet_key, execution_mode="live",
-            max_copy_delay=MAX_COPY_DELAY, watcher_overlap_seconds=600, position_snapshot_interval=0.001)
+            max_copy_delay=MAX_COPY_DELAY, watcher_overlap_seconds=600, position_snapshot_interval=0.001,
+            polygon_rpc=self.sim.rpc_url, relayer_url=self.sim.relayer_url,
+            builder_api_key=BUILDER["relayer_api_key"], builder_secret=BUILDER["relayer_secret"],
+            builder_passphrase=BUILDER["relayer_passphrase"])
         walk = self.sim.random_walk
         assert walk is not None
         self.walk = walk
@@ -198,6 +220,58 @@ class Soak:
                 if ZERO < price < 1:
                     self.sim.sweep(token, side, str(price), str(self.rng.randint(5, 60)))
 
+    def holdings(self, wallet: str) -> dict[str, int]:
+        with self.sim.world.lock:
+            return dict(self.sim.world.ledger.tokens_of(wallet))
+
+    def late_fills(self) -> None:
+        """During an outage: leaders sell part of what they hold (and one buys); the watcher will
+        see these rows 5 minutes late (`end_outage`)."""
+        for trader in self.traders:
+            held = {t: units for t, units in self.holdings(trader).items()
+                    if t in self.walk.tokens and units >= 200_000}
+            if not held:
+                continue
+            token = self.rng.choice(sorted(held))
+            size = (D(held[token]) / 10**6 * D(self.rng.choice(("0.3", "0.5", "1")))).quantize(D("0.01"))
+            market, outcome = self.token_market(token)
+            self.sim.add_trader_fill(trader, market, outcome, "SELL", str(size), self.best_of(token, "SELL"))
+            self.late_exits += 1
+        t = self.rng.choice(self.traders)
+        token = self.rng.choice(self.walk.tokens)
+        market, outcome = self.token_market(token)
+        self.sim.add_trader_fill(t, market, outcome, "BUY", "20", self.best_of(token, "BUY"))
+
+    def end_outage(self) -> None:
+        """The watcher comes back 5 minutes later: the simulated time and the watcher's clock both
+        move on (the watcher's clock only ever moves forward: it orders rows against snapshots)."""
+        self.sim.set_clock(advance=300)
+        self.watch_offset += timedelta(seconds=300)
+
+    def merge_somewhere(self) -> None:
+        """A leader holding both outcomes of a market merges half of the smaller side."""
+        for trader in self.traders:
+            held = self.holdings(trader)
+            for m in self.sim.markets():
+                if not m["key"].startswith("rw-"):
+                    continue
+                sizes = [held.get(t, 0) for t in m["tokens"].values()]
+                if min(sizes) >= 2_000_000:
+                    size = (D(min(sizes)) / 10**6 / 2).quantize(D("0.01"))
+                    self.sim.add_activity(trader, "MERGE", m["key"], str(size))
+                    self.merges += 1
+                    return
+
+    def token_market(self, token: str) -> tuple[str, str]:
+        with self.sim.world.lock:
+            market = self.sim.world.by_token[token]
+            return market.key, market.outcome(token).label
+
+    def best_of(self, token: str, side: str) -> str:
+        book = self.sim.book(token)
+        levels = book["asks"] if side == "BUY" else book["bids"]
+        return str(levels[-1]["price"]) if levels else "0.5"
+
     def inject_some_faults(self) -> None:
         for method, path, service, kind, count, status, retry_after in self.rng.sample(FAULTS, 2):
             self.sim.inject_fault(method, path, kind, count=count, service=service, status=status,
@@ -245,6 +319,84 @@ class Soak:
             if m > (intended.get(cid) or ZERO):
                 self.violations.append(f"{when}: copy {cid} matched {m} > sized {intended.get(cid)}")
 
+    # ---- fidelity: a follower's holding follows the leader's ---------------------------------------
+    def check_holdings_follow_the_leader(self, when: str) -> None:
+        """Each follow's holding of each token, replayed from the leader's rows on the venue (their
+        truth) and the follow's own BUY fills: T += what a BUY copy got, an exit scales T by the
+        leader's kept fraction (never above copy % of what he keeps). The follower must hold T
+        within lot rounding, plus what it still offers (open SELLs) and a kept remainder (under
+        the min size); PMCT's stored target must be T; and never more than copy % of the leader
+        beyond a kept remainder. Shortfalls against copy % come from recorded skips and caps."""
+        self.quiet_checks += 1
+        with self.db.session() as s:
+            follows = {fo.id: fo for fo in s.scalars(select(Follow))}
+            traders = {t.id: t.wallet.lower() for t in s.scalars(select(Trader))}
+            copies = list(s.scalars(select(CopyOrder)))
+            fills = {f.id: f for f in s.scalars(select(TraderFill))}
+            positions = {(p.follow_id, p.token_id): p for p in s.scalars(
+                select(FollowerPosition).where(FollowerPosition.paper.is_(False)))}
+        resolved = {o for m in self.sim.markets() if m["closed"] for o in m["tokens"].values()}
+        got: dict[tuple[int, int], Decimal] = defaultdict(Decimal)  # (fill, follow) → BUY filled
+        offered: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        for c in copies:
+            if c.trader_fill_id is not None and c.side == "BUY":
+                got[(c.trader_fill_id, c.follow_id)] += c.filled_size or ZERO
+            if c.side == "SELL" and c.status in (*OPEN_AT_VENUE, *UNRESOLVED):
+                offered[(c.follow_id, c.token_id)] += (c.venue_size or ZERO)
+        by_identity = {(f.transaction_hash.lower(), f.token_id, f.side, f.size, f.price): f
+                       for f in fills.values() if f.activity_type == "TRADE"}
+        for fo in follows.values():
+            wallet = traders[fo.trader_id]
+            with self.sim.world.lock:
+                rows = sorted(self.sim.world.rows_by_wallet.get(wallet, []), key=lambda r: (r.timestamp, r.seq))
+                leader_rows = [(r.kind, r.side, r.token_id, r.condition_id, r.size, r.price,
+                                r.transaction_hash.lower()) for r in rows]
+                outcomes = {m.condition_id: [o.token_id for o in m.outcomes]
+                            for m in self.sim.world.markets.values()}
+            leader: dict[str, Decimal] = defaultdict(Decimal)
+            model: dict[str, Decimal] = defaultdict(Decimal)
+            events: Counter[str] = Counter()
+            pct = fo.copy_pct / 100
+            for kind, side, token, cond, size, price, tx in leader_rows:
+                moves: list[tuple[str, str, Decimal]] = []
+                if kind == "TRADE" and token:
+                    moves = [(token, side, size)]
+                elif kind == "MERGE":
+                    moves = [(t, "SELL", size) for t in outcomes.get(cond, [])]
+                for tok, sd, sz in moves:
+                    before = leader[tok]
+                    if sd == "BUY":
+                        leader[tok] += sz
+                        fill = by_identity.get((tx, tok, "BUY", sz, price))
+                        if fill is not None:
+                            model[tok] += got.get((fill.id, fo.id), ZERO)
+                    else:
+                        after = max(before - sz, ZERO)
+                        leader[tok] = after
+                        if before > 0:
+                            model[tok] = min(model[tok] * after / before, pct * after)
+                    events[tok] += 1
+            for token in set(model) | {t for (fid, t) in positions if fid == fo.id}:
+                if token in resolved:
+                    continue
+                pos = positions.get((fo.id, token))
+                held = pos.size if pos is not None else ZERO
+                target = pos.target_size if pos is not None else ZERO
+                tol = D("0.01") * (events[token] + 1)
+                expected = model[token]
+                kept = D(5) + tol  # a remainder under the min size (all walk markets: 5)
+                where = f"{when}: follow {fo.id} token {token[:8]}…"
+                if held < expected - tol:
+                    self.fidelity.append(f"{where}: holds {held} < model {expected} (over-sold)")
+                if held > expected + offered[(fo.id, token)] + kept:
+                    self.fidelity.append(f"{where}: holds {held} > model {expected} + offered "
+                                         f"{offered[(fo.id, token)]} (an exit was missed)")
+                if abs(target - expected) > tol:
+                    self.fidelity.append(f"{where}: stored target {target} ≠ model {expected}")
+                if held > pct * leader[token] + offered[(fo.id, token)] + kept:
+                    self.fidelity.append(f"{where}: holds {held} > {fo.copy_pct} % of the leader's "
+                                         f"{leader[token]}")
+
     # ---- the daemons, one cycle each ------------------------------------------------------------
     async def run(self, rounds: int) -> None:
         setup_client = PolymarketClient.from_settings(self.settings, http2=False)
@@ -254,15 +406,25 @@ class Soak:
             await setup_client.aclose()
         wclient = watcher_client(self.settings, sleep=self.fast_sleep)
         eclient = PolymarketClient.from_settings(self.settings, http2=False, sleep=self.fast_sleep)
-        wctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=wclient, owner="soak-w")
+        wctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=wclient, owner="soak-w",
+                              clock=lambda: datetime.now(UTC) + self.watch_offset)
         ectx = build_context(self.settings, self.db.factory, eclient)
         ectx.book_ttl = 0.0  # books move between cycles
+        ectx.clock = lambda: datetime.now(UTC) + self.watch_offset  # the simulator's time
 
         async def watch() -> None:
             await watch_cycle(wctx, asyncio.Event())
 
         async def execute() -> None:
             await executor_cycle(ectx, asyncio.Event(), CycleClock(0), force_manage=True)
+
+        async def quiet(hours: tuple[float, ...]) -> None:
+            self.sim.clear_faults()
+            for h in hours:
+                self.age(h)
+                await watch()
+                await execute()
+                self.check_venue(f"quiet +{h} h")
 
         try:
             await watch()  # seeds the cursors
@@ -280,19 +442,30 @@ class Soak:
                     self.sim.add_combo_fill(t2, "BUY", "20", "0.4")
                     self.sim.add_trader_fill(t1, "rw-1", "Yes", "BUY", "30", self.best(2, "BUY"),
                                              at=self.sim.now() - 300)
+                if r in MERGE_ROUNDS:
+                    self.merge_somewhere()
+                if r in OUTAGE_ROUNDS:  # the watcher is down this round; its fills are seen late
+                    self.late_fills()
+                    await execute()
+                    continue
+                if r - 1 in OUTAGE_ROUNDS:
+                    self.end_outage()
                 await watch()
                 self.check_venue(f"round {r} after watch")
                 await execute()
                 self.check_venue(f"round {r} after execute")
                 if r >= 3:
                     self.age(self.rng.choice((0.0, 0.0, 0.5, 2.0, 4.0, 7.0)))
+                if r in QUIET_CHECK_AFTER:  # a quiet period: then holdings must follow the leaders'
+                    await quiet((0.0, 0.0, 0.0))
+                    self.check_holdings_follow_the_leader(f"after round {r}")
             # quiet phase: no faults, no new fills; time runs past give-up (72 h)
-            self.sim.clear_faults()
-            for hours in (0.0, 13.0, 13.0, 13.0, 40.0, 0.0):
-                self.age(hours)
-                await watch()
-                await execute()
-                self.check_venue(f"quiet +{hours} h")
+            await quiet((0.0, 13.0, 13.0, 13.0, 40.0, 0.0))
+            await execute()
+            self.check_holdings_follow_the_leader("end")
+            # a market resolves: settled at the payout and redeemed (EOA transactions, relayer)
+            self.sim.resolve_market(RESOLVED_MARKET, winner=self.rng.choice(("Yes", "No")))
+            await quiet((0.0, 0.0))
             await execute()
         finally:
             release_lease(self.db.factory, Shard(), "soak-w")
@@ -317,37 +490,41 @@ def run_soak(db: Database, make: Callable[..., Simulator], fernet_key: str, seed
 # ---- the invariants --------------------------------------------------------------------------------
 
 def check_one_copy_per_eligible_fill(soak: Soak) -> Counter[str]:
-    """1. Every eligible trader TRADE fill has exactly one copy per active follow (none for the
-    paused one); ineligible ones only SKIPPED copies with the reason; no copy without its fill."""
+    """1. Every eligible trader fill has exactly one copy per follow it concerns: entries (BUY)
+    active follows only, exits (SELL, MERGE per outcome, SNAPSHOT) the paused one too;
+    ineligible ones only SKIPPED copies with the reason (a late exit is not stale); every copy has
+    its fill, except the sales down to a follow's target (remainders)."""
     reasons: Counter[str] = Counter()
     with soak.db.session() as s:
         fills = {f.id: f for f in s.scalars(select(TraderFill))}
         follows = list(s.scalars(select(Follow)))
-        copies = list(s.scalars(select(CopyOrder)))
-        per: Counter[tuple[int, int]] = Counter((c.trader_fill_id, c.follow_id) for c in copies)
+        copies = [c for c in s.scalars(select(CopyOrder)) if c.trader_fill_id is not None]
+        per: Counter[tuple[int | None, int]] = Counter((c.trader_fill_id, c.follow_id) for c in copies)
         by_pair = {(c.trader_fill_id, c.follow_id): c for c in copies}
         delay = timedelta(seconds=MAX_COPY_DELAY)
         for c in copies:
+            assert c.trader_fill_id is not None
             fill = fills.get(c.trader_fill_id)
             assert fill is not None, f"copy {c.id} has no trader fill"
             follow = next(fo for fo in follows if fo.id == c.follow_id)
             assert follow.trader_id == fill.trader_id and c.follower_id == follow.follower_id, c.id
             assert (c.side, c.token_id) == (fill.side, fill.token_id), c.id
         for fill in fills.values():
-            if fill.activity_type != "TRADE" or not fill.side:
+            exit_row = is_exit(fill.activity_type, fill.side)
+            if not exit_row and (fill.activity_type != "TRADE" or not fill.side):
                 continue
             for fo in follows:
                 if fo.trader_id != fill.trader_id:
                     continue
                 n = per[(fill.id, fo.id)]
-                if fo.status != FollowStatus.ACTIVE:
-                    assert n == 0, f"paused follow {fo.id} got a copy of fill {fill.id}"
+                if fo.status != FollowStatus.ACTIVE and not exit_row:
+                    assert n == 0, f"paused follow {fo.id} got a copy of entry {fill.id}"
                     continue
                 assert n == 1, f"fill {fill.id} × follow {fo.id}: {n} copies"
                 c = by_pair[(fill.id, fo.id)]
                 if fill.is_combo:
                     expected: str | None = "combo"
-                elif fill.first_seen_at - fill.occurred_at > delay:
+                elif fill.first_seen_at - fill.occurred_at > delay and not exit_row:
                     expected = "stale"
                 elif fo.started_at >= fill.occurred_at + timedelta(seconds=1):
                     expected = "before_follow"
@@ -359,6 +536,10 @@ def check_one_copy_per_eligible_fill(soak: Soak) -> Counter[str]:
                 else:
                     assert c.reason not in ("combo", "stale", "before_follow"), (c.id, c.reason)
                     reasons["eligible"] += 1
+                    if exit_row and fill.first_seen_at - fill.occurred_at > delay:
+                        reasons["late_exit"] += 1
+                    if fill.activity_type == "MERGE":
+                        reasons["merge_exit"] += 1
     # every fill the followed traders made at the venue since the follows started was stored once
     with soak.sim.world.lock:
         venue_rows = Counter(r.proxy_wallet.lower() for t in soak.traders
@@ -366,7 +547,8 @@ def check_one_copy_per_eligible_fill(soak: Soak) -> Counter[str]:
                              if r.kind == "TRADE" and r.timestamp >= soak.started.timestamp() - 3600)
     with soak.db.session() as s:
         stored = Counter(w.lower() for (w,) in s.execute(
-            select(Trader.wallet).join(TraderFill, TraderFill.trader_id == Trader.id)))
+            select(Trader.wallet).join(TraderFill, TraderFill.trader_id == Trader.id)
+            .where(TraderFill.activity_type == "TRADE")))
     assert stored == venue_rows, (stored, venue_rows)
     return reasons
 
@@ -418,11 +600,18 @@ def check_positions_match_the_venue(soak: Soak) -> None:
         held[key] += f.size if f.side == "BUY" else -f.size
         assert held[key] >= 0, f"follow {f.follow_id} sold {f.size} of {f.token_id} beyond its holding"
         cash[f.follower_id] += (-f.size * f.price if f.side == "BUY" else f.size * f.price) - f.fee
+    paid: dict[str, Decimal] = defaultdict(Decimal)
+    for r in soak.sim.redemptions():
+        paid[r["holder"]] += D(r["paid"]) / 10**6
+    with soak.sim.world.lock:  # a resolved market's losing shares stay where no winner was redeemed
+        worthless = {t for m in soak.sim.world.markets.values() if m.payouts
+                     for t, p in m.payouts.items() if p == 0}
     for index, funder in soak.funders.items():
         venue = soak.sim.balances(funder)
-        theirs = {t: D(v) for t, v in venue["tokens"].items() if D(v)}
+        theirs = {t: D(v) for t, v in venue["tokens"].items() if D(v) and t not in worthless}
         assert dict(ours[funder.lower()]) == theirs, (index, dict(ours[funder.lower()]), theirs)
         fid = soak.follower_ids[index]
+        cash[fid] += paid[funder.lower()]
         # The venue debits pUSD in whole micro-dollars per match; PMCT's size × price per fill is
         # exact, so the two may differ below one micro-dollar per fill (seen with seed 4).
         slack = D("0.000001") * max(1, sum(1 for f in fills if f.follower_id == fid))
@@ -466,6 +655,35 @@ def test_soak_watcher_and_executor_keep_the_money_invariants(
     assert events["post_unresolved"] >= 1 and events["reprice_cancel"] >= 1, events
     assert sells is not None, "no SELL copy ever filled"
     assert any(s_ >= 1 for s_ in soak.sleeps), "no Retry-After/backoff wait happened"
+    check_resolution_settled_and_redeemed(soak)
+    assert not soak.fidelity, "\n".join(soak.fidelity[:20])
+    assert soak.quiet_checks == 2 and soak.late_exits >= 2 and soak.merges >= 1, (
+        soak.quiet_checks, soak.late_exits, soak.merges)
+    assert reasons["late_exit"] >= 1 and reasons["merge_exit"] >= 1, reasons
+
+
+def check_resolution_settled_and_redeemed(soak: Soak) -> None:
+    """5. The resolved market: every position there settled at the payout, each live follower's
+    winning shares redeemed once (transaction or relayer), nothing of it left at the venue."""
+    market = next(m for m in soak.sim.markets() if m["key"] == RESOLVED_MARKET)
+    tokens = set(market["tokens"].values())
+    with soak.db.session() as s:
+        open_there = [p for p in s.scalars(select(FollowerPosition))
+                      if p.token_id in tokens and p.size > 0]
+        settled = list(s.scalars(select(PositionSettlement)))
+        redemptions = list(s.scalars(select(Redemption)))
+    assert open_there == [], [(p.follow_id, p.size) for p in open_there]
+    assert all(r.status == RedemptionStatus.CONFIRMED for r in redemptions), [
+        (r.follower_id, r.status, r.error) for r in redemptions]
+    paid = soak.sim.redemptions()
+    assert len(paid) == len(redemptions) == len({(r["holder"], r["condition_id"]) for r in paid})
+    with soak.sim.world.lock:
+        payouts = dict(soak.sim.world.markets[RESOLVED_MARKET].payouts or {})
+    for funder in soak.funders.values():
+        left = {t: v for t, v in soak.sim.balances(funder)["tokens"].items()
+                if t in tokens and D(v) and payouts.get(t, 0) > 0}
+        assert left == {}, (funder, left)  # winning shares all redeemed (losers may stay: worth 0)
+    assert settled or not paid
 
 
 class Rig:

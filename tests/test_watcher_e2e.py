@@ -115,7 +115,8 @@ def test_a_new_fill_queues_one_copy_per_active_follow(world: World) -> None:
 
 
 def test_replays_overlaps_and_shared_transactions_store_each_fill_once(world: World) -> None:
-    """Three fills in one tx and two identical rows in one tx: right counts after repeated polls."""
+    """Three fills in one tx and two identical rows in one tx: right counts after repeated polls
+    (the three SELLs are exits: the paused follow mirrors them too)."""
     world.cycle()
     world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "SELL", "60", "0.64", role="maker",
                               parts=["10", "20", "30"])
@@ -124,8 +125,9 @@ def test_replays_overlaps_and_shared_transactions_store_each_fill_once(world: Wo
     for _ in range(3):  # each poll re-reads the overlap window
         world.cycle()
     assert world.count(TraderFill) == 5
-    assert world.count(CopyOrder) == 10
-    assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 10
+    assert world.count(CopyOrder) == 13
+    assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 13
+    assert world.count(CopyOrder, CopyOrder.side == "BUY") == 4  # entries: active follows only
 
 
 def test_429_with_retry_after_is_honoured_and_the_fill_arrives(world: World) -> None:

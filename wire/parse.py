@@ -726,7 +726,18 @@ def parse_gamma_market(obj: Any) -> GammaMarket:
         fee_takers_only=_bool(schedule.get("takerOnly"), default=True),
         seconds_delay=_optional_int(obj.get("secondsDelay")) or 0,
         raw=obj,
+        outcome_prices=_outcome_prices(obj.get("outcomePrices"), len(outcomes)),
+        resolution_status=_str(obj.get("umaResolutionStatus")).strip().lower(),
     )
+
+
+def _outcome_prices(value: Any, count: int) -> tuple[Decimal, ...]:
+    """Gamma `outcomePrices` (a JSON-encoded list of decimal strings); () when absent or odd."""
+    try:
+        prices = tuple(to_decimal(p, "outcomePrices") for p in _json_list(value, "outcomePrices"))
+    except ParseError:
+        return ()
+    return prices if len(prices) == count else ()
 
 
 def parse_gamma_markets(body: Any) -> list[GammaMarket]:

@@ -154,6 +154,8 @@ class GammaMarket:
     fee_takers_only: bool
     seconds_delay: int
     raw: dict[str, Any] = field(compare=False, repr=False)
+    outcome_prices: tuple[Decimal, ...] = ()  # index-aligned with `tokens`; payouts once resolved
+    resolution_status: str = ""  # `umaResolutionStatus`, e.g. "resolved"
 
 
 @dataclass(frozen=True)

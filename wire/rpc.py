@@ -50,6 +50,7 @@ class RpcError(VenueError):
                  http_status: int | None = None, retry_after: float | None = None,
                  limit: int | None = None, suggested_to: int | None = None) -> None:
         self.kind = kind
+        self.message = message
         self.code = code
         self.http_status = http_status
         self.retry_after = retry_after
@@ -62,6 +63,20 @@ class RpcError(VenueError):
             bits.append(f"code {code}")
         super().__init__(f"{' '.join(bits)}: {message[:300]}")
 
+
+    @property
+    def already_known(self) -> bool:
+        """eth_sendRawTransaction: the node has this very transaction already (the same bytes again)."""
+        return any(text in self.message.lower() for text in _ALREADY_KNOWN)
+
+    @property
+    def nonce_too_low(self) -> bool:
+        """eth_sendRawTransaction: the sender's nonce moved past this one (mined, or replaced)."""
+        return any(text in self.message.lower() for text in _NONCE_TOO_LOW)
+
+
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+_NONCE_TOO_LOW = ("nonce too low", "nonce is too low")
 
 # Wording of provider errors (lower-case substrings), most specific first.
 _RANGE_PATTERNS = (
