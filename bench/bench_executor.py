@@ -6,7 +6,7 @@
 2. Throughput: N queued copies, one `executor.py --once` process; orders posted per second.
    Target >= 500/s. The copies are a fan-out, as copy trading makes them: N / K trader fills,
    each copied by K followers (default 50). One signer is capped by Polymarket's per-signer
-   order bucket (Standard tier: 40 orders/s, burst 60; API.md §5.9), which the client honours,
+   order bucket (Standard tier: 40 orders/s, burst 60; docs/POLYMARKET.md §5.9), which the client honours,
    so a single follower (`--followers 1`) measures that bucket, not the executor.
 Run: `.venv/bin/python bench/bench_executor.py [--overhead N] [--throughput N] [--followers K]`.
 """

@@ -19,7 +19,7 @@ Invariants:
   marked `chain_removed_at` and counted. With `CHAIN_CONFIRMATIONS` = n only blocks n deep are
   read, so a reorg shallower than n never reaches the store;
 - a taker BUY event's share count is cross-checked against the maker events it matched in the
-  same transaction (API.md §8.1 leaves its layout unverified); when they disagree the makers'
+  same transaction (docs/POLYMARKET.md §8.1 leaves its layout unverified); when they disagree the makers'
   total is used, and when it cannot be checked the fill is left to the Data API;
 - health: unhealthy before the first successful step, after `CHAIN_STALE_SECONDS` without a new
   block, or while its last step failed; the watcher then polls the Data API at full speed.

@@ -66,7 +66,7 @@ class ExecutorContext:
     # Requests in flight at once (a batch's POSTs, its input reads, the management pass). Measured
     # against the simulator: httpx spends 0.86 ms of CPU per POST /order at 4 in flight and 1.9 ms
     # at 32 (its pool walks every connection per request), so a few suffice; the venue's own
-    # per-IP limits (API.md §5.9) cap a process far below what 8 in flight can send.
+    # per-IP limits (docs/POLYMARKET.md §5.9) cap a process far below what 8 in flight can send.
     post_concurrency: int = 8
     post_orders_batches: bool = True  # a follower's orders of one batch go as one POST /orders
 

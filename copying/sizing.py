@@ -6,7 +6,7 @@ Invariants (each is a property test in tests/test_sizing.py):
 - sizes are whole hundredths of a share (Polymarket's lot size), always rounded DOWN;
 - a BUY never spends more than `max_usd_per_trade`, the remaining daily cap, the remaining
   per-market exposure cap, nor the follower's available pUSD *including* the worst-case taker
-  fee (API.md §5.10), all evaluated at the sizing price;
+  fee (docs/POLYMARKET.md §5.10), all evaluated at the sizing price;
 - a SELL never exceeds what the follower holds in that token for this follow (DESIGN promise 3),
   and never takes the holding below the new target;
 - BUY sizes never decrease when `copy_pct` grows (monotone), and neither do fallback SELLs.
@@ -14,7 +14,7 @@ Invariants (each is a property test in tests/test_sizing.py):
 Rules
 - BUY: shares = trader shares × copy_pct / 100, capped by each limit above, floored to 0.01.
   Skipped when the result is below the market's min size or its notional is below $1 (the
-  venue's marketable-BUY floor, API.md §5.4). When a cap is what pushed the size under a
+  venue's marketable-BUY floor, docs/POLYMARKET.md §5.4). When a cap is what pushed the size under a
   minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
   exposure_cap_reached) so the operator sees the real cause.
 - SELL (an exit: the leader's SELL, MERGE, CONVERSION, or a snapshot showing him smaller): the
@@ -48,9 +48,9 @@ from enum import StrEnum
 from wire.fees import fee_per_share_bound
 from wire.types import MarketInfo, Side
 
-LOT = Decimal("0.01")  # share sizes carry at most 2 decimals (API.md §5.3)
+LOT = Decimal("0.01")  # share sizes carry at most 2 decimals (docs/POLYMARKET.md §5.3)
 TARGET_QUANTUM = Decimal("0.000001")  # targets are kept in base units (1e-6 share)
-MIN_NOTIONAL_USD = Decimal(1)  # marketable BUY minimum (API.md §5.4)
+MIN_NOTIONAL_USD = Decimal(1)  # marketable BUY minimum (docs/POLYMARKET.md §5.4)
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 

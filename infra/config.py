@@ -30,7 +30,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 @dataclass(frozen=True)
 class Settings:
-    """Every PMCT setting (CONTRACT.md names), typed and validated."""
+    """Every PMCT setting (the README's names), typed and validated."""
 
     database_url: str = "sqlite:///pmct.db"
     encryption_key: str | None = None

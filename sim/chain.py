@@ -339,7 +339,7 @@ def fill_logs(world: World, rows: list[DataRow], exchange: str, at: float,
     shares = _units(taker.size)
     taker_amount = shares
     if taker.side == "BUY" and world.config.chain_taker_buy_reports_usdc:
-        taker_amount = paid  # the unverified complementary-match layout (API.md §8.1)
+        taker_amount = paid  # the unverified complementary-match layout (docs/POLYMARKET.md §8.1)
     out.append(SimLog(ex, taker.transaction_hash, order_hash(len(makers), taker.proxy_wallet),
                       taker.proxy_wallet.lower(),
                       ex, taker.side, taker.token_id,

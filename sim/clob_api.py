@@ -1,6 +1,6 @@
 """CLOB V2 routes: public market data, L1 key management, and L2 trading/account routes.
 
-Shapes follow API.md §3–§5 and the fixtures: books worst→best on both sides, `/price?side=BUY`
+Shapes follow docs/POLYMARKET.md §3–§5 and the fixtures: books worst→best on both sides, `/price?side=BUY`
 answers the best bid, REST statuses carry the `TRADE_STATUS_` prefix, cursors are base64
 offsets from `MA==` to the end sentinel `LTE=`.
 

@@ -1,7 +1,7 @@
 """Data API v2 routes: /v2/trades, /v2/activity, /v2/positions, /v2/tokens, /v2/leaderboard,
 /v2/status.
 
-Envelopes, cursors and errors as API.md §1: `{data, pagination{has_more, next_cursor}}`,
+Envelopes, cursors and errors as docs/POLYMARKET.md §1: `{data, pagination{has_more, next_cursor}}`,
 keyset cursors on (timestamp, sequence) newest first, snake_case rows exactly as
 fixtures/data_trades.json, v2 error bodies `{error, code, retryable, trace_id, parameter?}` and
 an `x-trace-id` header on every answer.

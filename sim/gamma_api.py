@@ -6,7 +6,7 @@ Market objects follow fixtures/gamma_market*.json: `outcomes`, `outcomePrices` a
 
 Invariant: without an explicit `closed` parameter, closed markets are hidden (the stricter
 reading of an UNCONFIRMED Gamma default; `SimConfig.gamma_hide_closed_by_default`), so a client
-resolving a possibly-closed market must ask with `closed=true` as API.md §2 advises.
+resolving a possibly-closed market must ask with `closed=true` as docs/POLYMARKET.md §2 advises.
 """
 
 from __future__ import annotations

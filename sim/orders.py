@@ -1,6 +1,6 @@
 """POST /order intake: parse, verify, validate and execute one signed V2 order like the CLOB does.
 
-The checks and their texts follow API.md §5 and fixtures/clob_error_bodies.json; texts the
+The checks and their texts follow docs/POLYMARKET.md §5 and fixtures/clob_error_bodies.json; texts the
 reference marks as unknown are chosen here and flagged `UNCONFIRMED` in `MESSAGES`.
 
 Invariants:
@@ -37,7 +37,7 @@ ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 MAX_BATCH = 15
 GTD_MIN_LEAD_SECONDS = 60  # UNCONFIRMED server rule (old docs: 60 s security threshold)
 
-# tick → (price decimals, size decimals, amount decimals), API.md §5.3
+# tick → (price decimals, size decimals, amount decimals), docs/POLYMARKET.md §5.3
 ROUNDING = {
     Decimal("0.1"): (1, 2, 3),
     Decimal("0.01"): (2, 2, 4),

@@ -3,7 +3,7 @@
 Covers the V2 order EIP-712 digest and ECDSA recovery (signature types 0–2), the deposit-wallet
 (POLY_1271, type 3) ERC-7739 `TypedDataSign` trailer and its ERC-6492-style session wrapper,
 the L1 `ClobAuth` signature and the L2 HMAC. Written from the EIP-712 / ERC-7739 texts and
-API.md §4–§5 only: it never imports the project's signing code or an SDK, so a bug there
+docs/POLYMARKET.md §4–§5 only: it never imports the project's signing code or an SDK, so a bug there
 cannot hide itself here.
 
 Invariant: a function returns a recovered address only when the bytes verify; anything
@@ -80,7 +80,7 @@ class DomainMismatch(SignatureError):
 
 @dataclass(frozen=True)
 class OrderStruct:
-    """The eleven signed fields of a V2 order (API.md §5.1), already parsed to integers/bytes."""
+    """The eleven signed fields of a V2 order (docs/POLYMARKET.md §5.1), already parsed to integers/bytes."""
 
     salt: int
     maker: str

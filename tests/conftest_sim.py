@@ -95,7 +95,7 @@ def l2_headers(
     body: str = "",
     timestamp: int | None = None,
 ) -> dict[str, str]:
-    """POLY_* L2 headers: base64url(HMAC-SHA256(secret, ts+METHOD+path+body)), per API.md §4.2."""
+    """POLY_* L2 headers: base64url(HMAC-SHA256(secret, ts+METHOD+path+body)), per docs/POLYMARKET.md §4.2."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     secret = creds["secret"]
     key = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))

@@ -59,7 +59,7 @@ def raw_log(side: int, maker_amount: int, taker_amount: int, fee: int = 0, *, ta
 
 
 def test_topic0_is_the_keccak_of_the_event_signature() -> None:
-    """topic0 in API.md §8.1 is keccak256 of the canonical signature."""
+    """topic0 in docs/POLYMARKET.md §8.1 is keccak256 of the canonical signature."""
     assert "0x" + keccak(ORDER_FILLED_SIGNATURE.encode()).hex() == ORDER_FILLED_TOPIC
 
 

@@ -1,4 +1,4 @@
-"""Settings: defaults from CONTRACT.md, env over .env, one-line errors naming the variable."""
+"""Settings: defaults the README lists, env over .env, one-line errors naming the variable."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ NO_FILE = Path("/nonexistent/.env")
 
 
 def test_defaults_match_the_contract() -> None:
-    """With an empty environment every CONTRACT.md default applies and paper mode is on."""
+    """With an empty environment every documented default applies and paper mode is on."""
     s = load_settings({}, env_file=NO_FILE)
     assert s == Settings()
     assert s.database_url == "sqlite:///pmct.db"

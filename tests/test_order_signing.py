@@ -135,7 +135,7 @@ def test_fixture_2_rebuilt_byte_for_byte() -> None:
 def test_api_md_vector_3_deposit_wallet() -> None:
     """§5.12 vector 3 (type 3, neg-risk): ERC-7739 wrapper with the published prefix, 636 hex chars.
 
-    65 + 32 + 32 + 186 + 2 = 317 bytes (API.md §5.1 says 318; its own 636-char count is right).
+    65 + 32 + 32 + 186 + 2 = 317 bytes (docs/POLYMARKET.md §5.1 says 318; its own 636-char count is right).
     """
     wallet = "0x0153EC9D5375107Ae94aaBCCce9C1558a7787E70"
     req = _common_req(maker=wallet, signer=wallet, token_id=TOKEN_2,

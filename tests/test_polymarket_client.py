@@ -454,7 +454,7 @@ def test_create_or_derive_falls_back_to_derive(client: PolymarketClient) -> None
     headers = derived.calls.last.request.headers
     assert headers["POLY_ADDRESS"] == HARDHAT_ADDR and headers["POLY_TIMESTAMP"] == str(TS)
     assert headers["POLY_NONCE"] == "0"
-    assert headers["POLY_SIGNATURE"] == (  # API.md §4.2 L1 vector for this key and timestamp
+    assert headers["POLY_SIGNATURE"] == (  # docs/POLYMARKET.md §4.2 L1 vector for this key and timestamp
         "0x13acc273127ff6bdc31d635a6da077bcf9505a69404c46b4a246731146656cd9"
         "2110246a515f371383bd78b0231f32fd9d977dd4926763950c0478ed5125447b1c"
     )

@@ -100,7 +100,7 @@ def test_redeem_through_the_adapter_pays_once_and_the_data_api_follows(sim: Simu
 
 def test_node_semantics_nonces_chain_id_and_the_ctf_trap(sim: Simulator) -> None:
     """Nonce too high / too low, a wrong chain id, the wrong adapter (revert), an unresolved
-    market (revert) and the CTF with pUSD: succeeds, pays nothing (API.md §8.2)."""
+    market (revert) and the CTF with pUSD: succeeds, pays nothing (docs/POLYMARKET.md §8.2)."""
     call = ctf_redeem_call(FED_CONDITION, neg_risk=True)
     assert "nonce too high" in send(sim, call.to, call.data, nonce=3)["error"]["message"]
     assert "chain id" in send(sim, call.to, call.data, nonce=0, chain_id=80002)["error"]["message"]

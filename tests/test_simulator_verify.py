@@ -88,7 +88,7 @@ def test_sdk_samples_recover_expected_address(sample: dict[str, Any]) -> None:
 
 
 def test_order_digest_matches_reference_vector() -> None:
-    """The order hash of the fixture POST body equals API.md §5.12 vector 2."""
+    """The order hash of the fixture POST body equals docs/POLYMARKET.md §5.12 vector 2."""
     body = json.loads((POLYMARKET / "fixtures" / "clob_post_order_request.json").read_text())
     digest = order_digest(struct_of(body["order"]), 137, NEG_RISK_EXCHANGE_V2, "2")
     assert (
@@ -206,7 +206,7 @@ def test_l2_hmac_vectors(vector: dict[str, Any]) -> None:
 
 
 def test_api_md_l2_vectors() -> None:
-    """API.md §4.2 L2 vectors over GET /data/orders and DELETE /order reproduce."""
+    """docs/POLYMARKET.md §4.2 L2 vectors over GET /data/orders and DELETE /order reproduce."""
     secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
     assert (
         l2_signature(secret, "1795253614", "GET", "/data/orders", "")

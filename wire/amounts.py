@@ -1,4 +1,4 @@
-"""Order amounts in 6-decimal base units from Decimal prices and sizes (API.md §5.3). Pure, no I/O.
+"""Order amounts in 6-decimal base units from Decimal prices and sizes (docs/POLYMARKET.md §5.3). Pure, no I/O.
 
 Invariants (each checked by tests/test_order_math.py):
 - the returned price is on the tick grid and inside [tick, 1 − tick];
@@ -14,7 +14,7 @@ Money never touches float: a float argument is refused.
 Relation to the SDKs: both SDKs apply "round up at amount+4 decimals, then floor to amount" to
 the computed leg. For products of a 2-decimal size and an on-grid price that leg is always exact
 (price decimals + 2 ≤ amount decimals for every tick), so the rule is a no-op and we match the
-SDKs exactly. For the market-BUY quotient usd / price we floor (API.md §5.3); the SDK's
+SDKs exactly. For the market-BUY quotient usd / price we floor (docs/POLYMARKET.md §5.3); the SDK's
 round-up step can round a quotient ending in …9999x up by one unit of the last decimal, which
 would ask for slightly more shares than usd buys at the limit. We deliberately do not copy that.
 """

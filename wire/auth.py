@@ -7,7 +7,7 @@ coincurve, SigningKey calls coincurve directly.
 
 Invariant: a private key, API secret or passphrase never appears in a return value other than
 the header it belongs in, in an exception message, or in a log. Keys are parsed per call and not
-cached. The L2 signature covers exactly `timestamp + METHOD + path + body bytes` (API.md §4.2):
+cached. The L2 signature covers exactly `timestamp + METHOD + path + body bytes` (docs/POLYMARKET.md §4.2):
 sign the bytes you send, never a re-serialisation.
 """
 

@@ -1,4 +1,4 @@
-"""Polymarket V2 platform (taker) fee arithmetic, in `Decimal` (API.md §5.10).
+"""Polymarket V2 platform (taker) fee arithmetic, in `Decimal` (docs/POLYMARKET.md §5.10).
 
 fee = shares × rate × (p × (1 − p))^exponent, charged to takers only (when the market's
 schedule says `takerOnly`), floored to 5 decimal places as the venue charges it. Makers pay

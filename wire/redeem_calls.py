@@ -1,4 +1,4 @@
-"""Calls that redeem a resolved market's winning shares for pUSD (API.md §8.2).
+"""Calls that redeem a resolved market's winning shares for pUSD (docs/POLYMARKET.md §8.2).
 
 - CTF markets (Gamma `version: "v1"`): `redeemPositions(address collateral, bytes32 parent,
   bytes32 conditionId, uint256[] indexSets)` with collateral = pUSD, parent = 0, index sets

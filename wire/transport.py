@@ -85,7 +85,7 @@ def _w(requests: int, seconds: float) -> BucketSpec:
     return BucketSpec.per_window(requests, seconds)
 
 
-# Published Cloudflare limits (API.md §1.6, §2, §3, §5.9). A request takes one token from every
+# Published Cloudflare limits (docs/POLYMARKET.md §1.6, §2, §3, §5.9). A request takes one token from every
 # bucket of its class. Values marked (*) are not published for v2 or are third-party figures.
 POLYMARKET_LIMITS: dict[str, tuple[BucketSpec, ...]] = {
     "data": (_w(1000, 10),),
@@ -112,7 +112,7 @@ POLYMARKET_LIMITS: dict[str, tuple[BucketSpec, ...]] = {
     "clob_auth": (_w(100, 10),),
 }
 
-# Per-signer order/cancel buckets (API.md §5.9), Standard tier; keys are "<class>:<address>".
+# Per-signer order/cancel buckets (docs/POLYMARKET.md §5.9), Standard tier; keys are "<class>:<address>".
 SIGNER_TIERS: dict[str, dict[str, BucketSpec]] = {
     "standard": {"signer_orders": BucketSpec(60, 40), "signer_cancels": BucketSpec(120, 80)},
     "copper": {"signer_orders": BucketSpec(90, 60), "signer_cancels": BucketSpec(180, 120)},
