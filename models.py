@@ -7,7 +7,7 @@ Promises enforced by the database itself:
   (tx hash, token, side, size to 6 decimals, occurrence);
 - one copy order per (trader fill, follow);
 - a venue order hash appears once (copy_orders.order_hash unique);
-- copy order statuses come from one Enum (`CopyStatus`), written only by copy_fsm.transition().
+- copy order statuses come from one Enum (`CopyStatus`), written only by copying.states.transition().
 Secrets are stored only as Fernet tokens (encrypted_private_key, encrypted_api_creds).
 """
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -86,7 +87,7 @@ class FollowStatus(str, enum.Enum):
 
 
 class CopyStatus(str, enum.Enum):
-    """A copy order's life (see copy_fsm for the allowed moves)."""
+    """A copy order's life (see copying.states for the allowed moves)."""
 
     QUEUED = "QUEUED"
     CLAIMED = "CLAIMED"
@@ -151,6 +152,10 @@ class DeliveryStatus(str, enum.Enum):
     FAILED = "failed"
 
 
+OPEN_STATUS_SQL = ("status IN ('QUEUED', 'CLAIMED', 'SIGNED', 'IN_DOUBT', 'LIVE', 'PARTIAL', "
+                   "'CANCELING')")
+
+
 class Follower(Base):
     """A person whose wallet copies traders; keys only as Fernet tokens."""
 
@@ -171,6 +176,14 @@ class Follower(Base):
         _enum(FollowerStatus, "follower_status"), default=FollowerStatus.ACTIVE
     )
     paper_balance: Mapped[Decimal | None] = mapped_column(DecimalType())
+    # per-follower limits across all its follows (None = no limit): USD bought per UTC day, and
+    # USD at risk (cost of positions held + open BUY orders)
+    daily_usd_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    max_open_exposure: Mapped[Decimal | None] = mapped_column(DecimalType())
+    # the local ledger's anchor: pUSD the CLOB reported at `venue_balance_at` (fills recorded
+    # after that are subtracted or added by the executor, see copying/balances.py)
+    venue_balance: Mapped[Decimal | None] = mapped_column(DecimalType())
+    venue_balance_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -202,6 +215,7 @@ class Follow(Base):
         UniqueConstraint("follower_id", "trader_id", name="uq_follows_follower_trader"),
         CheckConstraint("CAST(copy_pct AS NUMERIC) > 0 AND CAST(copy_pct AS NUMERIC) <= 100", name="copy_pct_range"),
         CheckConstraint("CAST(max_usd_per_trade AS NUMERIC) > 0", name="max_usd_positive"),
+        CheckConstraint("mode IS NULL OR mode IN ('paper', 'live')", name="mode"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -219,6 +233,9 @@ class Follow(Base):
     status: Mapped[FollowStatus] = mapped_column(
         _enum(FollowStatus, "follow_status"), default=FollowStatus.ACTIVE
     )
+    # None: copied in the mode of the executor that claims its copies (EXECUTION_MODE); 'paper'
+    # or 'live' pins it (a paper "shadow" follow next to live ones). See copying/modes.py.
+    mode: Mapped[str | None] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -242,6 +259,7 @@ class TraderFill(Base):
         Index("ix_trader_fills_trader_time", "trader_id", "occurred_at"),
         Index("ix_trader_fills_trader_tx", "trader_id", "transaction_hash"),
         Index("ix_trader_fills_unchecked", "sources_checked_at", "first_seen_at"),
+        Index("ix_trader_fills_trader_token_time", "trader_id", "token_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -293,8 +311,16 @@ class CopyOrder(Base):
     __tablename__ = "copy_orders"
     __table_args__ = (
         UniqueConstraint("trader_fill_id", "follow_id", name="uq_copy_orders_fill_follow"),
-        Index("ix_copy_orders_status", "status"),
-        Index("ix_copy_orders_follower_status", "follower_id", "status"),
+        # the executor's hot set: only copies not closed yet (a few thousand among many millions)
+        Index("ix_copy_orders_open", "status", "id", postgresql_where=text(OPEN_STATUS_SQL),
+              sqlite_where=text(OPEN_STATUS_SQL)),
+        Index("ix_copy_orders_follower_queued", "follower_id", "queued_at"),  # a follower's history
+        Index("ix_copy_orders_open_follower", "follower_id", postgresql_where=text(OPEN_STATUS_SQL),
+              sqlite_where=text(OPEN_STATUS_SQL)),
+        Index("ix_copy_orders_follower_signed", "follower_id", "signed_at"),
+        Index("ix_copy_orders_follow_signed", "follow_id", "signed_at"),
+        Index("ix_copy_orders_closed_at", "closed_at"),
+        Index("ix_copy_orders_queued_at", "queued_at"),
         Index("ix_copy_orders_follow_token", "follow_id", "token_id"),
     )
 
@@ -321,7 +347,9 @@ class CopyOrder(Base):
     filled_size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     avg_fill_price: Mapped[Decimal | None] = mapped_column(DecimalType())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the copy's mode, decided once when an executor claims it (None while QUEUED and not pinned by
+    # its follow) and never changed: every later step only touches copies of its own mode
+    paper: Mapped[bool | None] = mapped_column(Boolean)
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -363,11 +391,12 @@ class FollowerFill(Base):
     __tablename__ = "follower_fills"
     __table_args__ = (
         UniqueConstraint("trade_id", "order_hash", name="uq_follower_fills_trade_order"),
+        Index("ix_follower_fills_follower_time", "follower_id", "filled_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     copy_order_id: Mapped[int] = mapped_column(ForeignKey("copy_orders.id"), index=True)
-    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"), index=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
     follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id"))
     trade_id: Mapped[str] = mapped_column(String(80))
     order_hash: Mapped[str] = mapped_column(String(66))
@@ -427,6 +456,8 @@ class TraderPositionEvent(Base):
     """NEW_POSITION / SIZE_INCREASE / SIZE_DECREASE / POSITION_CLOSED between two snapshots."""
 
     __tablename__ = "trader_position_events"
+    __table_args__ = (Index("ix_trader_position_events_trader_token", "trader_id", "token_id",
+                            "detected_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"), index=True)

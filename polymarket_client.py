@@ -47,6 +47,7 @@ import httpx
 from wire import auth as clob_auth
 from wire.errors import (
     ApiError,
+    HeartbeatRejected,
     ParseError,
     PolymarketError,
     RateLimitError,
@@ -64,6 +65,7 @@ from wire.parse import (
     build_cancel_market_body,
     build_cancel_orders_body,
     build_gamma_markets_params,
+    build_heartbeat_body,
     build_leaderboard_params,
     build_ledger_params,
     build_positions_params,
@@ -78,12 +80,14 @@ from wire.parse import (
     parse_api_creds,
     parse_balance_allowance,
     parse_book,
+    parse_builder_trade,
     parse_cancel_result,
     parse_clob_market,
     parse_clob_trade,
     parse_closed_only,
     parse_error_response,
     parse_gamma_markets,
+    parse_heartbeat,
     parse_leaderboard_page,
     parse_ledger_page,
     parse_midpoint,
@@ -100,6 +104,7 @@ from wire.parse import (
 from wire.records import (
     Accepted,
     BalanceAllowance,
+    BuilderTrade,
     CancelResult,
     ClobMarketParams,
     ClobTrade,
@@ -1029,6 +1034,63 @@ class PolymarketClient:
             max_pages,
         )
         return [parse_clob_trade(r) for r in rows]
+
+    async def post_heartbeat(self, creds: ApiCreds, signer_address: str, heartbeat_id: str) -> str:
+        """`POST /v1/heartbeats` once; returns the id to send next (docs/POLYMARKET.md §5.8).
+
+        The first accepted send arms the venue's cancel-all-on-timeout for this API key. A stale
+        id is answered 400 with the expected one: sent again once with it. Raises on failure.
+        """
+        path = "/v1/heartbeats"
+        hb = heartbeat_id
+        for _ in range(2):
+            body = build_heartbeat_body(hb)
+            response = await self._l2_write("POST", path, route="POST " + path, creds=creds,
+                                            signer_address=signer_address, body=body,
+                                            limits=(("clob", 1), ("clob_heartbeat", 1)))
+            try:
+                return parse_heartbeat(response.status_code, response.content)
+            except HeartbeatRejected as exc:
+                hb = exc.expected
+        raise ParseError(f"{path}: the heartbeat id was refused twice")
+
+    async def get_builder_trades(
+        self,
+        builder_code: str,
+        credentials: tuple[str, str, str],
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        max_pages: int = 200,
+    ) -> list[BuilderTrade]:
+        """`GET /builder/trades?builder_code=`: trades attributed to the code, all pages.
+
+        `credentials` = (builder API key, secret, passphrase), sent as POLY_BUILDER_* headers.
+        """
+        path = "/builder/trades"
+        api_key, secret, passphrase = credentials
+
+        def headers() -> dict[str, str]:
+            return clob_auth.builder_headers(api_key, secret, passphrase, "GET", path, None,
+                                             int(self._clock()))
+
+        rows: list[Any] = []
+        cursor: str | None = CURSOR_START
+        seen: set[str] = set()
+        while cursor is not None:
+            if len(seen) >= max_pages:
+                raise ParseError(f"{path}: more than {max_pages} pages")
+            if cursor in seen:
+                raise ParseError(f"{path}: cursor repeated; refusing to loop")
+            seen.add(cursor)
+            body = await self._get_json(
+                self.clob_url, path, route="GET " + path, limits=(("clob", 1), ("clob_builder", 1)),
+                params=build_ledger_params(cursor, builder_code=builder_code, after=after,
+                                           before=before),
+                headers=headers)
+            data, cursor = parse_ledger_page(body, path)
+            rows.extend(data)
+        return [parse_builder_trade(r) for r in rows]
 
     async def get_balance_allowance(
         self,

@@ -17,7 +17,7 @@ tokens from the cache, else fetched first), so a MERGE queues an exit of each ou
 snapshots run concurrently (at most `concurrency` at once, within the client's rate budget) and,
 in the daemon, in the background: a slow snapshot round never delays the next poll. A decrease a
 snapshot shows and no row explains becomes an exit after `SNAPSHOT_EXIT_GRACE`
-(`copying.position_watch.audit_decreases`); snapshots older than `SNAPSHOT_RETENTION_DAYS` are
+(`copying.position_watch.audit_decreases`); snapshots older than `RETENTION_SNAPSHOT_DAYS` are
 pruned (each trader's latest kept).
 """
 
@@ -45,7 +45,8 @@ from copying.heartbeats import record_heartbeat
 from copying.intake import fill_keys, store_fills
 from copying.leader import EXPANDED_TYPES, expand_row
 from copying.markets import known_tokens, load_market, upsert_market
-from copying.position_watch import Holding, audit_decreases, prune, record_snapshot
+from copying.position_watch import Holding, audit_decreases, record_snapshot
+from copying.retention import prune_positions
 from copying.source_audit import audit_single_source
 from infra import metrics
 from infra.config import Settings
@@ -274,7 +275,8 @@ async def poll_trader(ctx: WatcherContext, trader: TraderToPoll) -> PollResult:
         return result
     with session_scope(ctx.factory) as s:
         stored = store_fills(s, trader.id, rows, now=seen_at,
-                             max_copy_delay=timedelta(seconds=ctx.settings.max_copy_delay))
+                             max_copy_delay=timedelta(seconds=ctx.settings.max_copy_delay),
+                             committed=ctx.stored_keys.get(trader.id, frozenset()))
         s.execute(update(Trader).where(Trader.id == trader.id).values(
             cursor_ts=max(cursor, newest), last_polled_at=seen_at,
             **({"seeded_at": seen_at} if trader.cursor_ts is None else {})))
@@ -363,13 +365,14 @@ def audit_snapshots(ctx: WatcherContext, trader_ids: list[int]) -> tuple[int, in
 
 
 def prune_if_due(ctx: WatcherContext) -> tuple[int, int]:
-    """Prune old snapshots and events at most once an hour; (snapshots, events) deleted."""
+    """Prune old snapshots and position events (RETENTION_SNAPSHOT_DAYS; 0 = keep forever) at
+    most once an hour; (snapshots, events) deleted."""
     now = ctx.clock()
-    if ctx.last_prune is not None and now - ctx.last_prune < PRUNE_EVERY:
+    days = ctx.settings.retention_snapshot_days
+    if not days or (ctx.last_prune is not None and now - ctx.last_prune < PRUNE_EVERY):
         return 0, 0
     ctx.last_prune = now
-    with session_scope(ctx.factory) as s:
-        return prune(s, now - timedelta(days=ctx.settings.snapshot_retention_days))
+    return prune_positions(ctx.factory, now - timedelta(days=days))
 
 
 async def cache_markets(ctx: WatcherContext, pairs: set[tuple[str, str]]) -> int:

@@ -9,6 +9,8 @@ Invariants:
   claimed: it waits in the queue, so it is never sized against a holding still changing;
 - exits (SELL copies) are not stopped by a pause, a disable, a removal or the tier: only the
   global kill switch holds them (they stay queued and are mirrored once it is lifted);
+- an executor claims only copies its mode may take (`copying.modes.for_mode`) and stamps each
+  with its mode (`CopyOrder.paper`) in the claim transaction; that mode never changes after;
 - an expired lease returns a CLAIMED copy to QUEUED (its executor died or hung); only the
   lease's owner releases a claim; a SIGNED or IN_DOUBT copy is never re-queued (the state
   table has no such move).
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session, defer
 from copying.context import ExecutorContext
 from copying.killswitch import KillSwitchState
 from copying.ledger import FillRecord
+from copying.modes import for_mode
 from copying.ordering import blocked_clause
 from copying.orders import SkipCopy
 from copying.states import Event, transition
@@ -99,6 +102,7 @@ class Job:
     book: OrderBook | None = None
     spec: OrderSpec | None = None  # once signed
     sent_at: datetime | None = None  # when its POST left
+    answered_at: datetime | None = None  # when the venue's answer came back
     outcome: PostOutcome | None = None
     fills: tuple[FillRecord, ...] = field(default=())
 
@@ -174,13 +178,15 @@ def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> Non
         co.lease_owner = ctx.owner
         co.lease_expires_at = now + ctx.lease
         co.claimed_at = now
+        co.paper = ctx.paper  # the copy's mode, decided here once (copying.modes)
         transition(s, co, Event.CLAIM, detail={"owner": ctx.owner})
 
 
 def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
     """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
     with session_scope(ctx.factory) as s:
-        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause())
+        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(),
+                     for_mode(ctx.paper))
              .order_by(CopyOrder.id).limit(limit))
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=CopyOrder, skip_locked=True)

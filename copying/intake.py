@@ -58,7 +58,8 @@ from models import (
 )
 from wire.types import Activity
 
-NOTIFY_CHANNEL = "pmct_copy_orders"
+NOTIFY_CHANNEL = "pmct_copy_orders"  # new copies were queued: the executor claims them
+CONTROL_CHANNEL = "pmct_control"  # an admin command changed what may trade: act on open orders now
 SOURCES = ("chain", "data_api")
 SIZE_QUANTUM = Decimal("0.000001")  # shares have 6 decimals on chain
 SIZE_TOLERANCE = Decimal("0.01")  # shares: beyond it, two sightings are two different fills
@@ -294,17 +295,21 @@ def store_fills(
     max_copy_delay: timedelta,
     source: str = "data_api",
     chain_refs: Sequence[ChainRef | None] | None = None,
+    committed: frozenset[str] = frozenset(),
 ) -> StoreResult:
     """Insert unseen fills and their copy orders; the caller commits (with the cursor move).
 
     `source` is "data_api" or "chain" (then `chain_refs` gives each row's log). A row another
     source already stored is not inserted again: its sighting by this source is recorded.
+    `committed`: fill keys the caller knows are stored already (its previous poll's); they are
+    not sent again (the keys are still computed over every row: occurrence ordinals need them).
     """
     if source not in SOURCES:
         raise ValueError(f"unknown fill source {source!r}")
     if not rows:
         return StoreResult(0, 0, 0)
-    values = _fill_values(trader_id, rows, now, source, chain_refs)
+    values = [v for v in _fill_values(trader_id, rows, now, source, chain_refs)
+              if v["fill_key"] not in committed]
     known = _known_fills(session, trader_id, {v["transaction_hash"] for v in values}, source)
     values, hits = _classify(values, known, source) if known else (values, [])
     if hits:
@@ -326,6 +331,12 @@ def store_fills(
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return StoreResult(len(new_fills), queued, skipped, matched=len(hits),
                        new_ids=tuple(f["id"] for f in new_fills))
+
+
+def _pinned_paper() -> Any:
+    """A copy's mode at birth: the follow's pinned mode, else NULL (decided at the claim)."""
+    return case((Follow.mode == "paper", literal(True)), (Follow.mode == "live", literal(False)),
+                else_=null())
 
 
 def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: timedelta,
@@ -365,7 +376,7 @@ def fan_out(session: Session, trader_id: int, fill: dict[str, Any], max_delay: t
         select(Follow.id, literal(fill["id"]), Follow.follower_id, literal(fill["side"]),
                literal(fill["token_id"]), literal(fill["condition_id"]),
                literal(fill["price"], DecimalType()), status, reason,
-               literal(Decimal(0), DecimalType()), literal(0), literal(False),
+               literal(Decimal(0), DecimalType()), literal(0), _pinned_paper(),
                literal(now, UTCDateTime()), closed, literal(now, UTCDateTime()))
         .join(Follower, Follower.id == Follow.follower_id)
         .where(Follow.trader_id == trader_id, concerned)

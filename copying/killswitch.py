@@ -9,7 +9,9 @@ Storage (no schema change needed):
   does not lift it, only `admin enable` does.
 
 Meaning for the daemons: a disabled scope queues/submits no new copies AND its open venue
-orders are cancelled by the executor's manage step (`must_cancel_open_orders`). A plain pause
+orders are cancelled by the executor within seconds (`must_cancel_open_orders`, asked by
+`copying.stops` at every wake of the open-order loop; the change NOTIFYs the executors on
+PostgreSQL). A plain pause
 (follower PAUSED or follow PAUSED without flag) only stops new copies.
 
 Invariant: `copying_allowed` is the single answer to "may this follow copy now?"; it checks,
@@ -24,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from copying.outbox import kill_switch_changed
@@ -121,6 +123,16 @@ def copying_allowed(session: Session, follower: Follower,
     return state.copying_allowed(follower, follow)
 
 
+def notify_executors(session: Session) -> None:
+    """On PostgreSQL, wake the executors' open-order loops when `session` commits (NOTIFY is
+    delivered at commit): a disable, a removed follow, a cancel request is acted on at once
+    rather than at their next ORDER_WAKE_INTERVAL."""
+    from copying.intake import CONTROL_CHANNEL
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CONTROL_CHANNEL}"))
+
+
 def _set_flag(session: Session, name: str, value: str) -> None:
     row = session.get(SystemFlag, name)
     if row is None:
@@ -146,6 +158,7 @@ def disable_all(session: Session, reason: str | None = None) -> None:
     _set_flag(session, GLOBAL_REASON_FLAG, _reason(reason))
     if not was_on:
         kill_switch_changed(session, True, scope="global", reason=_reason(reason))
+    notify_executors(session)
 
 
 def enable_all(session: Session) -> bool:
@@ -165,6 +178,7 @@ def disable_follower(session: Session, follower: Follower, reason: str | None = 
                             reason=_reason(reason), subject=follower.funder_address)
     follower.status = FollowerStatus.DISABLED
     _set_flag(session, f"{FOLLOWER_PREFIX}{follower.id}", _reason(reason))
+    notify_executors(session)
 
 
 def enable_follower(session: Session, follower: Follower) -> bool:
@@ -185,6 +199,7 @@ def disable_follow(session: Session, follow: Follow, reason: str | None = None) 
                             reason=_reason(reason), subject=follow.trader.wallet)
     follow.status = FollowStatus.PAUSED
     _set_flag(session, f"{FOLLOW_PREFIX}{follow.id}", _reason(reason))
+    notify_executors(session)
 
 
 def enable_follow(session: Session, follow: Follow) -> bool:

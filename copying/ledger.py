@@ -19,8 +19,9 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from copying import latency
 from copying.outbox import copy_filled
-from infra.db import insert_ignore
+from infra.db import insert_ignore, utcnow
 from models import CopyOrder, Follower, FollowerFill, FollowerPosition
 
 log = logging.getLogger("pmct.ledger")
@@ -45,7 +46,7 @@ def position_for(session: Session, order: CopyOrder, for_update: bool = False) -
     q = select(FollowerPosition).where(
         FollowerPosition.follow_id == order.follow_id,
         FollowerPosition.token_id == order.token_id,
-        FollowerPosition.paper == order.paper,
+        FollowerPosition.paper == bool(order.paper),
     )
     if for_update:
         q = q.with_for_update()
@@ -53,7 +54,7 @@ def position_for(session: Session, order: CopyOrder, for_update: bool = False) -
     if pos is None:
         pos = FollowerPosition(follower_id=order.follower_id, follow_id=order.follow_id,
                                token_id=order.token_id, condition_id=order.condition_id,
-                               paper=order.paper, size=ZERO, avg_cost=ZERO, realized_pnl=ZERO,
+                               paper=bool(order.paper), size=ZERO, avg_cost=ZERO, realized_pnl=ZERO,
                                fees_paid=ZERO)
         session.add(pos)
         session.flush()
@@ -68,13 +69,16 @@ def record_fill(session: Session, order: CopyOrder, fill: FillRecord) -> bool:
         "copy_order_id": order.id, "follower_id": order.follower_id, "follow_id": order.follow_id,
         "trade_id": fill.trade_id, "order_hash": fill.order_hash, "token_id": order.token_id,
         "side": order.side, "size": fill.size, "price": fill.price, "fee": fill.fee,
-        "trade_status": fill.status, "paper": order.paper, "realized_pnl": ZERO,
+        "trade_status": fill.status, "paper": bool(order.paper), "realized_pnl": ZERO,
         "filled_at": fill.filled_at,
     }
     new_id = session.execute(stmt, [values]).scalar()
     if new_id is None:
         return False
     old_filled = order.filled_size or ZERO
+    if old_filled == 0 and order.attempts <= 1:
+        latency.observe("first_fill", order.acked_at or order.posted_at, fill.filled_at)
+    latency.observe("fill_seen", fill.filled_at, utcnow())
     total = old_filled + fill.size
     if total > 0:
         old_avg = order.avg_fill_price or ZERO

@@ -90,7 +90,7 @@ def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: 
     order_signer = follower.funder_address if sig_type == SignatureType.POLY_1271 else follower.signer_address
     req = OrderRequest(maker=follower.funder_address, signer=order_signer, token_id=co.token_id,
                        maker_amount=maker_amount, taker_amount=taker_amount, side=side,
-                       signature_type=sig_type)
+                       signature_type=sig_type, builder=ctx.settings.builder_code)
     return OrderPlan(req, exchange_for(market.version, market.neg_risk, ctx.settings.chain_id), decision, shares)
 
 

@@ -23,7 +23,7 @@ from copying.states import UNRESOLVED, Event, transition
 from copying.venues import OrderRefresh
 from infra import metrics
 from infra.db import utcnow
-from models import CopyOrder, FollowerFill, Market
+from models import CopyOrder, CopyOrderEvent, FollowerFill, Market
 from models import CopyStatus as S
 from wire.records import Accepted, Duplicate, InDoubt, PostOutcome, RateLimited, Rejected, RejectKind
 
@@ -50,11 +50,24 @@ def filled_by_hash(session: Session, copy_id: int, order_hash: str | None) -> De
     return sum(sizes, ZERO)
 
 
-def outcome_event(outcome: PostOutcome) -> tuple[Event, str | None]:
-    """The event a POST answer is, with its reason (a rejection's kind, why it is unresolved)."""
+NO_MATCH_KINDS = frozenset({RejectKind.FAK_NO_MATCH, RejectKind.FOK_NOT_FILLED})
+STALE_MARKET_KINDS = frozenset({RejectKind.TICK_SIZE, RejectKind.MIN_SIZE})
+
+
+def outcome_event(outcome: PostOutcome, *, replanned: bool = False) -> tuple[Event, str | None]:
+    """The event a POST answer is, with its reason (a rejection's kind, why it is unresolved).
+
+    A marketable order that matched nothing is not the end of the copy: NO_MATCH (tried again
+    later, until the give-up time). A refusal for a stale tick or min size is re-planned once
+    (STALE_MARKET) unless the copy was already `replanned`; anything else refused is final.
+    """
     if isinstance(outcome, Accepted):
         return Event.ACCEPTED, None
     if isinstance(outcome, Rejected):
+        if outcome.kind in NO_MATCH_KINDS:
+            return Event.NO_MATCH, outcome.kind.value
+        if outcome.kind in STALE_MARKET_KINDS and not replanned:
+            return Event.STALE_MARKET, outcome.kind.value
         return Event.REJECTED, outcome.kind.value
     reason = {Duplicate: "duplicate", InDoubt: "in_doubt", RateLimited: "rate_limited"}.get(
         type(outcome), "restricted")
@@ -62,11 +75,13 @@ def outcome_event(outcome: PostOutcome) -> tuple[Event, str | None]:
 
 
 def refresh_events(status: S, venue: VenueState, filled: Decimal, intended: Decimal, *,
-                   new_fills: bool, trades_lagging: bool) -> list[Event]:
+                   new_fills: bool, trades_lagging: bool, marketable: bool = False) -> list[Event]:
     """The events a refresh means for a copy in `status` (pure; [] when nothing changed).
 
     `filled`/`intended`: the copy's shares so far (new fills included) and what it wants;
-    `trades_lagging`: the venue reports more matched than the trades we could read, not for long.
+    `trades_lagging`: the venue reports more matched than the trades we could read, not for long;
+    `marketable`: the current order is a FAK/FOK, whose unfilled remainder the venue kills at
+    once: the copy is not over, its remainder is ordered again later (REMAINDER).
     """
     if venue is VenueState.UNKNOWN:
         return []
@@ -87,6 +102,8 @@ def refresh_events(status: S, venue: VenueState, filled: Decimal, intended: Deci
     if trades_lagging:
         # keep the copy open so the next refresh records the trades, rather than close it short
         return [*events, Event.FOUND] if status in UNRESOLVED else events
+    if marketable:
+        return [*events, Event.REMAINDER]
     return [*events, Event.VENUE_CLOSED]
 
 
@@ -108,7 +125,7 @@ def apply_refresh(s: Session, co: CopyOrder, refresh: OrderRefresh, now: datetim
     if lagging and co.status is not S.CANCELING:
         log.info("copy %s: venue matched %s, trades not all visible yet", co.id, refresh.size_matched)
     for event in refresh_events(co.status, venue, filled, intended, new_fills=new > 0,
-                                trades_lagging=lagging):
+                                trades_lagging=lagging, marketable=co.order_type in ("FAK", "FOK")):
         reason = None
         if event is Event.VENUE_CLOSED:
             reason = "unfilled_remainder" if filled > 0 else "canceled_at_venue"
@@ -126,7 +143,11 @@ def apply_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome: Post
                  co.id, type(outcome).__name__, co.status.value)
         return
     now = ctx.clock()
-    event, reason = outcome_event(outcome)
+    replanned = isinstance(outcome, Rejected) and outcome.kind in STALE_MARKET_KINDS and bool(
+        s.scalar(select(CopyOrderEvent.id).where(CopyOrderEvent.copy_order_id == co.id,
+                                                 CopyOrderEvent.event == Event.STALE_MARKET.value)
+                 .limit(1)))
+    event, reason = outcome_event(outcome, replanned=replanned)
     if isinstance(outcome, Accepted):
         co.posted_at = co.posted_at or now
         co.acked_at = now
@@ -137,8 +158,10 @@ def apply_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome: Post
         transition(s, co, event, detail={"status": outcome.status})
     elif isinstance(outcome, Rejected):
         co.reason_detail = outcome.reason[:500]
-        transition(s, co, event, reason=reason,
-                   detail={"message": outcome.reason[:500], "http": outcome.http_status})
+        terminal = event is Event.REJECTED
+        transition(s, co, event, reason=reason if terminal else None,
+                   detail={"message": outcome.reason[:500], "http": outcome.http_status,
+                           "kind": outcome.kind.value})
     else:
         co.posted_at = co.posted_at or now
         transition(s, co, event, reason=reason, detail={"outcome": type(outcome).__name__})
@@ -153,7 +176,7 @@ def record_post_outcome(ctx: ExecutorContext, s: Session, co: CopyOrder, outcome
         apply_refresh(s, co, OrderRefresh(state.value, ZERO, fills))
         if co.order_type in ("FOK", "FAK") or (co.filled_size or ZERO) >= (co.intended_size or ZERO):
             apply_refresh(s, co, OrderRefresh(VenueState.FILLED.value, co.filled_size or ZERO, ()))
-    if isinstance(outcome, Rejected) and outcome.kind == RejectKind.TICK_SIZE:
+    if isinstance(outcome, Rejected) and outcome.kind in STALE_MARKET_KINDS:
         forget_market(ctx, co.condition_id)
         row = s.get(Market, co.condition_id)
         if row is not None:

@@ -72,3 +72,18 @@ class ExchangeClient(MarketSource, Protocol):
     async def cancel_order(self, order_id: str, creds: ApiCreds, signer_address: str) -> CancelResult:
         """DELETE /order."""
         ...
+
+    async def cancel_orders(self, order_ids: Sequence[str], creds: ApiCreds,
+                            signer_address: str) -> CancelResult:
+        """DELETE /orders (chunked by the client); results merged."""
+        ...
+
+    async def get_open_orders(self, creds: ApiCreds, signer_address: str, *, order_id: str | None = None,
+                              market: str | None = None, asset_id: str | None = None,
+                              max_pages: int = 50) -> list[OpenOrder]:
+        """GET /data/orders, every page: the follower's resting orders."""
+        ...
+
+    async def post_heartbeat(self, creds: ApiCreds, signer_address: str, heartbeat_id: str) -> str:
+        """POST /v1/heartbeats; returns the id to send next."""
+        ...

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from copying.leader import signed_size
 from models import PositionEventKind, Trader, TraderFill, TraderPositionEvent, TraderPositionSnapshot
@@ -157,17 +157,3 @@ def audit_decreases(session: Session, trader_id: int, now: datetime,
                  "new_size": str(ev.new_size), "expected": str(expected)}))
     session.flush()
     return out
-
-
-def prune(session: Session, before: datetime) -> tuple[int, int]:
-    """Delete snapshots older than `before` (each trader's latest kept) and events older than
-    it; returns (snapshots, events) deleted."""
-    newer = aliased(TraderPositionSnapshot)
-    latest = (select(func.max(newer.taken_at)).where(newer.trader_id == TraderPositionSnapshot.trader_id)
-              .correlate(TraderPositionSnapshot).scalar_subquery())
-    snaps = session.execute(delete(TraderPositionSnapshot).where(
-        TraderPositionSnapshot.taken_at < before, TraderPositionSnapshot.taken_at < latest)
-        .execution_options(synchronize_session=False))
-    events = session.execute(delete(TraderPositionEvent).where(TraderPositionEvent.detected_at < before)
-                             .execution_options(synchronize_session=False))
-    return int(getattr(snaps, "rowcount", 0) or 0), int(getattr(events, "rowcount", 0) or 0)

@@ -30,12 +30,13 @@ def begin_cycle(ctx: ExecutorContext) -> tuple[int, list[int]]:
     """One short transaction: expired claims back to QUEUED, and the copies to reconcile now."""
     with session_scope(ctx.factory) as s:
         released = release_expired(s, ctx)
-        return released, unresolved_ids(s, ctx.clock(), startup=False)
+        return released, unresolved_ids(s, ctx.clock(), startup=False, paper=ctx.paper)
 
 
-def unresolved_ids(s: Session, now: datetime, *, startup: bool) -> list[int]:
-    """SIGNED and IN_DOUBT copies due for reconciliation (fresh SIGNED ones are left alone)."""
-    q = select(CopyOrder.id).where(CopyOrder.status.in_(UNRESOLVED))
+def unresolved_ids(s: Session, now: datetime, *, startup: bool, paper: bool) -> list[int]:
+    """This mode's SIGNED and IN_DOUBT copies due for reconciliation (fresh SIGNED ones are left
+    alone)."""
+    q = select(CopyOrder.id).where(CopyOrder.status.in_(UNRESOLVED), CopyOrder.paper == paper)
     if not startup:
         q = q.where((CopyOrder.status == CopyStatus.IN_DOUBT) | (CopyOrder.signed_at < now - SIGNED_GRACE))
     return list(s.scalars(q.order_by(CopyOrder.id)))
@@ -46,7 +47,7 @@ async def reconcile_unresolved(ctx: ExecutorContext, *, startup: bool = False,
     """Settle SIGNED and IN_DOUBT copies by order hash (`ids` if given); returns how many were looked at."""
     if ids is None:
         with session_scope(ctx.factory) as s:
-            ids = unresolved_ids(s, ctx.clock(), startup=startup)
+            ids = unresolved_ids(s, ctx.clock(), startup=startup, paper=ctx.paper)
     for co_id in ids:
         try:
             await reconcile_one(ctx, co_id)

@@ -122,9 +122,14 @@ class Reservations:
     filled_today: dict[int, Decimal]  # follow id → USD filled by its BUY copies signed today
     positions: dict[tuple[int, str], tuple[str, Decimal, Decimal]]  # (follow, token) → (cond, size, avg)
     targets: dict[tuple[int, str], Decimal] = field(default_factory=dict)  # (follow, token) → target
+    # per-follower limits (only followers with a limit): today's BUYs filled, open copies, cost held
+    follower_filled_today: dict[int, Decimal] = field(default_factory=dict)
+    open_by_follower: dict[int, list[OpenCopy]] = field(default_factory=dict)
+    follower_cost: dict[int, Decimal] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, s: Session, jobs: Sequence[Job], paper: bool, now: datetime) -> Reservations:
+    def load(cls, s: Session, jobs: Sequence[Job], paper: bool, now: datetime,
+             limited_followers: Iterable[int] = ()) -> Reservations:
         """Read every reservation the jobs' sizing needs (caller holds the follower locks).
 
         Per-follow detail (open copies, today's fills, positions) is read only for follows with
@@ -156,7 +161,38 @@ class Reservations:
                     FollowerPosition.follow_id.in_(positioned), FollowerPosition.paper == paper)):
                 positions[(follow_id, token)] = (cond, size, avg)
                 targets[(follow_id, token)] = target
-        return cls(day, reserved, open_by, filled, positions, targets)
+        book = cls(day, reserved, open_by, filled, positions, targets)
+        book._load_follower_limits(s, sorted(set(limited_followers)), [j.id for j in jobs], paper)
+        return book
+
+    def _load_follower_limits(self, s: Session, ids: list[int], batch: list[int], paper: bool) -> None:
+        """Today's BUYs, open copies and cost held of the followers that have their own limits."""
+        if not ids:
+            return
+        self.follower_filled_today = {fid: ZERO for fid in ids}
+        self.open_by_follower = {fid: [] for fid in ids}
+        self.follower_cost = {fid: ZERO for fid in ids}
+        for fid, c in open_copies(s, paper, follower_ids=ids):
+            self.open_by_follower[fid].append(c)
+        for fid, size, avg in s.execute(select(
+                CopyOrder.follower_id, CopyOrder.filled_size, CopyOrder.avg_fill_price).where(
+                CopyOrder.follower_id.in_(ids), CopyOrder.side == "BUY", CopyOrder.id.not_in(batch),
+                CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= self.day)):
+            self.follower_filled_today[fid] += (size or ZERO) * (avg or ZERO)
+        for fid, size, avg in s.execute(select(
+                FollowerPosition.follower_id, FollowerPosition.size, FollowerPosition.avg_cost).where(
+                FollowerPosition.follower_id.in_(ids), FollowerPosition.paper == paper)):
+            self.follower_cost[fid] += size * avg
+
+    def follower_spent_today_usd(self, follower_id: int) -> Decimal:
+        """USD committed today (UTC) by all the follower's BUY copies: fills plus open remainders."""
+        return self.follower_filled_today.get(follower_id, ZERO) + sum(
+            (c.remaining * c.price for c in self.open_by_follower.get(follower_id, ())
+             if c.side == "BUY" and c.signed_at is not None and c.signed_at >= self.day), ZERO)
+
+    def follower_exposure_usd(self, follower_id: int) -> Decimal:
+        """The follower's cost of positions held plus its open BUY remainders, all follows."""
+        return self.follower_cost.get(follower_id, ZERO) + self.reserved_buy_usd(follower_id)
 
     def reserved_buy_usd(self, follower_id: int) -> Decimal:
         """pUSD held back by the follower's open BUY copies (unfilled shares × limit price)."""
@@ -195,6 +231,8 @@ class Reservations:
         """Count a copy sized in this batch as open: `venue_size` shares at limit `price`."""
         copy = OpenCopy(co.id, co.follow_id, co.side, co.token_id, co.condition_id, price, venue_size, now)
         self.open_by_follow.setdefault(co.follow_id, []).append(copy)
+        if follower_id in self.open_by_follower:
+            self.open_by_follower[follower_id].append(copy)
         if co.side == "BUY":
             self.reserved[follower_id] = self.reserved_buy_usd(follower_id) + venue_size * price
 

@@ -27,7 +27,7 @@ from decimal import Decimal
 from sqlalchemy import Numeric, cast, select
 from sqlalchemy.orm import Session
 
-from copying.context import ExecutorContext, forget_market, market_for
+from copying.context import ExecutorContext, forget_market
 from copying.outbox import resolution_payout
 from copying.states import OPEN_AT_VENUE, UNRESOLVED, Event, transition
 from infra.db import session_scope
@@ -151,7 +151,7 @@ def settle_market(s: Session, condition_id: str, payouts: dict[str, Decimal], no
 
 async def check_resolutions(ctx: ExecutorContext, conditions: list[str] | None = None) -> list[Settled]:
     """Ask Gamma about the markets followers hold; settle those resolved (one transaction each)."""
-    from copying.manage import cancel_copy
+    from copying.manage import cancel_copies
 
     if conditions is None:
         with session_scope(ctx.factory) as s:
@@ -172,15 +172,9 @@ async def check_resolutions(ctx: ExecutorContext, conditions: list[str] | None =
         log.info("market %s resolved: %d position(s) settled, %d queued copies stopped, "
                  "%d redemption(s) to send", condition_id, settled.positions, settled.stopped,
                  settled.redemptions)
-        for co_id in settled.to_cancel:
-            try:
-                with session_scope(ctx.factory) as s:
-                    co = s.get(CopyOrder, co_id)
-                    assert co is not None
-                    token = co.token_id
-                market = await market_for(ctx, token, condition_id)
-                await cancel_copy(ctx, co_id, market, "market_resolved")
-            except Exception as exc:  # noqa: BLE001 - the venue cancels on resolution anyway
-                log.warning("copy %s: cancel in a resolved market failed: %s", co_id, exc)
+        try:  # batched cancels, confirmed and recorded (the venue also cancels on resolution)
+            await cancel_copies(ctx, {co_id: "market_resolved" for co_id in settled.to_cancel})
+        except Exception as exc:  # noqa: BLE001 - the stop sweep sees the closed market too
+            log.warning("market %s: cancelling its open copies failed: %s", condition_id, exc)
         done.append(settled)
     return done

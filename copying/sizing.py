@@ -16,7 +16,9 @@ Rules
   Skipped when the result is below the market's min size or its notional is below $1 (the
   venue's marketable-BUY floor, docs/POLYMARKET.md §5.4). When a cap is what pushed the size under a
   minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
-  exposure_cap_reached) so the operator sees the real cause.
+  exposure_cap_reached / follower_daily_cap_reached / follower_exposure_cap_reached) so the
+  operator sees the real cause. The follower's own daily cap and open-exposure cap apply across
+  all its follows, exactly like the follow's caps.
 - SELL (an exit: the leader's SELL, MERGE, CONVERSION, or a snapshot showing him smaller): the
   follow has a *target* holding T (`FollowerState.target_shares`: BUY fills add to it). The exit
   scales it by the leader's kept fraction, T' = T × after / before, where before/after are the
@@ -68,6 +70,8 @@ class SkipReason(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     DAILY_CAP_REACHED = "daily_cap_reached"
     EXPOSURE_CAP_REACHED = "exposure_cap_reached"
+    FOLLOWER_DAILY_CAP_REACHED = "follower_daily_cap_reached"  # across all the follower's follows
+    FOLLOWER_EXPOSURE_CAP_REACHED = "follower_exposure_cap_reached"  # positions + open BUYs
     ZERO_SIZE = "zero_size"
     BELOW_MIN_SIZE = "below_min_size"
     BELOW_MIN_NOTIONAL = "below_min_notional"
@@ -82,6 +86,8 @@ class CapReason(StrEnum):
     BALANCE = "balance"
     DAILY_CAP = "daily_cap"
     EXPOSURE_CAP = "exposure_cap"
+    FOLLOWER_DAILY_CAP = "follower_daily_cap"
+    FOLLOWER_EXPOSURE_CAP = "follower_exposure_cap"
     HOLDINGS = "holdings"
     CLOSE_OUT = "close_out"  # the leader closed: everything held is sold
 
@@ -109,18 +115,25 @@ class FollowRules:
     spent_today_usd: Decimal = _ZERO
     exposure_cap_usd: Decimal | None = None
     exposure_usd: Decimal = _ZERO  # the follow's current USD exposure in this market
+    # the follower's own limits, across all its follows (None = no limit)
+    follower_daily_cap_usd: Decimal | None = None
+    follower_spent_today_usd: Decimal = _ZERO
+    follower_exposure_cap_usd: Decimal | None = None
+    follower_exposure_usd: Decimal = _ZERO  # cost of its positions + its open BUY orders
 
     def __post_init__(self) -> None:
         if not (_ZERO < self.copy_pct <= _HUNDRED):
             raise ValueError(f"copy_pct must be in (0, 100], got {self.copy_pct}")
         if self.max_usd_per_trade <= _ZERO:
             raise ValueError(f"max_usd_per_trade must be > 0, got {self.max_usd_per_trade}")
-        for name in ("daily_cap_usd", "exposure_cap_usd", "min_price", "max_price"):
+        for name in ("daily_cap_usd", "exposure_cap_usd", "min_price", "max_price",
+                     "follower_daily_cap_usd", "follower_exposure_cap_usd"):
             value = getattr(self, name)
             if value is not None and value < _ZERO:
                 raise ValueError(f"{name} must be ≥ 0, got {value}")
-        if self.spent_today_usd < _ZERO or self.exposure_usd < _ZERO:
-            raise ValueError("spent_today_usd and exposure_usd must be ≥ 0")
+        if min(self.spent_today_usd, self.exposure_usd, self.follower_spent_today_usd,
+               self.follower_exposure_usd) < _ZERO:
+            raise ValueError("amounts spent and exposures must be ≥ 0")
         if (self.min_price is not None and self.max_price is not None
                 and self.min_price > self.max_price):
             raise ValueError(f"min_price {self.min_price} > max_price {self.max_price}")
@@ -232,6 +245,16 @@ def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
     if exposure_left is not None and exposure_left <= _ZERO:
         return Skip(SkipReason.EXPOSURE_CAP_REACHED,
                     f"exposure {rules.exposure_usd} at the {rules.exposure_cap_usd} USD market cap")
+    follower_daily_left = remaining_cap(rules.follower_daily_cap_usd, rules.follower_spent_today_usd)
+    if follower_daily_left is not None and follower_daily_left <= _ZERO:
+        return Skip(SkipReason.FOLLOWER_DAILY_CAP_REACHED,
+                    f"the follower spent {rules.follower_spent_today_usd} of its "
+                    f"{rules.follower_daily_cap_usd} USD daily cap (all follows)")
+    follower_exposure_left = remaining_cap(rules.follower_exposure_cap_usd, rules.follower_exposure_usd)
+    if follower_exposure_left is not None and follower_exposure_left <= _ZERO:
+        return Skip(SkipReason.FOLLOWER_EXPOSURE_CAP_REACHED,
+                    f"the follower's open exposure {rules.follower_exposure_usd} is at its "
+                    f"{rules.follower_exposure_cap_usd} USD cap")
     if follower.available_usd <= _ZERO:
         return Skip(SkipReason.INSUFFICIENT_BALANCE,
                     f"available pUSD {follower.available_usd}")
@@ -246,6 +269,10 @@ def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
         caps.append((CapReason.DAILY_CAP, shares_affordable(daily_left, price)))
     if exposure_left is not None:
         caps.append((CapReason.EXPOSURE_CAP, shares_affordable(exposure_left, price)))
+    if follower_daily_left is not None:
+        caps.append((CapReason.FOLLOWER_DAILY_CAP, shares_affordable(follower_daily_left, price)))
+    if follower_exposure_left is not None:
+        caps.append((CapReason.FOLLOWER_EXPOSURE_CAP, shares_affordable(follower_exposure_left, price)))
 
     shares, capped = proportional, None
     for reason, limit in caps:
@@ -295,6 +322,14 @@ def _cap_skip(capped: CapReason, shares: Decimal, notional: Decimal, proportiona
     if capped is CapReason.EXPOSURE_CAP:
         return Skip(SkipReason.EXPOSURE_CAP_REACHED,
                     f"exposure cap {rules.exposure_cap_usd} USD, at {rules.exposure_usd}: {tail}")
+    if capped is CapReason.FOLLOWER_DAILY_CAP:
+        return Skip(SkipReason.FOLLOWER_DAILY_CAP_REACHED,
+                    f"follower daily cap {rules.follower_daily_cap_usd} USD, spent "
+                    f"{rules.follower_spent_today_usd}: {tail}")
+    if capped is CapReason.FOLLOWER_EXPOSURE_CAP:
+        return Skip(SkipReason.FOLLOWER_EXPOSURE_CAP_REACHED,
+                    f"follower exposure cap {rules.follower_exposure_cap_usd} USD, at "
+                    f"{rules.follower_exposure_usd}: {tail}")
     reason = SkipReason.BELOW_MIN_SIZE if shares > _ZERO else SkipReason.ZERO_SIZE
     return Skip(reason, f"max_usd_per_trade {rules.max_usd_per_trade}: {tail}")
 

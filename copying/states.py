@@ -14,12 +14,19 @@ Invariants:
 - a signed order is reconciled, never re-queued or re-signed: no move leads from SIGNED or
   IN_DOUBT back to QUEUED or CLAIMED; a reprice re-signs only after a confirmed cancel
   (CANCELING → SIGNED);
-- terminal states carry a reason (the event's name when the caller gives none).
+- terminal states carry a reason (the event's name when the caller gives none);
+- CANCELING means "between two venue orders": a cancel was asked for (and may be confirmed), or
+  the venue order is already gone while the copy still wants shares (a marketable order's
+  unfilled remainder, a FAK/FOK that matched nothing, an order refused for a stale tick or
+  min size); the manager then re-signs the remainder (REPRICE) or ends the copy;
+- a copy's mode (`CopyOrder.paper`) never changes once claimed; a paper copy is closed without
+  any venue (PAPER_CLOSED) when the deployment goes live.
 
     QUEUED ─claim→ CLAIMED ─sign→ SIGNED ─accepted→ LIVE ─fill→ PARTIAL ─filled→ FILLED
       │              │ release/lease_expired→ QUEUED   │ post_unresolved→ IN_DOUBT ─found→ LIVE
       └ skip/stop    └ skip → SKIPPED                  │ rejected→ REJECTED, not_placed→ NOT_PLACED
     LIVE/PARTIAL ─cancel|reprice_cancel→ CANCELING ─canceled→ CANCELED | ─reprice→ SIGNED
+    SIGNED/IN_DOUBT/LIVE/PARTIAL ─remainder|no_match|stale_market→ CANCELING (order gone, shares wanted)
 """
 
 from __future__ import annotations
@@ -66,6 +73,12 @@ class Event(StrEnum):
     REPRICE_CANCEL = "reprice_cancel"  # we ask the venue to cancel in order to reprice
     CANCELED = "canceled"  # the cancel is confirmed; the copy ends
     REPRICE = "reprice"  # the cancel is confirmed; the remainder is signed anew
+    # the venue order is gone but the copy still wants shares: the manager re-orders later
+    REMAINDER = "remainder"  # a marketable (FAK) order filled part and the venue killed the rest
+    NO_MATCH = "no_match"  # a FAK/FOK order found nothing to match within its limit
+    STALE_MARKET = "stale_market"  # refused for a stale tick or min size: re-planned once
+    # modes
+    PAPER_CLOSED = "paper_closed"  # a paper copy closed without any venue (went live, admin)
 
 
 INITIAL: dict[Event, S] = {Event.QUEUE: S.QUEUED, Event.SKIP_AT_INTAKE: S.SKIPPED,
@@ -97,6 +110,10 @@ MOVES: dict[tuple[S, Event], S] = {
     **{(st, Event.REPRICE_CANCEL): S.CANCELING for st in _RESTING},
     (S.CANCELING, Event.CANCELED): S.CANCELED,
     (S.CANCELING, Event.REPRICE): S.SIGNED,
+    **{(st, Event.REMAINDER): S.CANCELING for st in (*_SIGNED_OR_DOUBT, *_RESTING)},
+    **{(st, Event.NO_MATCH): S.CANCELING for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.STALE_MARKET): S.CANCELING for st in _SIGNED_OR_DOUBT},
+    **{(st, Event.PAPER_CLOSED): S.CANCELED for st in (*_SIGNED_OR_DOUBT, *_RESTING, S.CANCELING)},
 }
 
 TERMINAL = frozenset({S.FILLED, S.REJECTED, S.NOT_PLACED, S.CANCELED, S.EXPIRED, S.SKIPPED})
@@ -138,7 +155,9 @@ def transition(
     if target is None:
         raise IllegalTransition(f"copy order {order.id}: no move for {event.value} from {current.value}")
     order.status = target
-    if reason is not None:
+    if target is S.CANCELING and current is not S.CANCELING:
+        order.reason = reason  # a stop's reason, or None: the manager decides what follows
+    elif reason is not None:
         order.reason = reason
     elif target in TERMINAL and target != S.FILLED and order.reason is None:
         order.reason = event.value

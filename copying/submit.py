@@ -34,8 +34,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from copying.balances import ledger_balances, needs_reading, refresh_balances
 from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
-from copying.context import ExecutorContext, book_for, creds_of, live_balance, market_for
+from copying.context import SUBMIT_BOOK_AGE, ExecutorContext, book_for, creds_of, market_for, with_book
+from copying.latency import observe_stages
 from copying.leader import holding_before_fill
 from copying.ledger import position_for
 from copying.orders import OrderPlan, SkipCopy, plan_order, sign_planned, spec_for
@@ -54,13 +56,12 @@ from copying.sizing import (
 from copying.states import Event
 from copying.venue_io import refresh_copy
 from crypto import signing_key
-from infra import metrics
 from infra.db import session_scope
-from models import CopyOrder, CopyOrigin, Follower
+from models import CopyOrder, CopyOrigin, CopyStatus, Follower
 from smart_pricing import MARKET_AFTER, PriceAction, PriceDecision, price_copy, slippage_limit
 from wire.parse import MAX_BATCH_ORDERS
 from wire.records import Accepted
-from wire.types import ApiCreds, MarketInfo, OrderBook, Side
+from wire.types import MarketInfo, OrderBook, Side
 
 log = logging.getLogger("pmct.executor")
 ZERO = Decimal(0)
@@ -82,23 +83,16 @@ async def _market_and_book(ctx: ExecutorContext, sem: asyncio.Semaphore, token: 
         except Exception as exc:  # noqa: BLE001 - RetryLater or network trouble: try again next cycle
             return exc, None
         try:
-            return market, await book_for(ctx, token)
+            return market, await book_for(ctx, token, max_age=SUBMIT_BOOK_AGE)
         except Exception as exc:  # noqa: BLE001
             return market, exc
 
 
-async def _balance(ctx: ExecutorContext, sem: asyncio.Semaphore, follower: Follower,
-                   creds: ApiCreds) -> Decimal | Exception:
-    try:
-        async with sem:
-            return await live_balance(ctx, follower, creds)
-    except Exception as exc:  # noqa: BLE001 - give those copies back for a later cycle
-        return exc
-
-
-async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Decimal]:
-    """Markets and books (per distinct token) and live balances (per BUYing follower), all at
-    once; then price each copy. Returns the balances read."""
+async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> set[int]:
+    """Markets and books (per distinct token, concurrently); price each copy. Balances come from
+    the ledger (`copying.balances`): the CLOB is read here only for a BUYing follower that was
+    never read or whose reading is very old (the background refresh keeps the others fresh).
+    Returns the followers whose balance could not be read (their BUY copies were released)."""
     now = ctx.clock()
     todo: list[Job] = []
     for job in jobs:
@@ -112,20 +106,13 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
             continue
         todo.append(job)
     tokens = sorted({(j.co.token_id, j.co.condition_id) for j in todo})
-    # live BUYs need their follower's balance (live followers without credentials were gated)
-    buyers = {j.follower.id: (j.follower, j.creds) for j in todo
-              if not ctx.paper and Side(j.co.side) is Side.BUY and j.creds is not None}
+    buyers = {j.follower.id for j in todo if not ctx.paper and Side(j.co.side) is Side.BUY}
     sem = asyncio.Semaphore(max(1, ctx.post_concurrency))  # requests in flight, as for the POSTs
-    got, read = await asyncio.gather(
+    unread = set(needs_reading(ctx, buyers)) if buyers else set()
+    got, _ = await asyncio.gather(
         asyncio.gather(*(_market_and_book(ctx, sem, t, c) for t, c in tokens)),
-        asyncio.gather(*(_balance(ctx, sem, f, creds) for f, creds in buyers.values())))
-    balances: dict[int, Decimal] = {}
-    failed: dict[int, Exception] = {}
-    for fid, result in zip(buyers, read, strict=True):
-        if isinstance(result, Exception):
-            failed[fid] = result
-        else:
-            balances[fid] = result
+        refresh_balances(ctx, unread) if unread else asyncio.sleep(0))
+    failed = set(needs_reading(ctx, unread)) if unread else set()
     inputs = {t: g for (t, _), g in zip(tokens, got, strict=True)}
     for job in todo:
         market, book = inputs[job.co.token_id]
@@ -136,11 +123,11 @@ async def gather_inputs(ctx: ExecutorContext, jobs: list[Job]) -> dict[int, Deci
         elif book is None:
             job.skip(SkipCopy("no_orderbook"))
         elif job.co.side == "BUY" and job.follower.id in failed:
-            job.release(f"balance read failed: {failed[job.follower.id]}")
+            job.release("balance read failed")
         else:
-            job.market = market
+            job.market = with_book(ctx, market, book)
             _price(ctx, job, book, now)
-    return balances
+    return failed
 
 
 def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> None:
@@ -172,7 +159,7 @@ def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> No
 # --- step 2: size and sign, one transaction ------------------------------------------------------
 
 def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: Follower,
-          book: Reservations, balances: dict[int, Decimal]) -> Skip | SizedOrder:
+          book: Reservations, balances: dict[int, Decimal | None]) -> Skip | SizedOrder:
     """Sizing of one copy against what is left for its follower; the order or a Skip.
 
     An exit (SELL) is sized against the follow's target holding (`copying.sizing.size_copy`);
@@ -202,7 +189,11 @@ def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: F
         min_price=follow.price_min, max_price=follow.price_max, daily_cap_usd=follow.daily_usd_cap,
         spent_today_usd=book.spent_today_usd(follow.id),
         exposure_cap_usd=follow.market_exposure_cap,
-        exposure_usd=book.exposure_usd(follow.id, co.condition_id))
+        exposure_usd=book.exposure_usd(follow.id, co.condition_id),
+        follower_daily_cap_usd=follower.daily_usd_cap,
+        follower_spent_today_usd=book.follower_spent_today_usd(follower.id),
+        follower_exposure_cap_usd=follower.max_open_exposure,
+        follower_exposure_usd=book.follower_exposure_usd(follower.id))
     state = FollowerState(available_usd=max(available, ZERO))
     cap_price = slippage_limit(side, co.trader_price, market.tick_size, ctx.max_slippage(follow))
     decided = job.decision.price
@@ -238,7 +229,7 @@ def _settle(ctx: ExecutorContext, s: Session, co: CopyOrder, job: Job, now: date
         log.info("copy %s released for a later cycle: %s", co.id, job.why)
 
 
-def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decimal]) -> list[Job]:
+def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
     """Write skips/releases and size + sign the rest in one transaction; returns the signed jobs.
 
     A deadlock rolls the whole transaction back (nothing of it was committed, so nothing was
@@ -260,7 +251,13 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job], balances: dict[int, Decima
                 .execution_options(populate_existing=True)):
             cos[co.id], followers[follower.id] = co, follower
         mine = {cid for cid, co in cos.items() if holds_claim(ctx, co)}
-        book = Reservations.load(s, to_size, ctx.paper, now) if to_size else None
+        limited = [fid for fid, f in followers.items()
+                   if f.daily_usd_cap is not None or f.max_open_exposure is not None]
+        book = Reservations.load(s, to_size, ctx.paper, now, limited) if to_size else None
+        # the ledger is read under the followers' locks: every executor sees the same pUSD
+        buying = {j.follower.id for j in to_size}
+        balances = ledger_balances(s, [f for fid, f in followers.items() if fid in buying]) \
+            if to_size and not ctx.paper else {}
         plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
         for job in jobs:  # sizing in copy id order: earlier copies are served first
             if job.id not in mine:
@@ -342,8 +339,9 @@ async def post_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
                 log.exception("copies %s: POST failed unexpectedly; they will be reconciled",
                               [job.id for job in group])
                 return
+            answered = ctx.clock()
             for job, (outcome, fills) in zip(group, answers, strict=True):
-                job.outcome, job.fills = outcome, fills
+                job.outcome, job.fills, job.answered_at = outcome, fills, answered
 
     size = MAX_BATCH_ORDERS if ctx.post_orders_batches else 1
     await asyncio.gather(*(one(group) for group in post_groups(jobs, size)))
@@ -377,6 +375,10 @@ def record_batch(ctx: ExecutorContext, jobs: list[Job]) -> None:
             co.posted_at = co.posted_at or job.sent_at
             if job.outcome is not None:
                 record_post_outcome(ctx, s, co, job.outcome, job.fills)
+                if isinstance(job.outcome, Accepted) and job.answered_at is not None:
+                    co.acked_at = job.answered_at
+                if co.status == CopyStatus.CANCELING:  # refused for a stale tick, or no match
+                    ctx.resume_ids.add(co.id)
             job.label = Label.of(co.status)
             job.co = co
 
@@ -400,12 +402,7 @@ async def read_back(ctx: ExecutorContext, jobs: list[Job]) -> None:
                 log.warning("copy %s: read-back failed: %s", job.id, exc)
                 return None
 
-    refreshes = await asyncio.gather(*(one(j) for j in todo))
-    for job, refresh in zip(todo, refreshes, strict=True):
-        fills = getattr(refresh, "fills", ())
-        if fills and job.co.side == "BUY" and job.follower.id in ctx.balance_cache:
-            # the balance read this cycle predates these fills: spend them from it
-            ctx.balance_cache[job.follower.id] -= sum((f.size * f.price + f.fee for f in fills), ZERO)
+    await asyncio.gather(*(one(j) for j in todo))
     with session_scope(ctx.factory) as s:
         status = dict(s.execute(select(CopyOrder.id, CopyOrder.status)
                                 .where(CopyOrder.id.in_([j.id for j in todo]))).all())
@@ -416,24 +413,45 @@ async def read_back(ctx: ExecutorContext, jobs: list[Job]) -> None:
 
 # --- the whole batch ---------------------------------------------------------------------------
 
-async def submit_jobs(ctx: ExecutorContext, jobs: list[Job], stop: asyncio.Event | None = None) -> dict[int, Label]:
+async def prepare_jobs(ctx: ExecutorContext, jobs: list[Job], stop: asyncio.Event | None = None) -> list[Job]:
+    """Steps 1-2: inputs, prices, sizes and signatures committed; returns the signed jobs.
+
+    With `stop` set before signing, every claim is given back and nothing is signed.
+    """
+    await gather_inputs(ctx, jobs)
+    if stop is not None and stop.is_set():
+        release_claims(ctx, [j.id for j in jobs], "shutdown")
+        for job in jobs:
+            job.label = Label.RELEASED
+        return []
+    signed = sign_batch(ctx, jobs)
+    if signed:
+        ctx.crash_hook("after_signed")
+    return signed
+
+
+async def post_signed(ctx: ExecutorContext, signed: list[Job], *, deferred: list[Job] | None = None) -> None:
+    """Steps 3-4 for signed jobs: POST once, record; matched answers read back now, or appended
+    to `deferred` for the caller to read back later."""
+    if not signed:
+        return
+    await post_batch(ctx, signed)
+    ctx.crash_hook("after_post")
+    record_batch(ctx, signed)
+    observe_stages(signed)
+    if deferred is None:
+        await read_back(ctx, signed)
+    else:
+        deferred.extend(signed)
+
+
+async def submit_jobs(ctx: ExecutorContext, jobs: list[Job], stop: asyncio.Event | None = None,
+                      *, deferred: list[Job] | None = None) -> dict[int, Label]:
     """Price, size, sign and submit claimed jobs (steps 1-4); the label of each copy id.
 
     With `stop` set before signing, every claim is given back and nothing is signed; once the
     batch has signed, its POSTs and their recording always run to the end.
     """
-    balances = await gather_inputs(ctx, jobs)
-    if stop is not None and stop.is_set():
-        release_claims(ctx, [j.id for j in jobs], "shutdown")
-        return {j.id: Label.RELEASED for j in jobs}
-    signed = sign_batch(ctx, jobs, balances)
-    if signed:
-        ctx.crash_hook("after_signed")
-        await post_batch(ctx, signed)
-        ctx.crash_hook("after_post")
-        record_batch(ctx, signed)
-        await read_back(ctx, signed)
-        end = ctx.clock()
-        for job in signed:
-            metrics.observe("copy_overhead_seconds", (end - job.reference_time).total_seconds())
+    signed = await prepare_jobs(ctx, jobs, stop)
+    await post_signed(ctx, signed, deferred=deferred)
     return {j.id: j.label or Label.ERROR for j in jobs}

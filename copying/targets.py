@@ -66,9 +66,11 @@ def excess_positions(s: Session, paper: bool, now: datetime) -> list[Excess]:
         return []
     follow_ids = sorted({p.follow_id for p, _ in candidates})
     busy = busy_pairs(s, follow_ids)
+    # a remainder sale tried within the hour is not tried again yet, unless it never reached the
+    # venue (NOT_PLACED: refused or lost in transit, for the whole re-post window)
     recent = set(s.execute(select(CopyOrder.follow_id, CopyOrder.token_id).where(
         CopyOrder.follow_id.in_(follow_ids), CopyOrder.origin == CopyOrigin.REMAINDER,
-        CopyOrder.queued_at > now - REMAINDER_RETRY)).all())
+        CopyOrder.queued_at > now - REMAINDER_RETRY, CopyOrder.status != CopyStatus.NOT_PLACED)).all())
     return [Excess(p.follow_id, p.follower_id, p.token_id, p.condition_id,
                    floor_lot(p.size - (p.target_size or ZERO)))
             for p, _ in candidates
@@ -76,12 +78,14 @@ def excess_positions(s: Session, paper: bool, now: datetime) -> list[Excess]:
 
 
 def new_sale(s: Session, *, follow_id: int, follower_id: int, token_id: str, condition_id: str,
-             origin: CopyOrigin, price: Decimal, now: datetime, detail: dict[str, str]) -> CopyOrder:
-    """A QUEUED sale of a follow's token without a leader row (its creation event recorded)."""
+             origin: CopyOrigin, price: Decimal, now: datetime, detail: dict[str, str],
+             paper: bool) -> CopyOrder:
+    """A QUEUED sale of a follow's token without a leader row (its creation event recorded); it
+    sells the `paper` (or live) position, so only an executor of that mode may claim it."""
     co = CopyOrder(follow_id=follow_id, trader_fill_id=None, follower_id=follower_id, side="SELL",
                    token_id=token_id, condition_id=condition_id, trader_price=price,
                    status=CopyStatus.QUEUED, origin=origin, filled_size=ZERO, attempts=0,
-                   paper=False, queued_at=now, updated_at=now)
+                   paper=paper, queued_at=now, updated_at=now)
     s.add(co)
     s.flush()
     created(s, co, Event.QUEUE_TARGET, reason=origin.value, detail=detail)
@@ -112,7 +116,7 @@ async def queue_remainders(ctx: ExecutorContext) -> int:
             co = new_sale(s, follow_id=ex.follow_id, follower_id=ex.follower_id,
                           token_id=ex.token_id, condition_id=ex.condition_id,
                           origin=CopyOrigin.REMAINDER, price=bid, now=now,
-                          detail={"excess": str(ex.excess), "bid": str(bid)})
+                          detail={"excess": str(ex.excess), "bid": str(bid)}, paper=ctx.paper)
             log.info("copy %s: remainder of %s shares queued (follow %s, token %s)", co.id,
                      ex.excess, ex.follow_id, ex.token_id)
         queued += 1
@@ -132,7 +136,7 @@ def queue_closes(s: Session, follow: Follow, paper: bool, now: datetime) -> list
         out.append(new_sale(s, follow_id=follow.id, follower_id=follow.follower_id,
                             token_id=pos.token_id, condition_id=pos.condition_id,
                             origin=CopyOrigin.CLOSE, price=ZERO, now=now,
-                            detail={"size": str(pos.size)}))
+                            detail={"size": str(pos.size)}, paper=paper))
     return out
 
 

@@ -19,8 +19,8 @@ from copying.paper_fill import fill_resting, simulate_fill
 from copying.ports import BookSource, ExchangeClient
 from wire.fees import taker_fee
 from wire.parse import MAX_BATCH_ORDERS
-from wire.records import Accepted, CancelResult, PostOutcome, Rejected, RejectKind
-from wire.types import ApiCreds, OrderType, Side
+from wire.records import Accepted, CancelResult, ClobTrade, OpenOrder, PostOutcome, Rejected, RejectKind
+from wire.types import ApiCreds, OrderBook, OrderType, Side
 
 log = logging.getLogger("pmct.venue")
 ZERO = Decimal(0)
@@ -45,6 +45,24 @@ class OrderSpec:
     fee_exponent: Decimal
     posted_at: datetime | None
     already_filled: Decimal = ZERO  # shares of this venue order already recorded
+
+
+@dataclass(frozen=True)
+class VenueAccount:
+    """One follower at the venue: its L2 credentials and POLY_ADDRESS (the EOA signer)."""
+
+    follower_id: int
+    creds: ApiCreds | None
+    signer_address: str
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """What a batch cancel established: orders the venue says are not live any more, and the
+    ones it could not confirm (they stay CANCELING and are asked again)."""
+
+    confirmed: frozenset[str]
+    unconfirmed: dict[str, str]  # order hash (lower case) → why
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,12 @@ class Venue(Protocol):
     async def cancel(self, spec: OrderSpec) -> bool:
         """Ask to cancel; True when the venue confirms the order is no longer live."""
 
+    async def cancel_many(self, account: VenueAccount, order_hashes: list[str]) -> CancelReport:
+        """Cancel many orders of one follower (DELETE /orders in chunks); confirmed or not, per order."""
+
+
+# a not_canceled reason that still tells the order is not live at the venue
+_GONE_MARKERS = ("can't be found", "cannot be found", "not found", "already canceled", "matched")
 
 _LIVE_STATES = {"LIVE", "DELAYED", "UNMATCHED"}
 _DEAD_STATES = {"CANCELED", "CANCELED_MARKET_RESOLVED", "INVALID", "CANCELED_NOT_ENOUGH_BALANCE",
@@ -129,20 +153,54 @@ class LiveVenue:
         after = int((spec.posted_at - timedelta(minutes=5)).timestamp()) if spec.posted_at else None
         trades = await self.client.get_clob_trades(spec.creds, spec.signer_address,
                                                    asset_id=spec.token_id, after=after)
-        out: list[FillRecord] = []
-        for t in trades:
-            if t.status.upper() == "FAILED":
+        return tuple(fills_of(trades, spec.order_hash, spec.fee_rate, spec.fee_exponent,
+                              spec.posted_at))
+
+    async def cancel_many(self, account: VenueAccount, order_hashes: list[str]) -> CancelReport:
+        """DELETE /orders (chunks within the per-signer cancel burst); an order the venue did not
+        cancel because it is gone counts as confirmed, anything else is read back once."""
+        assert account.creds is not None
+        wanted = {h.lower() for h in order_hashes}
+        if not wanted:
+            return CancelReport(frozenset(), {})
+        try:
+            result = await self.client.cancel_orders(sorted(wanted), account.creds,
+                                                     account.signer_address)
+        except Exception as exc:  # noqa: BLE001 - not confirmed: the copies stay CANCELING
+            return CancelReport(frozenset(), {h: f"{type(exc).__name__}: {exc}"[:200] for h in wanted})
+        confirmed = {c.lower() for c in result.canceled} & wanted
+        doubtful: dict[str, str] = {}
+        for oid, why in result.not_canceled.items():
+            key = oid.lower()
+            if key in wanted and any(m in why.lower() for m in _GONE_MARKERS):
+                confirmed.add(key)
+            elif key in wanted:
+                doubtful[key] = why
+        for key in wanted - confirmed - set(doubtful):
+            doubtful[key] = "absent from the cancel answer"
+        unconfirmed: dict[str, str] = {}
+        for key, why in doubtful.items():  # rare: ask about the order itself
+            try:
+                order = await self.client.get_order(key, account.creds, account.signer_address)
+            except Exception as exc:  # noqa: BLE001
+                unconfirmed[key] = f"{why}; read back failed: {type(exc).__name__}"
                 continue
-            when = t.match_time or t.last_update or spec.posted_at
-            if t.taker_order_id.lower() == spec.order_hash.lower():
-                rate = (t.fee_rate_bps / Decimal(10000)) if t.fee_rate_bps is not None else spec.fee_rate
-                fee = taker_fee(t.size, t.price, rate, spec.fee_exponent) if rate > 0 else ZERO
-                out.append(FillRecord(t.id, spec.order_hash, t.size, t.price, fee, t.status, when))  # type: ignore[arg-type]
-            for m in t.maker_orders:
-                if m.order_id.lower() == spec.order_hash.lower():
-                    out.append(FillRecord(t.id, spec.order_hash, m.matched_amount, m.price, ZERO,
-                                          t.status, when))  # type: ignore[arg-type]
-        return tuple(out)
+            if order is None or order.status.upper() not in _LIVE_STATES:
+                confirmed.add(key)
+            else:
+                unconfirmed[key] = why
+        return CancelReport(frozenset(confirmed), unconfirmed)
+
+    async def open_orders(self, account: VenueAccount) -> dict[str, OpenOrder]:
+        """The follower's resting orders (GET /data/orders, every page), by lower-case hash."""
+        assert account.creds is not None
+        rows = await self.client.get_open_orders(account.creds, account.signer_address)
+        return {o.id.lower(): o for o in rows}
+
+    async def trades_since(self, account: VenueAccount, after: int | None) -> list[ClobTrade]:
+        """The follower's trades matched after `after` (epoch s; None = all), every page."""
+        assert account.creds is not None
+        return await self.client.get_clob_trades(account.creds, account.signer_address, after=after)
 
     async def cancel(self, spec: OrderSpec) -> bool:
         """DELETE /order, then confirm by reading the order back."""
@@ -154,6 +212,36 @@ class LiveVenue:
             return True
         order = await self.client.get_order(spec.order_hash, spec.creds, spec.signer_address)
         return order is None or order.status.upper() != "LIVE"
+
+
+def fills_of(trades: list[ClobTrade] | tuple[ClobTrade, ...], order_hash: str, fee_rate: Decimal,
+             fee_exponent: Decimal, default_time: datetime | None) -> list[FillRecord]:
+    """The fills of one of our orders in a trade listing: as the taker (fee at the rate the trade
+    reports, else the market's) or as a maker of the trade (no fee); FAILED trades are left out."""
+    out: list[FillRecord] = []
+    wanted = order_hash.lower()
+    for t in trades:
+        if t.status.upper() == "FAILED":
+            continue
+        when = t.match_time or t.last_update or default_time
+        assert when is not None, "a trade with no time and no default"
+        if t.taker_order_id.lower() == wanted:
+            rate = (t.fee_rate_bps / Decimal(10000)) if t.fee_rate_bps is not None else fee_rate
+            fee = taker_fee(t.size, t.price, rate, fee_exponent) if rate > 0 else ZERO
+            out.append(FillRecord(t.id, order_hash, t.size, t.price, fee, t.status, when))
+        for m in t.maker_orders:
+            if m.order_id.lower() == wanted:
+                out.append(FillRecord(t.id, order_hash, m.matched_amount, m.price, ZERO, t.status, when))
+    return out
+
+
+def order_hashes_in(trades: list[ClobTrade]) -> set[str]:
+    """Every order hash (lower case) a trade listing mentions, taker and makers."""
+    found: set[str] = set()
+    for t in trades:
+        found.add(t.taker_order_id.lower())
+        found.update(m.order_id.lower() for m in t.maker_orders)
+    return found
 
 
 class PaperVenue:
@@ -191,14 +279,16 @@ class PaperVenue:
         """Each spec as `post`, one after the other (paper never sends anything)."""
         return [await self.post(spec) for spec in specs]
 
-    async def refresh(self, spec: OrderSpec) -> OrderRefresh:
-        """A resting paper order fills when a later book trades through its limit."""
+    async def refresh(self, spec: OrderSpec, book: OrderBook | None = None) -> OrderRefresh:
+        """A resting paper order fills when a later book trades through its limit (`book`: the
+        token's book if the caller already holds a fresh one)."""
         remaining = spec.shares - spec.already_filled
         if remaining <= 0:
             return OrderRefresh("filled", spec.already_filled, ())
         if spec.order_type in (OrderType.FOK, OrderType.FAK) or spec.order_hash in self._canceled:
             return OrderRefresh("canceled", spec.already_filled, ())
-        book = await self.client.get_book(spec.token_id)
+        if book is None:
+            book = await self.client.get_book(spec.token_id)
         if book is None:
             return OrderRefresh("live", spec.already_filled, ())
         sim = fill_resting(book, spec.side, spec.price, remaining)
@@ -215,3 +305,8 @@ class PaperVenue:
         """A paper order is cancelled at once; it never fills afterwards."""
         self._canceled.add(spec.order_hash)
         return True
+
+    async def cancel_many(self, account: VenueAccount, order_hashes: list[str]) -> CancelReport:
+        """Every paper order is cancelled at once."""
+        self._canceled.update(order_hashes)
+        return CancelReport(frozenset(h.lower() for h in order_hashes), {})

@@ -20,11 +20,13 @@ from infra.decimals import decimal_column_problem
 from infra.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 SECRET_VARIABLES = frozenset({"ENCRYPTION_KEY", "WEB_SESSION_SECRET", "TELEGRAM_BOT_TOKEN",
-                              "POLYMARKET_BUILDER_SECRET", "POLYMARKET_BUILDER_PASSPHRASE"})
-_SECRET_FIELDS = frozenset({"web_session_secret", "telegram_bot_token", "builder_secret",
-                            "builder_passphrase"})
+                              "POLYMARKET_BUILDER_API_KEY", "POLYMARKET_BUILDER_SECRET",
+                              "POLYMARKET_BUILDER_PASSPHRASE"})
+_SECRET_FIELDS = frozenset({"web_session_secret", "telegram_bot_token", "builder_api_key",
+                            "builder_secret", "builder_passphrase"})
 FILL_SOURCE_NAMES = ("chain", "data_api")
 AUTO_REDEEM_CHOICES = ("auto", "on", "off")
+ZERO_BUILDER_CODE = "0x" + "00" * 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -99,14 +101,36 @@ class Settings:
     notify_retention_days: int = 30
 
     # copy fidelity: snapshots, resolution, redemption
-    snapshot_retention_days: float = 7.0
     snapshot_exit_grace: float = 120.0
     resolution_check_interval: float = 300.0
     auto_redeem: str = "auto"
     relayer_url: str = "https://relayer-v2.polymarket.com"
+    # builder attribution (docs/POLYMARKET.md §8.2): the code goes into every signed order; the
+    # API key, secret and passphrase (secrets) let `admin stats` read the attributed volume and
+    # the relayer redeem for Safe, proxy and deposit wallets
+    builder_code: str = ZERO_BUILDER_CODE
     builder_api_key: str | None = None
     builder_secret: str | None = field(default=None, repr=False)
     builder_passphrase: str | None = field(default=None, repr=False)
+    # open-order work: how often the executor looks for copies to cancel (kill switch, exits...),
+    # how often each follower's fills are read, how old a follower's balance may get
+    order_wake_interval: float = 1.0
+    fill_refresh_interval: float = 2.0
+    balance_refresh_interval: float = 60.0
+    market_refresh_interval: float = 30.0
+    clob_heartbeat: bool = False  # the venue's dead-man switch (docs/POLYMARKET.md §5.8); see README
+    # data retention, in days (0 = keep forever)
+    retention_snapshot_days: float = 7
+    retention_event_days: float = 180
+    retention_raw_days: float = 30
+    retention_payload_days: float = 7
+
+    @property
+    def builder_credentials(self) -> tuple[str, str, str] | None:
+        """(api key, secret, passphrase) of the builder account, or None when not all are set."""
+        if self.builder_api_key and self.builder_secret and self.builder_passphrase:
+            return self.builder_api_key, self.builder_secret, self.builder_passphrase
+        return None
 
     @property
     def is_live(self) -> bool:
@@ -238,6 +262,41 @@ def _parse_database_url(name: str, raw: str) -> str:
     if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
         raise ConfigError(f"{name} must be a sqlite:/// or postgresql:// URL")
     return raw
+
+
+def _parse_retention_days(name: str, raw: str) -> float:
+    """Days of retention: 0 (keep forever) or a finite number of days up to 36500."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of days (0 = keep forever), got {_shown(raw)}") from None
+    if not math.isfinite(value) or not 0 <= value <= 36500:
+        raise ConfigError(f"{name} must be 0 (keep forever) or a number of days up to 36500, got {_shown(raw)}")
+    return value
+
+
+def _parse_builder_code(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value == "":
+        return ZERO_BUILDER_CODE
+    if len(value) != 66 or not value.startswith("0x") or any(
+            c not in "0123456789abcdefABCDEF" for c in value[2:]):
+        raise ConfigError(f"{name} must be a bytes32 hex string (0x + 64 hex digits), got {raw!r}")
+    return value.lower()
+
+
+def _parse_secret(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    return value or None
+
+
+def _parse_switch(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no", ""):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw!r}")
 
 
 def _parse_encryption_key(name: str, raw: str) -> str | None:
@@ -421,13 +480,22 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "NOTIFY_LEASE_SECONDS": ("notify_lease_seconds", _parse_seconds),
         "NOTIFY_SKIP_DIGEST_SECONDS": ("notify_skip_digest_seconds", _parse_seconds),
         "NOTIFY_RETENTION_DAYS": ("notify_retention_days", lambda n, r: _parse_positive_int(n, r, 3650)),
-        "SNAPSHOT_RETENTION_DAYS": ("snapshot_retention_days", _parse_days),
         "SNAPSHOT_EXIT_GRACE": ("snapshot_exit_grace", _parse_seconds),
         "RESOLUTION_CHECK_INTERVAL": ("resolution_check_interval", _parse_seconds),
         "POLYMARKET_RELAYER_URL": ("relayer_url", _parse_url),
-        "POLYMARKET_BUILDER_API_KEY": ("builder_api_key", _parse_optional_text),
-        "POLYMARKET_BUILDER_SECRET": ("builder_secret", _parse_optional_text),
-        "POLYMARKET_BUILDER_PASSPHRASE": ("builder_passphrase", _parse_optional_text),
+        "POLYMARKET_BUILDER_CODE": ("builder_code", _parse_builder_code),
+        "POLYMARKET_BUILDER_API_KEY": ("builder_api_key", _parse_secret),
+        "POLYMARKET_BUILDER_SECRET": ("builder_secret", _parse_secret),
+        "POLYMARKET_BUILDER_PASSPHRASE": ("builder_passphrase", _parse_secret),
+        "ORDER_WAKE_INTERVAL": ("order_wake_interval", _parse_seconds),
+        "FILL_REFRESH_INTERVAL": ("fill_refresh_interval", _parse_seconds),
+        "BALANCE_REFRESH_INTERVAL": ("balance_refresh_interval", _parse_seconds),
+        "MARKET_REFRESH_INTERVAL": ("market_refresh_interval", _parse_seconds),
+        "CLOB_HEARTBEAT": ("clob_heartbeat", _parse_switch),
+        "RETENTION_SNAPSHOT_DAYS": ("retention_snapshot_days", _parse_retention_days),
+        "RETENTION_EVENT_DAYS": ("retention_event_days", _parse_retention_days),
+        "RETENTION_RAW_DAYS": ("retention_raw_days", _parse_retention_days),
+        "RETENTION_PAYLOAD_DAYS": ("retention_payload_days", _parse_retention_days),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)

@@ -21,7 +21,8 @@
      │         ├── ApiError              an HTTP error status
      │         │    ├── RateLimitError       429
      │         │    └── RestrictedError      425 / 503 trading restrictions
-     │         └── ParseError            an answer that is not the documented shape
+     │         ├── ParseError            an answer that is not the documented shape
+     │         └── HeartbeatRejected     the venue wants another heartbeat id (resent with it)
      ├── OrderError              an order cannot be built or signed as asked; the engine
      │    │                      skips that copy. Also a ValueError   (infra.errors)
      │    ├── OrderMathError         amounts, ticks, sizes               (wire.amounts)

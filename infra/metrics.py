@@ -44,6 +44,8 @@ log = logging.getLogger("pmct.metrics")
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                 30.0, 60.0, 300.0, 3600.0)  # per-stage latency: milliseconds to an hour
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what a plain GET (curl, no Accept header) receives
 
 
@@ -84,6 +86,11 @@ CATALOGUE: dict[str, Spec] = {s.name.removeprefix("pmct_").removesuffix("_total"
          "Chain fills reorganised away and not found again."),
     Spec("pmct_fill_single_source_total", "counter",
          "Fills seen by one source only after the grace period, by that source.", ("source",)),
+    Spec("pmct_copy_stage_seconds", "histogram",
+         "Per-stage latency of a copy: detect, queue, claim, sign, post, ack, first_fill, fill_seen.",
+         ("stage",), STAGE_BUCKETS),
+    Spec("pmct_cancels_total", "counter", "Venue orders the executor asked to cancel, by outcome.",
+         ("outcome",)),
 )}
 
 

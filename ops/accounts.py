@@ -215,8 +215,11 @@ def find_follow(session: Session, follower_wallet: str, trader_wallet: str) -> F
 
 def remove_follow(session: Session, follower_wallet: str, trader_wallet: str) -> Follow:
     """Stop a follow for good (its history stays)."""
+    from copying.killswitch import notify_executors
+
     follow = find_follow(session, follower_wallet, trader_wallet)
     follow.status = FollowStatus.REMOVED
+    notify_executors(session)  # its open orders are cancelled at the executor's next wake
     return follow
 
 
@@ -279,8 +282,25 @@ def follower_row(f: Follower) -> dict[str, object]:
         "tier": f.tier.value,
         "status": f.status.value,
         "l2_credentials": f.encrypted_api_creds is not None,
+        "daily_cap_usd": None if f.daily_usd_cap is None else str(f.daily_usd_cap),
+        "max_open_exposure_usd": None if f.max_open_exposure is None else str(f.max_open_exposure),
         "created_at": f.created_at.isoformat(),
     }
+
+
+def set_follower_limits(session: Session, wallet: str, *, daily_cap: Decimal | None | str = "keep",
+                        max_exposure: Decimal | None | str = "keep") -> Follower:
+    """Set (a Decimal ≥ 0), clear (None) or keep ("keep") a follower's own limits, across all its
+    follows: USD bought per UTC day, and USD at risk (positions held + open BUY orders)."""
+    follower = find_follower(session, wallet)
+    for attr, value, what in (("daily_usd_cap", daily_cap, "--daily-cap"),
+                              ("max_open_exposure", max_exposure, "--max-exposure")):
+        if value == "keep":
+            continue
+        if isinstance(value, Decimal) and value < 0:
+            raise InputError(f"{what} must be ≥ 0 (or 'none' to remove the limit)")
+        setattr(follower, attr, value)
+    return follower
 
 
 def follow_row(fo: Follow) -> dict[str, object]:

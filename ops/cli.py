@@ -428,14 +428,30 @@ def rotate_keys(ctx: _Context) -> None:
 
 
 @cli.command("stats")
+@click.option("--latency", is_flag=True,
+              help="Per-stage latency of the copies (p50/p95/p99: detect, queue, claim, sign, post, "
+                   "ack, first fill).")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True,
+              help="With --latency: the copies queued in the last HOURS.")
 @json_option
 @pass_ctx
-def stats(ctx: _Context, as_json: bool) -> None:
-    """Counts of followers, follows, trader fills and copy orders by status."""
+def stats(ctx: _Context, latency: bool, hours: float, as_json: bool) -> None:
+    """Counts of followers, follows, trader fills and copy orders by status; the builder's
+    attributed volume when POLYMARKET_BUILDER_API_KEY is set; with --latency, the copy stages."""
+    if latency:
+        from infra.db import utcnow
+        from ops.latency import latency_table
+
+        with ctx.session() as s:
+            rows = latency_table(s, utcnow(), hours)
+        _emit(rows, ["stage", "copies", "p50_ms", "p95_ms", "p99_ms"], as_json)
+        return
     from ops.stats import collect_stats
 
     with ctx.session() as s:
         data = collect_stats(s)
+    if ctx.settings.builder_credentials is not None:
+        data["builder"] = _builder_section(ctx)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -446,6 +462,120 @@ def stats(ctx: _Context, as_json: bool) -> None:
                 click.echo(f"  {k}: {v}")
         else:
             click.echo(f"{key}: {value}")
+
+
+def _builder_section(ctx: _Context) -> dict[str, object]:
+    """The builder's attributed volume, or why it could not be read (stats still print)."""
+    from ops.stats import builder_volume
+    from polymarket_client import SyncPolymarketClient
+    from wire.transport import RetryPolicy
+
+    try:
+        with SyncPolymarketClient.from_settings(ctx.settings, retry=RetryPolicy(max_attempts=2),
+                                                read_timeout=10.0) as client:
+            return builder_volume(ctx.settings, client)
+    except Exception as exc:  # noqa: BLE001 - one line, never a secret
+        from infra.logs import mask_secrets
+
+        return {"error": mask_secrets(f"{type(exc).__name__}: {exc}")[:200]}
+
+
+@cli.command("set-follower-limits")
+@click.option("--wallet", required=True, help="The follower's wallet.")
+@click.option("--daily-cap", default=None,
+              help="Max USD bought per UTC day across all the follower's follows ('none' removes it).")
+@click.option("--max-exposure", default=None,
+              help="Max USD at risk: positions held + open BUY orders, all follows ('none' removes it).")
+@pass_ctx
+def set_follower_limits(ctx: _Context, wallet: str, daily_cap: str | None,
+                        max_exposure: str | None) -> None:
+    """Set a follower's own limits; every copy skipped by one names it in its reason."""
+    from ops.accounts import parse_decimal
+    from ops.accounts import set_follower_limits as do_set
+
+    if daily_cap is None and max_exposure is None:
+        raise InputError("give --daily-cap and/or --max-exposure (a number of USD, or 'none')")
+
+    def value(raw: str | None, what: str) -> Decimal | None | str:
+        if raw is None:
+            return "keep"
+        return None if raw.strip().lower() == "none" else parse_decimal(raw, what)
+
+    with ctx.session() as s:
+        follower = do_set(s, wallet, daily_cap=value(daily_cap, "--daily-cap"),
+                          max_exposure=value(max_exposure, "--max-exposure"))
+        text = (f"limits of {follower.funder_address}: daily cap "
+                f"{follower.daily_usd_cap if follower.daily_usd_cap is not None else 'none'} USD, "
+                f"max open exposure "
+                f"{follower.max_open_exposure if follower.max_open_exposure is not None else 'none'} USD")
+    click.echo(text)
+
+
+@cli.command("cancel-open")
+@click.option("--live", "live", flag_value=True, default=None, help="Cancel live copies at the venue.")
+@click.option("--paper", "live", flag_value=False, help="Close open paper copies.")
+@click.option("--wallet", default=None, help="Only this follower's copies.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for the venue's confirmations.")
+@pass_ctx
+def cancel_open(ctx: _Context, live: bool | None, wallet: str | None, yes: bool, timeout: float) -> None:
+    """Cancel every open copy order of one mode (before switching EXECUTION_MODE), confirmed by
+    the venue and recorded; run it with the executor stopped."""
+    from copying.modes import open_copies_of_mode
+    from infra.db import utcnow
+    from ops.accounts import find_follower
+    from ops.cancels import cancel_live, close_paper, executor_alive, live_context
+
+    if live is None:
+        raise InputError("give exactly one of --live or --paper")
+    with ctx.session() as s:
+        follower_id = find_follower(s, wallet).id if wallet is not None else None
+        lines = open_copies_of_mode(s, not live, wallet_follower_id=follower_id)
+        alive = executor_alive(s, utcnow(), ctx.settings.executor_poll_interval)
+    mode = "live" if live else "paper"
+    if not lines:
+        click.echo(f"no open {mode} copy order")
+        return
+    click.echo(f"{len(lines)} open {mode} copy order(s):")
+    for line in lines[:20]:
+        click.echo(f"  {line.line()}")
+    if len(lines) > 20:
+        click.echo(f"  … and {len(lines) - 20} more")
+    if live and alive is not None:
+        click.echo(f"warning: an executor looks alive (pid {alive.pid} on {alive.host}); stop it first "
+                   "or it may post or reprice these while they are cancelled", err=True)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("not a terminal: pass --yes to confirm")
+        click.confirm(f"cancel these {len(lines)} {mode} copy order(s)?", abort=True, err=True)
+    if not live:
+        result = close_paper(ctx.factory, follower_id)
+    else:
+        if not ctx.settings.encryption_key:
+            raise InputError("ENCRYPTION_KEY is not set: the followers' credentials cannot be read")
+        import asyncio
+
+        from polymarket_client import PolymarketClient
+
+        async def go() -> Any:
+            client = PolymarketClient.from_settings(ctx.settings)
+            try:
+                return await cancel_live(live_context(ctx.settings, ctx.factory, client), follower_id,
+                                         timeout)
+            finally:
+                await client.aclose()
+
+        result = asyncio.run(go())
+    click.echo(f"{mode}: {result.canceled} cancelled"
+               + (f" (confirmed by the venue), {result.filled} filled before the cancel, "
+                  f"{result.not_placed} never placed (closed NOT_PLACED)" if live else "")
+               + f" in {result.seconds:.1f} s")
+    if result.left:
+        click.echo(f"still open after {timeout:.0f} s: {len(result.left)}", err=True)
+        for line in result.left[:20]:
+            click.echo(f"  {line.line()}", err=True)
+        sys.exit(1)
 
 
 # --- operations: credentials, reports, dashboard views, kill switch, tiers, doctor -----------
@@ -738,9 +868,14 @@ def _switch_command(disable: bool) -> click.Command:
             raise InputError("--follow needs --wallet")
         if reason is not None:
             reason = inputs.parse_text(reason, "--reason", 200)  # system_flags.value
+        from ops.cancels import still_open
+
+        scope: dict[str, Any] = {}
+        open_before = 0
         with ctx.session() as s:
             if everything:
                 if disable:
+                    open_before = len(still_open(s))
                     ks.disable_all(s, reason)
                     text = ("kill switch ON: no new copies anywhere; the executor cancels every "
                             "open order")
@@ -750,10 +885,13 @@ def _switch_command(disable: bool) -> click.Command:
                             else "kill switch was already off")
             elif trader is not None:
                 assert wallet is not None
+                follow = find_follow(s, wallet, trader)
                 if disable:
                     from ops.copytrading import disable_copying
 
-                    follow = find_follow(s, wallet, trader)
+                    # exits keep being mirrored: only the follow's entries are cancelled
+                    scope = {"follow_id": follow.id, "side": "BUY"}
+                    open_before = len(still_open(s, **scope))
                     close = close and bool(_confirm_close(ctx, s, [follow], yes))
                     disable_copying(s, follower_wallet=wallet, trader_wallet=trader, reason=reason)
                     label = f"{follow.follower.funder_address} -> {follow.trader.wallet}"
@@ -771,6 +909,8 @@ def _switch_command(disable: bool) -> click.Command:
             else:
                 follower = find_follower(s, wallet)  # type: ignore[arg-type]
                 if disable:
+                    scope = {"follower_id": follower.id, "side": "BUY"}
+                    open_before = len(still_open(s, **scope))
                     follows = active_follows(follows_of(s, follower, None))
                     close = close and bool(_confirm_close(ctx, s, follows, yes))
                     ks.disable_follower(s, follower, reason)
@@ -783,12 +923,18 @@ def _switch_command(disable: bool) -> click.Command:
                     text = (f"follower {follower.funder_address} enabled" if was else
                             f"follower {follower.funder_address} was not disabled")
         click.echo(text)
+        wait = kw.get("wait")
+        if disable and wait:
+            _wait_for_cancels(ctx, float(wait), scope, open_before)
 
     if disable:
         command = click.option("--reason", default=None,
                                help="Why (shown by `admin status`).")(command)
         command = close_option(command)
         command = yes_option(command)
+        command = click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+                               help="Seconds to wait for the executor's confirmed cancels (0: do "
+                                    "not wait).")(command)
     command.help = (
         "Kill switch: stop new copies and cancel open orders (--all, a follower, or one follow). "
         "With --all every order stops, exits included; for a follower or a follow the leader's "
@@ -796,6 +942,34 @@ def _switch_command(disable: bool) -> click.Command:
         if disable else
         "Lift a kill switch set by `admin disable` (--all, a follower, or one follow).")
     return command
+
+
+def _wait_for_cancels(ctx: _Context, timeout: float, scope: dict[str, Any], open_before: int) -> None:
+    """After a disable: wait until the executor confirmed every cancel of the scope; say what is
+    still pending (exit 1) when the timeout passes."""
+    from infra.db import utcnow
+    from ops.cancels import executor_alive, wait_for_cancels
+
+    if not open_before:
+        click.echo("no open order to cancel")
+        return
+    click.echo(f"waiting for the executor to cancel {open_before} open order(s) (up to {timeout:.0f} s)…")
+    waited, left = wait_for_cancels(ctx.factory, timeout, **scope)
+    if not left:
+        click.echo(f"all {open_before} open order(s) cancelled and confirmed in {waited:.1f} s")
+        return
+    click.echo(f"still pending after {waited:.0f} s: {len(left)} order(s)", err=True)
+    for line in left[:20]:
+        click.echo(f"  {line.line()}", err=True)
+    with ctx.session() as s:
+        alive = executor_alive(s, utcnow(), ctx.settings.executor_poll_interval)
+    if alive is None:
+        click.echo("no executor seems to be running: start it, or cancel them with "
+                   "`./admin cancel-open --live`", err=True)
+    else:
+        click.echo(f"the executor (pid {alive.pid} on {alive.host}) has not confirmed them yet; if it "
+                   "is stopped, cancel them with `./admin cancel-open --live`", err=True)
+    sys.exit(1)
 
 
 cli.add_command(_switch_command(True))

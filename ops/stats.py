@@ -77,3 +77,26 @@ def collect_stats(session: Session) -> dict[str, object]:
         **money,
         "kill_switch": "on" if flag is not None and flag.value == "on" else "off",
     }
+
+
+def builder_volume(settings: Any, client: Any) -> dict[str, object]:
+    """Volume attributed to POLYMARKET_BUILDER_CODE (`GET /builder/trades`, every page).
+
+    `client` is a SyncPolymarketClient; the builder API credentials come from the settings.
+    """
+    from ops.reports import money
+
+    creds = settings.builder_credentials
+    assert creds is not None
+    trades = client.get_builder_trades(settings.builder_code, creds)
+    volume = sum((t.size_usdc for t in trades), ZERO)
+    fees = sum((t.fee_usdc for t in trades), ZERO)
+    times = [t.match_time for t in trades if t.match_time is not None]
+    return {
+        "builder_code": settings.builder_code,
+        "trades": len(trades),
+        "volume_usd": money(volume),
+        "fees_usd": money(fees),
+        "first_trade_at": min(times).isoformat() if times else None,
+        "last_trade_at": max(times).isoformat() if times else None,
+    }

@@ -21,7 +21,7 @@ import uuid
 from email.message import Message
 
 from sim.http import HttpError
-from sim.state import ApiKeyRecord, World
+from sim.state import ApiKeyRecord, BuilderKeyRecord, World
 from sim.verify import SignatureError, checksum, l2_signature_ok, recover_clob_auth
 
 L2_ERROR = {"error": "Unauthorized/Invalid api key"}
@@ -125,6 +125,45 @@ def l2_authenticate(
     try:
         ok = l2_signature_ok(record.secret, timestamp, method, path, text, signature)
     except (ValueError, TypeError) as exc:
+        raise HttpError(401, L2_ERROR) from exc
+    if not ok:
+        raise HttpError(401, L2_ERROR)
+    return record
+
+
+def issue_builder_key(world: World, builder_code: str) -> BuilderKeyRecord:
+    """Builder API credentials for a builder code (deterministic, like the L2 keys)."""
+    code = builder_code.lower()
+    for record in world.builder_keys.values():
+        if record.builder_code == code:
+            return record
+    seed = _world_secret(world)
+    tag = f"builder:{code}".encode()
+    record = BuilderKeyRecord(
+        api_key=str(uuid.UUID(bytes=hmac.new(seed, b"key:" + tag, hashlib.sha256).digest()[:16],
+                              version=4)),
+        secret=base64.urlsafe_b64encode(hmac.new(seed, b"secret:" + tag, hashlib.sha256).digest()).decode(),
+        passphrase=hmac.new(seed, b"pass:" + tag, hashlib.sha256).hexdigest(),
+        builder_code=code,
+    )
+    world.builder_keys[record.api_key] = record
+    return record
+
+
+def builder_authenticate(world: World, method: str, path: str, headers: Message,
+                         body: bytes) -> BuilderKeyRecord:
+    """Check POLY_BUILDER_* headers (HMAC as L2, builder secret); the record or 401."""
+    record = world.builder_keys.get(headers.get("POLY_BUILDER_API_KEY") or "")
+    passphrase = headers.get("POLY_BUILDER_PASSPHRASE") or ""
+    timestamp = headers.get("POLY_BUILDER_TIMESTAMP") or ""
+    signature = headers.get("POLY_BUILDER_SIGNATURE") or ""
+    if record is None or not (timestamp and signature) or not _fresh(world, timestamp):
+        raise HttpError(401, L2_ERROR)
+    if not hmac.compare_digest(passphrase.encode(), record.passphrase.encode()):
+        raise HttpError(401, L2_ERROR)
+    try:
+        ok = l2_signature_ok(record.secret, timestamp, method, path, body.decode("utf-8"), signature)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise HttpError(401, L2_ERROR) from exc
     if not ok:
         raise HttpError(401, L2_ERROR)

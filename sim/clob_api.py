@@ -18,11 +18,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sim import engine
-from sim.auth import existing_key, issue_key, l1_authenticate, l2_authenticate
+from sim.auth import builder_authenticate, existing_key, issue_key, l1_authenticate, l2_authenticate
 from sim.engine import trade_tx_visible
 from sim.http import HttpError, Request, Response, Router
 from sim.orders import OrderRejected, order_view, place_batch, place_order
-from sim.state import COLLATERAL, ApiKeyRecord, ClobTrade, Market, World
+from sim.state import COLLATERAL, ApiKeyRecord, ClobTrade, HeartbeatState, Market, World
 from sim.units import fmt, fmt_base
 from sim.verify import CTF_EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2
 
@@ -618,6 +618,96 @@ def get_trades(sim: Simulator, req: Request) -> Response:
     return Response(200, _page(world, rows, req.param("next_cursor")))
 
 
+INVALID_HEARTBEAT = "Invalid Heartbeat ID"
+
+
+def post_heartbeats(sim: Simulator, req: Request) -> Response:
+    """POST /v1/heartbeats (L2): the first accepted send arms cancel-all-on-timeout for the key;
+    each accepted send returns the id to send next; a wrong id gets 400 with the expected one."""
+    key = _l2(sim, req)
+    body = req.json()
+    if not isinstance(body, dict) or not isinstance(body.get("heartbeat_id"), str):
+        raise HttpError(400, {"error": "Invalid payload"})
+    world = sim.world
+    armed = world.heartbeats.get(key.api_key)
+    expected = armed.heartbeat_id if armed is not None else ""
+    if body["heartbeat_id"] != expected:
+        raise HttpError(400, {"error_msg": INVALID_HEARTBEAT, "heartbeat_id": expected})
+    fresh = world.new_uuid()
+    world.heartbeats[key.api_key] = HeartbeatState(fresh, world.clock.now())
+    return Response(200, {"heartbeat_id": fresh, "status": "ok"})
+
+
+def _builder_rows(world: World, code: str, trade: ClobTrade) -> list[dict[str, Any]]:
+    """The rows of one trade attributed to `code`: its taker order and each maker order of it."""
+    rows = []
+    legs: list[tuple[str, str, str, int, Decimal, str, str]] = []  # (type, order, side, shares, price, owner, maker)
+    taker = world.orders.get(trade.taker_order_id)
+    if trade.taker_user and taker is not None and taker.builder == code:
+        legs.append(("TAKER", taker.id, trade.side, trade.size, trade.price, taker.owner, taker.maker))
+    for leg in trade.makers:
+        order = world.orders.get(leg.order_id) if leg.user else None
+        if order is not None and order.builder == code:
+            legs.append(("MAKER", order.id, leg.side, leg.shares, leg.price, order.owner, order.maker))
+    market = world.by_token[trade.token_id]
+    for kind, _order_id, side, shares, price, owner, maker in legs:
+        size = Decimal(shares) / Decimal(10**6)
+        fee = Decimal(0)
+        if kind == "TAKER" and market.fees is not None:
+            fee = market.fees.fee(size, price)
+        rows.append({
+            "id": trade.id,
+            "tradeType": kind,
+            "takerOrderHash": trade.taker_order_id,
+            "builder": code,
+            "market": trade.condition_id,
+            "assetId": trade.token_id,
+            "side": side,
+            "size": fmt(size),
+            "sizeUsdc": fmt(size * price),
+            "price": fmt(price),
+            "status": "TRADE_STATUS_" + trade.status,
+            "outcome": trade.outcome,
+            "outcomeIndex": trade.outcome_index,
+            "owner": owner,
+            "maker": maker.lower(),
+            "transactionHash": trade.tx_hash if trade_tx_visible(trade) else "",
+            "matchTime": str(int(trade.match_time)),
+            "bucketIndex": 0,
+            "fee": fmt(fee),
+            "feeUsdc": fmt(fee),
+            "err_msg": None,
+            "createdAt": None,
+            "updatedAt": None,
+        })
+    return rows
+
+
+def get_builder_trades(sim: Simulator, req: Request) -> Response:
+    """GET /builder/trades?builder_code= (builder auth): trades attributed to the caller's code,
+    newest first, cursor-paged; filters id, market, asset_id, before, after."""
+    record = builder_authenticate(sim.world, req.method, req.path, req.headers, req.body)
+    code = (req.param("builder_code") or "").lower()
+    if len(code) != 66 or not code.startswith("0x"):
+        raise HttpError(400, {"error": "invalid builder_code"})
+    if code != record.builder_code:
+        raise HttpError(401, {"error": "Unauthorized/Invalid api key"})
+    world = sim.world
+    tid, market, asset = req.param("id"), req.param("market"), req.param("asset_id")
+    before, after = req.param("before"), req.param("after")
+    rows: list[dict[str, Any]] = []
+    for trade_id in reversed(world.trade_ids):
+        t = world.trades[trade_id]
+        if (tid and t.id != tid) or (market and t.condition_id.lower() != market.lower()):
+            continue
+        if (asset and t.token_id != asset) or (before and before.isdigit() and t.match_time >= int(before)):
+            continue
+        if after and after.isdigit() and t.match_time <= int(after):
+            continue
+        rows.extend(_builder_rows(world, code, t))
+    return Response(200, _page(world, rows, req.param("next_cursor")))
+
+
 def build_router() -> Router:
     """All CLOB routes (control routes are added by `sim.control`)."""
     r = Router()
@@ -661,4 +751,7 @@ def build_router() -> Router:
     r.add("GET", r"/order/(?P<order_id>0x[0-9a-fA-F]{64})", get_order)
     r.add("GET", r"/data/orders", get_orders)
     r.add("GET", r"/data/trades", get_trades)
+    r.add("POST", r"/v1/heartbeats", post_heartbeats)
+    r.add("POST", r"/heartbeats", post_heartbeats)
+    r.add("GET", r"/builder/trades", get_builder_trades)
     return r

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sim import chain_tx_api, clob_api, control, data_api, engine, feeds, gamma_api, relayer_api, rpc_api, settlement
-from sim.auth import issue_key
+from sim.auth import issue_builder_key, issue_key
 from sim.faults import FaultRegistry
 from sim.http import ServiceApp, ServiceServer
 from sim.orders import inspect_order
@@ -369,6 +369,20 @@ class Simulator:
         """Issue L2 credentials for an EOA without an L1 signature (test convenience)."""
         record = issue_key(self.world, address, int(nonce))
         return {"apiKey": record.api_key, "secret": record.secret, "passphrase": record.passphrase}
+
+    @controlled
+    def create_builder_key(self, builder_code: str) -> dict[str, str]:
+        """Builder API credentials for a builder code (what polymarket.com's builder settings give)."""
+        code = str(builder_code)
+        if len(code) != 66 or not code.startswith("0x"):
+            raise ValueError("builder_code must be 0x + 64 hex digits")
+        record = issue_builder_key(self.world, code)
+        return {"key": record.api_key, "secret": record.secret, "passphrase": record.passphrase}
+
+    @controlled
+    def heartbeats(self) -> dict[str, float]:
+        """API keys whose heartbeat is armed, with the time of the last accepted send."""
+        return {key: hb.last_accepted for key, hb in self.world.heartbeats.items()}
 
     @controlled
     def register_wallet(

@@ -252,6 +252,13 @@ def refresh(world: World) -> None:
         order = world.orders[oid]
         if order.expiration <= now:
             cancel(world, order, "expired")
+    timeout = world.config.heartbeat_timeout
+    for api_key, hb in list(world.heartbeats.items()):
+        if now - hb.last_accepted > timeout:  # the dead-man switch fires: cancel-all, disarmed
+            del world.heartbeats[api_key]
+            for order in [o for o in world.orders.values()
+                          if o.owner == api_key and o.status == "LIVE"]:
+                cancel(world, order, "heartbeat_timeout")
     for tid in list(world.auto_trades):
         trade = world.trades[tid]
         if trade.status == TRADE_MATCHED and trade.mined_at is not None and now >= trade.mined_at:

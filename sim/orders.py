@@ -446,6 +446,7 @@ def _place(world: World, key: ApiKeyRecord, payload: Any) -> dict[str, Any]:
         timestamp_ms=s.timestamp,
         signature=parsed.signature_hex,
         budget=usd if budget_mode else None,
+        builder="0x" + s.builder.hex(),
     )
     world.orders[order_id] = order
     taker = engine.Taker(owner=key.api_key, address=s.maker, side=side, order=order)
@@ -554,4 +555,6 @@ def inspect_order(order: SimOrder) -> dict[str, Any]:
         "salt": order.salt,
         "timestamp": str(order.timestamp_ms),
         "rested": order.rested,
+        "builder": order.builder,
+        "accepted_at": order.created_at,  # simulated epoch seconds, sub-second (benchmarks)
     }

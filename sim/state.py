@@ -240,6 +240,7 @@ class SimOrder:
     timestamp_ms: int
     signature: str = field(repr=False)
     budget: int | None = None  # pUSD left to spend (market BUY: FOK/FAK)
+    builder: str = "0x" + "00" * 32  # the signed order's builder code (attribution)
     status: str = "LIVE"
     status_reason: str = ""
     size_matched: int = 0
@@ -364,6 +365,24 @@ class Ledger:
 
 
 @dataclass
+class BuilderKeyRecord:
+    """Builder API credentials (POLY_BUILDER_* headers) for one builder code."""
+
+    api_key: str
+    secret: str = field(repr=False)
+    passphrase: str = field(repr=False)
+    builder_code: str = ""
+
+
+@dataclass
+class HeartbeatState:
+    """An API key's armed dead-man switch: the id to send next and when the last send was accepted."""
+
+    heartbeat_id: str
+    last_accepted: float
+
+
+@dataclass
 class SimConfig:
     """Tunables of one simulator instance."""
 
@@ -390,6 +409,7 @@ class SimConfig:
     relayer_api_key: str = ""  # the Builder API key the relayer accepts ("" = none)
     relayer_secret: str = field(default="", repr=False)
     relayer_passphrase: str = field(default="", repr=False)
+    heartbeat_timeout: float = 10.0  # seconds without an accepted heartbeat before cancel-all
 
 
 class World:
@@ -430,6 +450,8 @@ class World:
         self.relayer_nonces: dict[tuple[str, str], int] = {}  # (lower-case owner, type) → nonce
         self.redemptions: list[dict[str, Any]] = []  # every payout made (tests count them)
         self.rejections: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.builder_keys: dict[str, BuilderKeyRecord] = {}
+        self.heartbeats: dict[str, HeartbeatState] = {}  # API key → armed heartbeat
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
         self.request_counts: dict[str, int] = {}  # "service METHOD path" -> requests, never trimmed
         self._seq = 0

@@ -58,7 +58,7 @@ def copy_order(s: Session, fill: TraderFill, fo: Follow, **kw: object) -> CopyOr
     values: dict[str, object] = dict(
         follow_id=fo.id, trader_fill_id=fill.id, follower_id=fo.follower_id, side="BUY",
         token_id=fill.token_id, condition_id=fill.condition_id, trader_price=fill.price,
-        status=CopyStatus.QUEUED)
+        status=CopyStatus.QUEUED, paper=False)
     values.update(kw)
     co = CopyOrder(**values)
     s.add(co)

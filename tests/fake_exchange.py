@@ -8,8 +8,8 @@ something the venue would not accept. Marketable orders fill against the configu
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -85,12 +85,25 @@ class FakeExchange:
         self.hide_trades = False  # trades matched but not yet listed by /data/trades
         self.batch_posts: list[int] = []  # sizes of the POST /orders requests
         self.gamma: GammaMarket | None = None  # what Gamma says about the market (resolution)
+        self.cancel_requests: list[int] = []  # sizes of the DELETE /orders requests
+        self.open_order_reads = 0
+        self.heartbeats = 0
+        self.balance_reads = 0
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # trade times
+        self.stale_book_tick: Decimal | None = None  # the next books carry this (old) tick
+        self.stale_book_tick_times = 1
         self._trade_n = 0
 
     # -- the client surface ---------------------------------------------------------------------
     async def get_book(self, token_id: str) -> OrderBook | None:
-        """The configured book."""
-        return self.books.get(token_id)
+        """The configured book, carrying the market's current tick and min size (as /book does)."""
+        bk = self.books.get(token_id)
+        if bk is None:
+            return None
+        if self.stale_book_tick is not None and self.stale_book_tick_times > 0:
+            self.stale_book_tick_times -= 1  # read just before the venue changed the tick
+            return replace(bk, tick_size=self.stale_book_tick, min_size=self.info.min_size)
+        return replace(bk, tick_size=self.info.tick_size, min_size=self.info.min_size)
 
     async def get_market_info(self, condition_id: str | None = None, *, token_id: str | None = None,
                               fresh: bool = False) -> MarketInfo:
@@ -108,8 +121,11 @@ class FakeExchange:
 
     async def get_balance_allowance(self, creds: Any, signer: str, asset_type: str, *,
                                     signature_type: Any, token_id: str | None = None) -> BalanceAllowance:
-        """The configured pUSD balance."""
-        return BalanceAllowance(balance=self.balance, allowances={})
+        """The configured pUSD balance, less what filled BUY orders spent (as the venue's ledger)."""
+        self.balance_reads += 1
+        spent = sum((tr.size * tr.price for o in self.orders.values() if o.side is Side.BUY
+                     for tr in o.trades), D(0))
+        return BalanceAllowance(balance=self.balance - spent, allowances={})
 
     async def post_order(self, body: bytes, creds: Any, signer_address: str) -> PostOutcome:
         """Verify and place (or misbehave as told by `next_post`)."""
@@ -130,7 +146,11 @@ class FakeExchange:
         side = signed.side
         maker, taker = D(signed.maker_amount) / D(10**6), D(signed.taker_amount) / D(10**6)
         size, usd = (taker, maker) if side is Side.BUY else (maker, taker)
-        price = (usd / size).quantize(self.info.tick_size) if size else D(0)
+        exact = usd / size if size else D(0)
+        if payload["orderType"] in ("GTC", "GTD") and exact % self.info.tick_size != 0:
+            return Rejected(f"order {signed.order_hash} is invalid. Price ({exact}) breaks minimum tick "
+                            f"size rule: {self.info.tick_size}", RejectKind.TICK_SIZE, 400)
+        price = exact.quantize(self.info.tick_size)
         order = VenueOrder(signed.order_hash, payload, side, price, size, payload["orderType"])
         self.orders[order.hash] = order
         self._match(order)
@@ -160,7 +180,7 @@ class FakeExchange:
     def _trade(self, order: VenueOrder, size: Decimal, price: Decimal, taker: bool) -> None:
         self._trade_n += 1
         tid = f"trade-{self._trade_n}"
-        now = datetime.now(UTC)
+        now = self.clock()
         maker_orders: tuple[MakerOrderFill, ...] = ()
         if not taker:
             maker_orders = (MakerOrderFill(order.hash, "key", "0x", size, price, None,
@@ -197,9 +217,31 @@ class FakeExchange:
         self.cancels.append(order_id)
         o = self.orders.get(order_id)
         if o is None or o.status != "LIVE":
-            return CancelResult((), {order_id: "not live"})
+            return CancelResult((), {order_id: "order can't be found - already canceled or matched"})
         o.status = "CANCELED"
         return CancelResult((order_id,), {})
+
+    async def cancel_orders(self, order_ids: Sequence[str], creds: Any, signer_address: str) -> CancelResult:
+        """DELETE /orders: each id as cancel_order; one request recorded."""
+        self.cancel_requests.append(len(order_ids))
+        canceled: list[str] = []
+        not_canceled: dict[str, str] = {}
+        for oid in order_ids:
+            result = await self.cancel_order(oid, creds, signer_address)
+            canceled.extend(result.canceled)
+            not_canceled.update(result.not_canceled)
+        return CancelResult(tuple(canceled), not_canceled)
+
+    async def get_open_orders(self, creds: Any, signer_address: str, **filters: Any) -> list[OpenOrder]:
+        """GET /data/orders: every resting order (one key in these tests)."""
+        self.open_order_reads += 1
+        found = [await self.get_order(o.hash, creds, signer_address) for o in self.live_orders()]
+        return [o for o in found if o is not None]
+
+    async def post_heartbeat(self, creds: Any, signer_address: str, heartbeat_id: str) -> str:
+        """Accept every heartbeat."""
+        self.heartbeats += 1
+        return f"hb-{self.heartbeats}"
 
     # -- test controls ------------------------------------------------------------------------
     def fill_resting(self, order_hash: str, size: str) -> None:

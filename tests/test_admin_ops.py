@@ -126,7 +126,7 @@ def test_status_shows_orders_heartbeats_leases_and_kill_switch(env: Database) ->
                               last_cycle_at=now, last_cycle_ms=20))
         s.add(ShardLease(shard="0/2", owner="h:1", expires_at=now - timedelta(minutes=1)))
         s.commit()
-    assert run("disable", "--all", "--reason", "maintenance").exit_code == 0
+    assert run("disable", "--all", "--reason", "maintenance", "--wait", "0").exit_code == 0
     data = json.loads(run("status", "--json").stdout)
     assert data["kill_switch"]["global"] == "on" and data["kill_switch"]["reason"] == "maintenance"
     (o,) = data["open_orders"]

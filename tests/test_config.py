@@ -69,11 +69,15 @@ def test_path_prefix_urls_are_kept() -> None:
         ("NOTIFY_POLL_INTERVAL", "0"),
         ("NOTIFY_MAX_ATTEMPTS", "-1"),
         ("NOTIFY_DIGEST_HOUR", "24"),
-        ("SNAPSHOT_RETENTION_DAYS", "-1"),
         ("SNAPSHOT_EXIT_GRACE", "0"),
         ("RESOLUTION_CHECK_INTERVAL", "soon"),
         ("AUTO_REDEEM", "sometimes"),
         ("POLYMARKET_RELAYER_URL", "ftp://x"),
+        ("POLYMARKET_BUILDER_CODE", "0x1234"),
+        ("POLYMARKET_BUILDER_CODE", "0x" + "zz" * 32),
+        ("CLOB_HEARTBEAT", "maybe"),
+        ("ORDER_WAKE_INTERVAL", "0"),
+        ("RETENTION_EVENT_DAYS", "-1"),
     ],
 )
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
@@ -217,3 +221,23 @@ def test_builder_credentials_all_or_none_and_never_shown() -> None:
     assert s.has_relayer_credentials
     assert "s3cr3t-b" not in repr(s.redacted()) and "p4ss-b" not in repr(s.redacted())
     assert "s3cr3t-b" not in repr(s) and "p4ss-b" not in repr(s)
+
+
+def test_builder_settings_are_validated_and_secrets_redacted() -> None:
+    """The builder code is a lower-cased bytes32; the builder API secrets never appear in redacted()."""
+    code = "0x" + "AB" * 32
+    s = load_settings({"POLYMARKET_BUILDER_CODE": code, "POLYMARKET_BUILDER_API_KEY": "bk-1",
+                       "POLYMARKET_BUILDER_SECRET": "c2VjcmV0LXNlY3JldA==",
+                       "POLYMARKET_BUILDER_PASSPHRASE": "pass-word-9"}, env_file=NO_FILE)
+    assert s.builder_code == code.lower()
+    assert s.builder_credentials == ("bk-1", "c2VjcmV0LXNlY3JldA==", "pass-word-9")
+    text = repr(s.redacted())
+    assert "c2VjcmV0LXNlY3JldA==" not in text and "pass-word-9" not in text and "bk-1" not in text
+    assert Settings().builder_code == "0x" + "00" * 32 and Settings().builder_credentials is None
+
+
+def test_heartbeat_switch_and_retention_days() -> None:
+    """CLOB_HEARTBEAT takes on/off; retention days take 0 (keep forever) or a positive number."""
+    s = load_settings({"CLOB_HEARTBEAT": "on", "RETENTION_EVENT_DAYS": "0"}, env_file=NO_FILE)
+    assert s.clob_heartbeat and s.retention_event_days == 0
+    assert not load_settings({}, env_file=NO_FILE).clob_heartbeat

@@ -118,13 +118,78 @@ def test_refresh_events(status: S, venue: VenueState, filled: str, new: bool, la
 
 @given(status=st.sampled_from(sorted(set(S) - TERMINAL - {S.QUEUED, S.CLAIMED}, key=lambda x: x.value)),
        venue=st.sampled_from(list(VenueState)), filled=st.integers(0, 12), new=st.booleans(),
-       lagging=st.booleans())
+       lagging=st.booleans(), marketable=st.booleans())
 def test_every_refresh_decision_is_a_legal_sequence_of_moves(status: S, venue: VenueState, filled: int,
-                                                             new: bool, lagging: bool) -> None:
+                                                             new: bool, lagging: bool,
+                                                             marketable: bool) -> None:
     """Whatever the venue says about an order the copy has placed, the decided events are moves."""
     current = status
     for event in refresh_events(status, venue, D(filled), D(10), new_fills=new and filled > 0,
-                                trades_lagging=lagging):
+                                trades_lagging=lagging, marketable=marketable):
         target = target_of(current, event)
         assert target is not None, (current, event)
         current = target
+
+
+# --- moves added for the executor's safety work ------------------------------------------------
+
+@pytest.mark.parametrize(("state", "event", "target"), [
+    (S.LIVE, Event.REMAINDER, S.CANCELING),  # a FAK filled part, the venue killed the rest
+    (S.SIGNED, Event.REMAINDER, S.CANCELING),
+    (S.SIGNED, Event.NO_MATCH, S.CANCELING),  # a FAK matched nothing: tried again later
+    (S.IN_DOUBT, Event.STALE_MARKET, S.CANCELING),  # refused for a stale tick: re-planned once
+    (S.LIVE, Event.PAPER_CLOSED, S.CANCELED),  # a paper copy closed when going live
+    (S.CANCELING, Event.PAPER_CLOSED, S.CANCELED),
+])
+def test_new_moves(state: S, event: Event, target: S) -> None:
+    """The copy's life keeps going after a marketable remainder, a no-match or a stale tick."""
+    assert target_of(state, event) is target
+
+
+def test_no_remainder_or_replan_from_a_terminal_or_queued_copy() -> None:
+    """REMAINDER / NO_MATCH / STALE_MARKET only concern copies that signed an order."""
+    for event in (Event.REMAINDER, Event.NO_MATCH, Event.STALE_MARKET, Event.PAPER_CLOSED):
+        for state in (*TERMINAL, S.QUEUED, S.CLAIMED):
+            assert target_of(state, event) is None, (state, event)
+
+
+def test_a_marketable_order_closed_short_is_a_remainder_not_the_end() -> None:
+    """refresh_events: a FAK's unfilled part (venue closed, 3 of 10) → REMAINDER; a GTC closed by
+    the venue → VENUE_CLOSED as before."""
+    assert refresh_events(S.LIVE, VenueState.CANCELED, D(3), D(10), new_fills=True, trades_lagging=False,
+                          marketable=True) == [Event.REMAINDER]
+    assert refresh_events(S.LIVE, VenueState.CANCELED, D(3), D(10), new_fills=True, trades_lagging=False,
+                          marketable=False) == [Event.VENUE_CLOSED]
+    assert refresh_events(S.CANCELING, VenueState.CANCELED, D(3), D(10), new_fills=False,
+                          trades_lagging=False, marketable=True) == []
+
+
+def test_post_answers_that_keep_the_copy_going() -> None:
+    """A FAK/FOK no-match is NO_MATCH; a tick or min-size refusal STALE_MARKET once, then REJECTED."""
+    from copying.outcomes import outcome_event
+    from wire.records import Rejected, RejectKind
+
+    no_match = Rejected("no orders found to match with FAK order", RejectKind.FAK_NO_MATCH, 400)
+    tick = Rejected("breaks minimum tick size rule: 0.01", RejectKind.TICK_SIZE, 400)
+    balance = Rejected("not enough balance / allowance", RejectKind.BALANCE, 400)
+    assert outcome_event(no_match) == (Event.NO_MATCH, "fak_no_match")
+    assert outcome_event(tick) == (Event.STALE_MARKET, "tick_size")
+    assert outcome_event(tick, replanned=True) == (Event.REJECTED, "tick_size")
+    assert outcome_event(balance) == (Event.REJECTED, "balance")
+
+
+def test_entering_canceling_sets_or_clears_the_stop_reason(database: Database) -> None:
+    """CANCEL carries the stop's reason onto the copy; REPRICE_CANCEL and REMAINDER clear any old
+    reason (so that a stale 'in_doubt' is never read as a stop)."""
+    with database.session() as s:
+        t, f = fx.trader(s), fx.follower(s)
+        co = fx.copy_order(s, fx.trader_fill(s, t), fx.follow(s, f, t), status=S.IN_DOUBT, reason="in_doubt")
+        transition(s, co, Event.FOUND)
+        transition(s, co, Event.REPRICE_CANCEL)
+        assert co.status is S.CANCELING and co.reason is None
+        co2 = fx.copy_order(s, fx.trader_fill(s, t, key="k2"), fx.follow(s, fx.follower(s, 2), t),
+                            status=S.LIVE)
+        transition(s, co2, Event.CANCEL, reason="kill_switch")
+        assert co2.reason == "kill_switch"
+        transition(s, co2, Event.CANCELED, reason=co2.reason)
+        assert (co2.status, co2.reason) == (S.CANCELED, "kill_switch")

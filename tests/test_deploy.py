@@ -16,7 +16,7 @@ from infra.startup import InsecureEnvFileError, check_env_file_permissions
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNITS = ["pmct-watcher.service", "pmct-executor.service", "pmct-watcher@.service",
-         "pmct-web.service", "pmct-notifier.service"]
+         "pmct-executor@.service", "pmct-web.service", "pmct-notifier.service"]
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -46,7 +46,7 @@ def one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
 
 REQUIRED_SERVICE = {
     "Type": "notify", "NotifyAccess": "main", "Restart": "on-failure", "User": "pmct",
-    "WorkingDirectory": "/opt/pmct", "EnvironmentFile": "/etc/pmct/pmct.env",
+    "WorkingDirectory": "/opt/pmct",
     "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/pmct",
     "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
     "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "CapabilityBoundingSet": "",
@@ -64,6 +64,8 @@ def test_unit_has_the_required_keys(name: str) -> None:
     assert set(unit) == {"Unit", "Service", "Install"}
     for key, expected in REQUIRED_SERVICE.items():
         assert one(unit, "Service", key) == expected, (name, key)
+    env_files = unit["Service"]["EnvironmentFile"]  # the root-only settings, then optional overrides
+    assert env_files[0] == "/etc/pmct/pmct.env" and all(f.startswith("-/etc/pmct/") for f in env_files[1:])
     assert 60 <= int(one(unit, "Service", "WatchdogSec")) <= 600
     assert int(one(unit, "Unit", "StartLimitBurst")) >= 3
     assert int(one(unit, "Unit", "StartLimitIntervalSec")) >= 60
@@ -92,6 +94,27 @@ def test_shard_template_maps_instance_to_shard() -> None:
     from watcher import Shard
 
     assert Shard.parse(unescaped) == Shard(0, 4)
+
+
+def test_executor_template_names_each_instance() -> None:
+    """pmct-executor@2 runs `executor.py --instance 2` (its own heartbeat row) with an optional
+    per-instance settings file, and the executor accepts that flag."""
+    unit = parse_unit(DEPLOY / "pmct-executor@.service")
+    assert one(unit, "Service", "ExecStart").split()[-2:] == ["--instance", "%i"]
+    assert unit["Service"]["EnvironmentFile"] == ["/etc/pmct/pmct.env", "-/etc/pmct/pmct-executor-%i.env"]
+    import argparse
+
+    from executor import _add_arguments, daemon_name
+
+    def parse_args(argv: list[str]) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        _add_arguments(parser)
+        return parser.parse_args(argv)
+
+    assert daemon_name(parse_args(["--instance", "2"])) == "executor-2"
+    assert daemon_name(parse_args([])) == "executor"
+    with pytest.raises(SystemExit):
+        parse_args(["--instance", "../x"])
 
 
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:

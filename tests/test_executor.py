@@ -67,6 +67,7 @@ class Harness:
         self.keyring = KeyRing(fernet_key)
         self.clock = Clock(T0)
         self.fx = FakeExchange(info or market())
+        self.fx.clock = self.clock
         self.fx.books[YES] = book(YES, [("0.57", "500")], [("0.60", "500")])
         self.fx.books[NO] = book(NO, [("0.40", "500")], [("0.43", "500")])
         with session_scope(db.factory) as s:

@@ -14,8 +14,9 @@ from sqlalchemy import select, text
 from copying.killswitch import disable_all, disable_follower, enable_all
 from copying.leader import expand_row, holding_before
 from copying.ordering import BLOCKS, blocked_clause, blocks, superseded_clause
-from copying.position_watch import Holding, audit_decreases, prune, record_snapshot
+from copying.position_watch import Holding, audit_decreases, record_snapshot
 from copying.resolution import payouts_of
+from copying.retention import prune_positions
 from copying.states import Event, created
 from copying.targets import queue_closes
 from executor import CycleClock, executor_cycle
@@ -110,10 +111,11 @@ def test_a_buy_filled_while_resting_is_recorded_before_the_sell_is_sized(h: Harn
     h.fx.fill_resting(buy.order_hash, "6")  # type: ignore[arg-type]  # not refreshed by us
     later(h)
     h.trader_fill(Side.SELL, "100", "0.58")
-    h.cycle()
+    h.cycle()  # the open-order pass cancels the BUY (its fills recorded); the SELL still waits
+    h.cycle()  # now nothing blocks the SELL
     buy, sell = h.copies()
     assert buy.status == CopyStatus.CANCELED and buy.filled_size == D("6")
-    assert buy.reason == "superseded_by_exit"
+    assert buy.reason == "trader_exited"  # the stop sweep saw the trader's SELL first
     assert sell.intended_size == D("6") and sell.status in (CopyStatus.LIVE, CopyStatus.FILLED)
 
 
@@ -400,9 +402,9 @@ def test_old_snapshots_are_pruned_but_each_traders_latest_is_kept(h: Harness) ->
     """Retention deletes snapshots and events older than the cutoff, never a trader's latest."""
     snapshot(h, {YES: "100"}, minutes=-60 * 24 * 10)
     snapshot(h, {YES: "50"}, minutes=-60 * 24 * 9)
+    snaps, events = prune_positions(h.db.factory, h.clock.now - timedelta(days=7))
+    assert (snaps, events) == (1, 1)
     with session_scope(h.db.factory) as s:
-        snaps, events = prune(s, h.clock.now - timedelta(days=7))
-        assert (snaps, events) == (1, 1)
         assert s.scalar(select(TraderPositionSnapshot.size)) == D("50")
         assert s.scalar(select(TraderPositionEvent.id)) is None
 

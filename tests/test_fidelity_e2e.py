@@ -450,7 +450,7 @@ def test_snapshots_never_delay_fill_detection_and_old_ones_are_pruned(rig: Rig) 
             release_lease(rig.db.factory, Shard(), "bg")
             await client.aclose()
 
-    client_settings = replace(rig.settings, snapshot_retention_days=1e-9)
+    client_settings = replace(rig.settings, retention_snapshot_days=1e-9)
     first, second, pending, third = asyncio.run(go())
     assert first["snapshots"] == 1 and second["snapshots"] == 0  # the round is still running
     assert pending and second["new_fills"] == 1 and second["queued"] == 1

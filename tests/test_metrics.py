@@ -35,6 +35,9 @@ CONTRACT: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "pmct_open_copy_orders": ("gauge", "Copy orders open at the venue.", ()),
     "pmct_last_cycle_timestamp_seconds": ("gauge", "Unix time of the last completed cycle.", ("daemon",)),
     "pmct_kill_switch": ("gauge", "1 when the global kill switch is on.", ()),
+    "pmct_copy_stage_seconds": ("histogram", "Per-stage latency of a copy: detect, queue, claim, sign, "
+                                "post, ack, first_fill, fill_seen.", ("stage",)),
+    "pmct_cancels": ("counter", "Venue orders the executor asked to cancel, by outcome.", ("outcome",)),
     "pmct_chain_healthy": ("gauge", "1 while the chain fill source is healthy.", ()),
     "pmct_chain_errors": ("counter", "Chain source failures by kind.", ("kind",)),
     "pmct_chain_reorgs": ("counter", "Reorganisations the chain source read again.", ()),

@@ -199,3 +199,17 @@ def l2_headers(
         "POLY_TIMESTAMP": ts,
         "POLY_SIGNATURE": l2_signature(creds.secret, ts, method.upper(), request_path, body),
     }
+
+
+def builder_headers(api_key: str, secret: str, passphrase: str, method: str, request_path: str,
+                    body: bytes | None, timestamp: int) -> dict[str, str]:
+    """POLY_BUILDER_* headers for the builder routes (same HMAC as L2, builder credentials)."""
+    if "?" in request_path or not request_path.startswith("/"):
+        raise ValueError("request_path must be the path only, starting with '/'")
+    ts = str(int(timestamp))
+    return {
+        "POLY_BUILDER_API_KEY": api_key,
+        "POLY_BUILDER_PASSPHRASE": passphrase,
+        "POLY_BUILDER_TIMESTAMP": ts,
+        "POLY_BUILDER_SIGNATURE": l2_signature(secret, ts, method.upper(), request_path, body),
+    }

@@ -90,3 +90,12 @@ def error_class(exc: BaseException) -> str:
     if isinstance(exc, ParseError):
         return "parse"
     return "other"
+
+
+class HeartbeatRejected(PolymarketError):
+    """POST /v1/heartbeats refused the id; `expected` is the id the venue wants next (the caller
+    sends again with it: an answer to act on, not a failure)."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__("Invalid Heartbeat ID")
+        self.expected = expected

@@ -19,10 +19,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypedDict
 
 from wire.amounts import BASE_UNITS
-from wire.errors import ApiError, ParseError, RateLimitError, RestrictedError
+from wire.errors import ApiError, HeartbeatRejected, ParseError, RateLimitError, RestrictedError
 from wire.records import (
     Accepted,
     BalanceAllowance,
+    BuilderTrade,
     CancelResult,
     ClobMarketParams,
     ClobTrade,
@@ -1273,3 +1274,53 @@ def parse_balance_allowance(body: Any) -> BalanceAllowance:
         },
         raw=body,
     )
+
+
+def parse_builder_trade(obj: Any) -> BuilderTrade:
+    """One `/builder/trades` row (camelCase, decimal strings)."""
+    if not isinstance(obj, dict) or not obj.get("id"):
+        raise ParseError("builder trade lacks an id")
+    return BuilderTrade(
+        id=_str(obj["id"]),
+        builder=_str(obj.get("builder")).lower(),
+        market=_str(obj.get("market")),
+        asset_id=_str(obj.get("assetId")),
+        side=_side(obj.get("side")),
+        size=to_decimal(obj.get("size"), "builder trade size"),
+        size_usdc=to_decimal(obj.get("sizeUsdc"), "builder trade sizeUsdc"),
+        price=to_decimal(obj.get("price"), "builder trade price"),
+        status=normalise_status(obj.get("status")),
+        match_time=iso_or_epoch_to_utc(obj.get("matchTime")),
+        fee_usdc=to_decimal(obj.get("feeUsdc") or "0", "builder trade feeUsdc"),
+        owner=_str(obj.get("owner")),
+        maker=_str(obj.get("maker")),
+        transaction_hash=_str(obj.get("transactionHash")),
+        raw=obj,
+    )
+
+
+def iso_or_epoch_to_utc(value: Any) -> datetime | None:
+    """A time given as epoch seconds (number or digits) or as an ISO-8601 string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return epoch_seconds_to_utc(value, "time")
+    return iso_to_utc(value)
+
+
+def build_heartbeat_body(heartbeat_id: str) -> bytes:
+    """`POST /v1/heartbeats` body: `{"heartbeat_id": ""}` first, then the id the venue returned."""
+    return compact_json({"heartbeat_id": heartbeat_id})
+
+
+def parse_heartbeat(status: int, content: bytes) -> str:
+    """The id to send next; raises HeartbeatRejected (with the expected id) or ParseError."""
+    body = load_json(content, "/v1/heartbeats") if content else {}
+    if status == 400 and isinstance(body, dict) and isinstance(body.get("heartbeat_id"), str):
+        raise HeartbeatRejected(body["heartbeat_id"])
+    if not 200 <= status < 300 or not isinstance(body, dict):
+        raise ParseError(f"/v1/heartbeats: unexpected answer HTTP {status}")
+    hb = body.get("heartbeat_id")
+    if not isinstance(hb, str):
+        raise ParseError("/v1/heartbeats: no heartbeat_id in the answer")
+    return hb

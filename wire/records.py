@@ -352,3 +352,24 @@ class BalanceAllowance:
     balance: Decimal
     allowances: dict[str, Decimal]
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BuilderTrade:
+    """`GET /builder/trades` row: a trade attributed to a builder code (docs/POLYMARKET.md §8.2)."""
+
+    id: str
+    builder: str
+    market: str
+    asset_id: str
+    side: Side | None
+    size: Decimal
+    size_usdc: Decimal
+    price: Decimal
+    status: str
+    match_time: datetime | None
+    fee_usdc: Decimal
+    owner: str
+    maker: str
+    transaction_hash: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -110,6 +110,8 @@ POLYMARKET_LIMITS: dict[str, tuple[BucketSpec, ...]] = {
     "clob_balance": (_w(200, 10),),
     "clob_balance_update": (_w(50, 10),),
     "clob_auth": (_w(100, 10),),
+    "clob_heartbeat": (_w(3000, 10),),  # (*) unpublished; one send per API key every ~5 s
+    "clob_builder": (_w(500, 10),),  # (*) unpublished; read as the other ledger routes
 }
 
 # Per-signer order/cancel buckets (docs/POLYMARKET.md §5.9), Standard tier; keys are "<class>:<address>".
