@@ -46,7 +46,7 @@ from copying.ports import MarketSource
 from infra import metrics
 from infra.config import Settings
 from infra.db import session_scope, utcnow
-from models import ChainCursor, TraderFill
+from models import ChainCursor, Trader, TraderFill
 from wire.chain import (
     ORDER_FILLED_TOPIC,
     LogDecodeError,
@@ -304,6 +304,8 @@ class ChainSource:
         result = StepResult()
         if self.cursor is None:
             self._load_cursor_row()
+            if self.cursor is None and not self.followed:
+                return result  # the first run starts once it knows its traders (see _start_at)
         cursor_header: BlockHeader | None = None
         if head is None:
             calls = [Call.of("eth_getBlockByNumber", ["latest", False])]
@@ -394,13 +396,21 @@ class ChainSource:
             self.recent[self.cursor] = self.cursor_hash
 
     def _start_at(self, head: BlockHeader) -> None:
-        """First run of this shard: the cursor starts at the (confirmed) head, no history."""
+        """First run of this shard: the cursor starts at the (confirmed) head, no history.
+
+        The chain covers nothing before this block, so the shard's traders are marked as never
+        polled in the same transaction: their next Data API poll is due at once (not after
+        `DATA_API_SLOW_INTERVAL`) and reads the fills between their last poll and this block.
+        """
         start = head.number - self.settings.chain_confirmations
         header_hash = head.hash if start == head.number else ""
         with session_scope(self.factory) as s:
             s.add(ChainCursor(shard=self.shard, block_number=start, block_hash=header_hash,
                               head_number=head.number, head_seen_at=self.clock(),
                               mode=self.mode, healthy=True, updated_at=self.clock()))
+            if self.followed:
+                s.execute(update(Trader).where(Trader.id.in_(sorted(set(self.followed.values()))))
+                          .values(last_polled_at=None))
         self.cursor, self.cursor_hash = start, header_hash or None
         if header_hash:
             self.recent[start] = header_hash
