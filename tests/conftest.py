@@ -12,9 +12,11 @@ from tests.support.dbfixtures import (  # noqa: F401
     database,
     pg_database,
     pg_url,
+    sqlite_database,
     sqlite_template,
 )
 from tests.support.keys import fernet_key, keyring  # noqa: F401
 from tests.support.notify_support import discord_fake, telegram_fake  # noqa: F401
+from tests.support.rig import make_rig  # noqa: F401
 from tests.support.simfixtures import simulator, simulator_factory, simulator_process  # noqa: F401
 from tests.support.webfixtures import web  # noqa: F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,39 +21,27 @@ from copying.chain_source import ChainSource
 from infra.db import session_scope
 from models import ChainCursor, CopyOrder, CopyStatus, TraderFill
 from sim import SimConfig, Simulator
-from tests.e2e.test_watcher_e2e import World, quiet_scenario
 from tests.support.dbfixtures import Database
+from tests.support.rig import Rig, quiet_scenario
 from tests.support.simfixtures import TRADER_QUIET
-from watcher import Shard, WatcherContext, make_chain_source, release_lease, watch_cycle, watcher_client
+from watcher import WatcherContext, watch_cycle
 
 pytestmark = pytest.mark.e2e
 
 
-class ChainWorld(World):
-    """World (two active follows of TRADER_QUIET, one paused) with the chain source switched on."""
+class ChainRig(Rig):
+    """The rig with the chain source switched on and one watcher context kept across cycles
+    (two active follows of TRADER_QUIET, one paused)."""
 
-    def __init__(self, db: Database, sim: Simulator, fernet_key: str, follow_start: datetime,
-                 **settings: Any) -> None:
-        super().__init__(db, sim, fernet_key, follow_start)
-        from dataclasses import replace
+    ctx: WatcherContext | None = None
 
-        values: dict[str, Any] = {"fill_sources": ("chain", "data_api"), "polygon_rpc": sim.rpc_url,
-                                  "chain_poll_interval": 0.05, "chain_stale_seconds": 30.0}
-        self.settings = replace(self.settings, **{**values, **settings})
-        self.ctx: WatcherContext | None = None
-
-    async def __aenter__(self) -> ChainWorld:
-        client = watcher_client(self.settings, sleep=self.record_sleep)
-        self.ctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=client,
-                                  owner="test-watcher")
-        self.ctx.chain = make_chain_source(self.settings, self.db.factory, client, Shard())
+    async def __aenter__(self) -> ChainRig:
+        self.stack = AsyncExitStack()
+        self.ctx = await self.stack.enter_async_context(self.watcher("test-watcher", chain=True))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self.ctx is not None
-        release_lease(self.db.factory, Shard(), "test-watcher")
-        await self.ctx.chain.rpc.aclose()
-        await self.ctx.client.aclose()
+        await self.stack.aclose()
 
     @property
     def chain(self) -> ChainSource:
@@ -64,10 +53,6 @@ class ChainWorld(World):
         assert self.ctx is not None
         return (await watch_cycle(self.ctx, asyncio.Event())).counts
 
-    def fills(self) -> list[TraderFill]:
-        with self.db.session() as s:
-            return list(s.scalars(select(TraderFill).order_by(TraderFill.id)))
-
     def fill_tx(self, rows: list[dict[str, Any]]) -> str:
         return str(rows[0]["transaction_hash"])
 
@@ -78,15 +63,22 @@ def manual_sim(simulator_factory: Callable[..., Simulator]) -> Simulator:
     return simulator_factory(quiet_scenario(), config=SimConfig(block_time=0))
 
 
-def make_world(database: Database, sim: Simulator, fernet_key: str, **settings: Any) -> ChainWorld:
-    return ChainWorld(database, sim, fernet_key, datetime.now(UTC) - timedelta(seconds=5), **settings)
+def chain_rig(make_rig: Callable[..., Rig], database: Database, sim: Simulator,
+              started: datetime | None = None, **settings: Any) -> ChainRig:
+    """The chain rig; follows started 5 seconds ago unless `started`."""
+    values: dict[str, Any] = {"fill_sources": ("chain", "data_api"), "polygon_rpc": sim.rpc_url,
+                              "chain_poll_interval": 0.05, "chain_stale_seconds": 30.0}
+    rig = make_rig(database, sim, cls=ChainRig, **{**values, **settings})
+    assert isinstance(rig, ChainRig)
+    rig.add_quiet_followers(started or datetime.now(UTC) - timedelta(seconds=5))
+    return rig
 
 
 def test_a_leader_buy_is_copied_from_the_chain_while_the_data_api_shows_nothing(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """Data API indexing lags: the chain's log alone queues one copy per active follow; when
     the Data API row comes later it is recognised as the same fill: stored once, copied once."""
-    w = make_world(database, manual_sim, fernet_key, data_api_slow_interval=0.001)
+    w = chain_rig(make_rig, database, manual_sim, data_api_slow_interval=0.001)
 
     async def scenario() -> None:
         async with w:
@@ -98,7 +90,7 @@ def test_a_leader_buy_is_copied_from_the_chain_while_the_data_api_shows_nothing(
             assert counts["chain_new_fills"] == 1 and counts["chain_queued"] == 2
             assert counts["new_fills"] == 0  # the Data API had nothing new
             assert w.statuses() == [("QUEUED", None), ("QUEUED", None)]
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert fill.transaction_hash == w.fill_tx(rows)
             assert fill.seen_by_chain_at is not None and fill.seen_by_data_api_at is None
             assert (fill.side, fill.size, fill.price) == ("BUY", Decimal(50), Decimal("0.65"))
@@ -106,7 +98,7 @@ def test_a_leader_buy_is_copied_from_the_chain_while_the_data_api_shows_nothing(
             manual_sim.configure(data_api_lag=0)
             counts = await w.acycle()
             assert counts["new_fills"] == 0 and counts["fetched"] == 1
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert fill.seen_by_data_api_at is not None
             assert w.count(TraderFill) == 1 and w.count(CopyOrder) == 2
 
@@ -114,10 +106,10 @@ def test_a_leader_buy_is_copied_from_the_chain_while_the_data_api_shows_nothing(
 
 
 def test_rpc_down_the_data_api_still_copies_and_the_chain_agrees_later(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """RPC outage: the chain step fails, the source is unhealthy, the Data API polls every cycle
     and copies; when the node is back its log of the same fill adds a sighting, not a fill."""
-    w = make_world(database, manual_sim, fernet_key)
+    w = chain_rig(make_rig, database, manual_sim)
 
     async def scenario() -> None:
         async with w:
@@ -133,7 +125,7 @@ def test_rpc_down_the_data_api_still_copies_and_the_chain_agrees_later(
             await w.acycle()
             counts = await w.acycle()
             assert counts["chain_healthy"] == 1
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert fill.seen_by_chain_at is not None and fill.seen_by_data_api_at is not None
             assert w.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2
 
@@ -141,9 +133,9 @@ def test_rpc_down_the_data_api_still_copies_and_the_chain_agrees_later(
 
 
 def test_a_reorg_that_moves_the_fill_keeps_one_fill(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """The fill's block is replaced and its transaction lands one block later: same fill."""
-    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",))
+    w = chain_rig(make_rig, database, manual_sim, fill_sources=("chain",))
 
     async def scenario() -> None:
         async with w:
@@ -151,14 +143,14 @@ def test_a_reorg_that_moves_the_fill_keeps_one_fill(
             rows = manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
             manual_sim.mine_blocks(1)
             await w.acycle()
-            [before] = w.fills()
+            [before] = w.trader_fills()
             old_block = before.block_number
             moved = manual_sim.reorg(w.fill_tx(rows), later=1)
             manual_sim.mine_blocks(1)
             counts = await w.acycle()
             assert counts["chain_new_fills"] == 0
             assert w.chain.totals.get("reorgs") == 1
-            [after] = w.fills()
+            [after] = w.trader_fills()
             assert after.id == before.id and after.block_number == moved["fork_block"] + 1 != old_block
             assert after.block_hash != before.block_hash and after.chain_removed_at is None
             assert w.count(CopyOrder) == 2
@@ -167,9 +159,9 @@ def test_a_reorg_that_moves_the_fill_keeps_one_fill(
 
 
 def test_a_reorg_that_drops_the_fill_marks_it(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """Reorganised away and never mined again: the row is marked, nothing new is queued."""
-    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",))
+    w = chain_rig(make_rig, database, manual_sim, fill_sources=("chain",))
 
     async def scenario() -> None:
         async with w:
@@ -180,7 +172,7 @@ def test_a_reorg_that_drops_the_fill_marks_it(
             manual_sim.reorg(w.fill_tx(rows), drop=True)
             manual_sim.mine_blocks(2)
             await w.acycle()
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert fill.chain_removed_at is not None
             assert w.chain.totals.get("removed") == 1 and w.count(CopyOrder) == 2
 
@@ -188,9 +180,9 @@ def test_a_reorg_that_drops_the_fill_marks_it(
 
 
 def test_a_range_error_splits_the_query(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """A provider capping ranges at 3 blocks: the catch-up is split and the fill still found."""
-    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",), chain_max_block_range=1000)
+    w = chain_rig(make_rig, database, manual_sim, fill_sources=("chain",), chain_max_block_range=1000)
 
     async def scenario() -> None:
         async with w:
@@ -209,9 +201,9 @@ def test_a_range_error_splits_the_query(
 
 
 def test_too_many_results_splits_the_wallet_list(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """One block with more matching logs than the provider returns: the wallet list is halved."""
-    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",), chain_wallet_chunk=4)
+    w = chain_rig(make_rig, database, manual_sim, fill_sources=("chain",), chain_wallet_chunk=4)
 
     async def scenario() -> None:
         async with w:
@@ -232,7 +224,7 @@ def test_too_many_results_splits_the_wallet_list(
     asyncio.run(scenario())
 
 
-def _followed(w: ChainWorld) -> list[Any]:
+def _followed(w: ChainRig) -> list[Any]:
     from copying.chain_source import Followed
 
     return [Followed(tid, wallet) for wallet, tid in w.chain.followed.items()]
@@ -245,11 +237,11 @@ def _fake(i: int) -> Any:
 
 
 def test_staleness_is_judged_on_the_block_time(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """A block read 5 minutes after it was produced (MAX_COPY_DELAY 120 s): SKIPPED(stale),
     though the watcher has just seen it; a block read at once: QUEUED."""
-    w = ChainWorld(database, manual_sim, fernet_key, datetime.now(UTC) - timedelta(hours=1),
-                   fill_sources=("chain",))
+    w = chain_rig(make_rig, database, manual_sim, datetime.now(UTC) - timedelta(hours=1),
+                  fill_sources=("chain",))
 
     async def scenario() -> None:
         async with w:
@@ -264,7 +256,7 @@ def test_staleness_is_judged_on_the_block_time(
             w.ctx.clock = w.chain.clock = late  # the watcher reads that block 5 minutes later
             await w.acycle()
             assert w.statuses() == [("SKIPPED", "stale"), ("SKIPPED", "stale")]
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert (fill.first_seen_at - fill.occurred_at).total_seconds() > 290
             w.ctx.clock = w.chain.clock = lambda: datetime.now(UTC)
             manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "40", "0.66")
@@ -276,10 +268,10 @@ def test_staleness_is_judged_on_the_block_time(
 
 
 def test_a_taker_buy_share_count_is_cross_checked(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """The unverified layout (taker BUY reporting pUSD as its shares): the makers' total wins,
     and the Data API's row of the fill is the same fill."""
-    w = make_world(database, manual_sim, fernet_key, data_api_slow_interval=0.001)
+    w = chain_rig(make_rig, database, manual_sim, data_api_slow_interval=0.001)
 
     async def scenario() -> None:
         async with w:
@@ -288,7 +280,7 @@ def test_a_taker_buy_share_count_is_cross_checked(
             manual_sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
             manual_sim.mine_blocks(1)
             await w.acycle()
-            [fill] = w.fills()
+            [fill] = w.trader_fills()
             assert fill.size == Decimal(50) and fill.price == Decimal("0.65")
             assert w.chain.totals.get("taker_rows_corrected") == 1
             manual_sim.configure(data_api_lag=0)
@@ -309,13 +301,13 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
 
 @pytest.mark.parametrize("mode", ["websocket", "polling"])
 def test_the_follower_copies_in_websocket_and_polling_modes(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str,
+        database: Database, simulator_factory: Callable[..., Simulator], make_rig: Callable[..., Rig],
         mode: str) -> None:
     """The follower task on its own (blocks every 0.3 s): a fill is queued within a few blocks,
     with the Data API lagging an hour; the websocket mode reads heads pushed by the node."""
     sim = simulator_factory(quiet_scenario(), config=SimConfig(block_time=0.3, data_api_lag=3600))
     extra: dict[str, Any] = {"polygon_ws": sim.ws_url} if mode == "websocket" else {}
-    w = make_world(database, sim, fernet_key, chain_poll_interval=0.1, **extra)
+    w = chain_rig(make_rig, database, sim, chain_poll_interval=0.1, **extra)
 
     async def scenario() -> None:
         async with w:
@@ -339,9 +331,9 @@ def test_the_follower_copies_in_websocket_and_polling_modes(
 
 
 def test_data_api_slows_down_while_the_chain_is_healthy_and_not_otherwise(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """Healthy chain: a trader polled recently is not polled again; chain down: polled every cycle."""
-    w = make_world(database, manual_sim, fernet_key, data_api_slow_interval=600)
+    w = chain_rig(make_rig, database, manual_sim, data_api_slow_interval=600)
 
     async def scenario() -> None:
         async with w:
@@ -357,11 +349,11 @@ def test_data_api_slows_down_while_the_chain_is_healthy_and_not_otherwise(
 
 
 def test_single_source_fills_are_counted_after_the_grace(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """A chain-only fill older than FILL_SOURCE_GRACE is reported once."""
     from copying.source_audit import audit_single_source
 
-    w = make_world(database, manual_sim, fernet_key)
+    w = chain_rig(make_rig, database, manual_sim)
 
     async def scenario() -> None:
         async with w:
@@ -385,10 +377,10 @@ def test_single_source_fills_are_counted_after_the_grace(
 
 
 def test_with_confirmations_a_fill_reorganised_away_is_never_queued(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """CHAIN_CONFIRMATIONS=1: the head block is not read yet; dropped before it is buried, the
     fill never reaches the store; a buried one is queued."""
-    w = make_world(database, manual_sim, fernet_key, fill_sources=("chain",), chain_confirmations=1)
+    w = chain_rig(make_rig, database, manual_sim, fill_sources=("chain",), chain_confirmations=1)
 
     async def scenario() -> None:
         async with w:
@@ -410,9 +402,9 @@ def test_with_confirmations_a_fill_reorganised_away_is_never_queued(
 
 
 def test_data_api_down_the_chain_still_copies(
-        database: Database, manual_sim: Simulator, fernet_key: str) -> None:
+        database: Database, manual_sim: Simulator, make_rig: Callable[..., Rig]) -> None:
     """Data API outage: its polls fail, the chain's log queues the copies."""
-    w = make_world(database, manual_sim, fernet_key, data_api_slow_interval=0.001)
+    w = chain_rig(make_rig, database, manual_sim, data_api_slow_interval=0.001)
 
     async def scenario() -> None:
         async with w:

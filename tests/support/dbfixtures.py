@@ -130,18 +130,28 @@ def pg_database(pg_url: str) -> Iterator[Database]:
         engine.dispose()
 
 
+def _sqlite_copy(template: Path, tmp_path: Path) -> Iterator[Database]:
+    target = tmp_path / "pmct.db"
+    shutil.copyfile(template, target)
+    url = f"sqlite:///{target}"
+    engine = make_engine(url)
+    try:
+        yield Database(url, engine, make_sessionmaker(engine))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_database(sqlite_template: Path, tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite file only (for tests that run the programs on one database file)."""
+    yield from _sqlite_copy(sqlite_template, tmp_path)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        target = tmp_path / "pmct.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
-        url = f"sqlite:///{target}"
-        engine = make_engine(url)
-        try:
-            yield Database(url, engine, make_sessionmaker(engine))
-        finally:
-            engine.dispose()
+        yield from _sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
     else:
         url = request.getfixturevalue("pg_url")
         engine = make_engine(url)
