@@ -1,108 +1,39 @@
-"""Live-money safety end to end: the daemons (and ./admin) as processes against the simulator, on
-SQLite and PostgreSQL. Mode switches both ways, the kill switch cancelling resting orders at the
-venue at the default ORDER_MANAGE_INTERVAL, a trader's exit within one cycle, a marketable
+"""Live-money safety end to end: the daemons (and ./admin) as processes against the simulator (the
+shared rig), on SQLite and PostgreSQL. Mode switches both ways, the kill switch cancelling resting
+orders at the venue at the default ORDER_MANAGE_INTERVAL, a trader's exit within one cycle, a marketable
 remainder filled later, a tick change between two copies, a per-follower daily cap across two
 follows, three executors that never over-spend, SIGTERM during a large open-order backlog."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from copying.context import SUBMIT_BOOK_AGE
-from infra.db import session_scope
-from models import CopyOrder, CopyOrderEvent, CopyStatus, Follower, TraderFill
-from sim import Simulator
-from tests.e2e.test_executor_e2e import Deployment
-from tests.e2e.test_watcher_e2e import quiet_scenario
+from models import CopyOrder, CopyOrderEvent, CopyStatus, Follower
 from tests.support.dbfixtures import Database
-from tests.support.paths import ROOT
+from tests.support.rig import Rig, wait_until
 from tests.support.simfixtures import FED_YES, HARDHAT_ADDRESSES, TRADER_CAR, TRADER_QUIET
 
 pytestmark = pytest.mark.e2e
 D = Decimal
-DEADLINE = 45.0  # a failure bound, not a timing claim
-
-
-def wait_until(check: Callable[[], bool], timeout: float = DEADLINE, every: float = 0.1) -> bool:
-    """Poll `check` until it holds or `timeout` passes."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
-
-
-class Processes(Deployment):
-    """A deployment whose daemons and admin commands run as processes."""
-
-    procs: list[subprocess.Popen[str]]
-
-    def daemon_env(self, **extra: str) -> dict[str, str]:
-        """Daemon settings: the defaults, with quick watcher and executor wakes."""
-        env = self.env(WATCHER_POLL_INTERVAL="0.5", EXECUTOR_POLL_INTERVAL="1", LOG_LEVEL="INFO")
-        env.update(extra)
-        return env
-
-    def start(self, script: str, **extra: str) -> subprocess.Popen[str]:
-        """Start a daemon (stopped at teardown if still running)."""
-        proc = subprocess.Popen([sys.executable, script], cwd=ROOT, env=self.daemon_env(**extra),  # noqa: S603
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]:
-        """SIGTERM and wait; (exit code, stderr)."""
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=timeout)
-        return proc.returncode, err
-
-    def admin(self, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
-        """`./admin ARGS` as a process."""
-        return subprocess.run([sys.executable, "admin", *args], cwd=ROOT, env=self.daemon_env(**extra),  # noqa: S603
-                              capture_output=True, text=True, timeout=timeout)
-
-    def once(self, **extra: str) -> subprocess.CompletedProcess[str]:
-        """`executor.py --once` as a process."""
-        return subprocess.run([sys.executable, "executor.py", "--once"], cwd=ROOT,  # noqa: S603
-                              env=self.daemon_env(**extra), capture_output=True, text=True, timeout=300)
-
-    def statuses(self) -> list[tuple[CopyStatus, str | None]]:
-        return [(c.status, c.reason) for c in self.copies()]
-
-    def resting(self) -> list[dict[str, Any]]:
-        return [o for o in self.sim.orders() if o["status"] == "LIVE"]
-
-    def posts(self) -> int:
-        return sum(len(self.sim.requests(service="clob", path=p)) for p in ("/order", "/orders"))
 
 
 @pytest.fixture
-def procs(database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> Iterator[Processes]:
+def procs(database: Database, make_rig: Callable[..., Rig]) -> Rig:
     """Live mode, follower Hardhat #1 copying 10 % of TRADER_QUIET; daemons stopped at teardown."""
-    d = Processes(database, simulator_factory(quiet_scenario()), fernet_key)
-    d.procs = []
+    d = make_rig(database)
     d.add_follower(1)
     d.watch()
-    yield d
-    for p in d.procs:
-        if p.poll() is None:
-            p.kill()
-            p.communicate(timeout=30)
+    return d
 
 
-def rest_buys(d: Processes, n: int, price: str = "0.62") -> None:
+def rest_buys(d: Rig, n: int, price: str = "0.62") -> None:
     """The trader buys `n` times below the ask: each copy rests at the venue."""
     for _ in range(n):
         d.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", price)
@@ -111,7 +42,7 @@ def rest_buys(d: Processes, n: int, price: str = "0.62") -> None:
 
 # --- the kill switch ---------------------------------------------------------------------------------
 
-def test_kill_switch_cancels_resting_orders_at_the_venue_within_seconds(procs: Processes) -> None:
+def test_kill_switch_cancels_resting_orders_at_the_venue_within_seconds(procs: Rig) -> None:
     """Three live orders resting, the executor running with ORDER_MANAGE_INTERVAL at its default
     (300 s): `admin disable --all` returns once the venue confirmed every cancel."""
     ex = procs.start("executor.py")
@@ -129,7 +60,7 @@ def test_kill_switch_cancels_resting_orders_at_the_venue_within_seconds(procs: P
     assert rc == 0, err
 
 
-def test_disable_says_what_is_still_pending_when_no_executor_runs(procs: Processes) -> None:
+def test_disable_says_what_is_still_pending_when_no_executor_runs(procs: Rig) -> None:
     """No executor: `admin disable --all --wait 2` lists the order left open and exits 1."""
     rest_buys(procs, 1)
     done = procs.once()
@@ -140,7 +71,7 @@ def test_disable_says_what_is_still_pending_when_no_executor_runs(procs: Process
 
 # --- a trader's exit ---------------------------------------------------------------------------------
 
-def test_trader_exit_cancels_the_open_buy_within_one_cycle(procs: Processes) -> None:
+def test_trader_exit_cancels_the_open_buy_within_one_cycle(procs: Rig) -> None:
     """Watcher and executor running (snapshots hourly): the trader sells its whole position and the
     resting BUY copy is cancelled at the venue by the next wake, not by a snapshot."""
     procs.start("watcher.py", POSITION_SNAPSHOT_INTERVAL="3600")
@@ -154,7 +85,7 @@ def test_trader_exit_cancels_the_open_buy_within_one_cycle(procs: Processes) -> 
 
 # --- modes -------------------------------------------------------------------------------------------
 
-def test_going_live_closes_paper_copies_without_posting_them(procs: Processes) -> None:
+def test_going_live_closes_paper_copies_without_posting_them(procs: Rig) -> None:
     """A paper executor leaves a copy resting on paper; a live executor then starts: the paper
     copy is closed (mode_changed) and never posted; new copies are live."""
     rest_buys(procs, 1)
@@ -171,7 +102,7 @@ def test_going_live_closes_paper_copies_without_posting_them(procs: Processes) -
     assert rc == 0, err
 
 
-def test_going_paper_with_live_orders_is_refused_until_they_are_cancelled(procs: Processes) -> None:
+def test_going_paper_with_live_orders_is_refused_until_they_are_cancelled(procs: Rig) -> None:
     """A live order rests; a paper executor refuses to start (exit 2) and names the command;
     `admin cancel-open --live --yes` cancels it at the venue; then the paper executor starts."""
     rest_buys(procs, 1)
@@ -189,16 +120,14 @@ def test_going_paper_with_live_orders_is_refused_until_they_are_cancelled(procs:
 
 # --- marketable remainders ---------------------------------------------------------------------------
 
-def test_a_partial_market_order_remainder_is_filled_later(procs: Processes) -> None:
+def test_a_partial_market_order_remainder_is_filled_later(procs: Rig) -> None:
     """At 36 h the market order finds 3 of 10 shares: the copy waits between orders; when the book
     refills, the next scheduled pass buys the 7 left (ORDER_MANAGE_INTERVAL=1 here)."""
     ex = procs.start("executor.py", ORDER_MANAGE_INTERVAL="1")
     rest_buys(procs, 1)
     assert wait_until(lambda: len(procs.resting()) == 1)
     procs.sim.set_book(FED_YES, bids=[["0.55", "500"]], asks=[["0.65", "3"], ["0.90", "500"]])
-    with session_scope(procs.db.factory) as s:
-        for fill in s.scalars(select(TraderFill)):
-            fill.occurred_at = fill.occurred_at - timedelta(hours=37)
+    procs.age_fills(37)
     assert wait_until(lambda: procs.copies()[0].filled_size == D(3)), procs.statuses()
     assert wait_until(lambda: procs.statuses()[0][0] == CopyStatus.CANCELING)
     procs.sim.set_book(FED_YES, asks=[["0.65", "500"]])
@@ -213,7 +142,7 @@ def test_a_partial_market_order_remainder_is_filled_later(procs: Processes) -> N
 
 # --- ticks -------------------------------------------------------------------------------------------
 
-def test_a_tick_change_between_two_copies(procs: Processes) -> None:
+def test_a_tick_change_between_two_copies(procs: Rig) -> None:
     """The market's tick goes 0.01 → 0.001 between two copies: the second is priced 0.585 on the
     new grid and accepted, not snapped to the cached 0.01 grid."""
     procs.start("watcher.py")
@@ -233,7 +162,7 @@ def test_a_tick_change_between_two_copies(procs: Processes) -> None:
 
 # --- per-follower limits -----------------------------------------------------------------------------
 
-def test_follower_daily_cap_across_two_follows(procs: Processes) -> None:
+def test_follower_daily_cap_across_two_follows(procs: Rig) -> None:
     """Follower cap $8 a day over two traders: the first copy ($6.20) rests; the second, of the
     other trader, would go over the cap and is skipped naming the follower's cap."""
     wallet = HARDHAT_ADDRESSES[1]
@@ -257,12 +186,10 @@ def test_follower_daily_cap_across_two_follows(procs: Processes) -> None:
 
 @pytest.mark.postgres
 def test_three_executors_never_overspend_a_follower(pg_database: Database,
-                                                    simulator_factory: Callable[..., Simulator],
-                                                    fernet_key: str) -> None:
+                                                    make_rig: Callable[..., Rig]) -> None:
     """Three executor processes on one PostgreSQL over 300 copies: each copy claimed once, all three
     take part, and the follower holding 150 pUSD never has more than that in orders."""
-    d = Processes(pg_database, simulator_factory(quiet_scenario()), fernet_key)
-    d.procs = []
+    d = make_rig(pg_database)
     d.add_follower(1, pct="10", max_trade="50")
     d.add_follower(2, pct="10", max_trade="50")  # Hardhat #2 holds only 150 pUSD
     d.watch()
@@ -274,8 +201,7 @@ def test_three_executors_never_overspend_a_follower(pg_database: Database,
         # each POST takes 1 s, so one executor's doubling batches take several seconds: the
         # processes, started together, all find copies to claim however slowly each one starts
         d.sim.inject_fault("POST", route, "delay", count=300, delay=1.0)
-    runs = [subprocess.Popen([sys.executable, "executor.py", "--once"], cwd=ROOT, env=d.daemon_env(),  # noqa: S603
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    runs = [d.start("executor.py", "--once") for _ in range(3)]
     for p in runs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -297,7 +223,7 @@ def test_three_executors_never_overspend_a_follower(pg_database: Database,
     assert skipped and all(c.reason == "insufficient_balance" for c in skipped)
 
 
-def test_sigterm_during_a_large_open_order_backlog_exits_promptly(procs: Processes) -> None:
+def test_sigterm_during_a_large_open_order_backlog_exits_promptly(procs: Rig) -> None:
     """400 orders resting and a slow venue (1 s per trades read): SIGTERM while the scheduled pass
     works through them is honoured between chunks; the executor exits 0 well before the pass ends."""
     procs.sim.fund(address=HARDHAT_ADDRESSES[1], pusd="100000")
@@ -331,7 +257,7 @@ def _no_stray_env() -> Iterator[None]:
 
 # --- a closed market, the dead-man switch ----------------------------------------------------------
 
-def test_a_closing_market_cancels_its_resting_orders(procs: Processes) -> None:
+def test_a_closing_market_cancels_its_resting_orders(procs: Rig) -> None:
     """The market closes: the executor reads the open copies' markets again (here every second)
     and cancels the resting order (market_closed) at the next wake."""
     ex = procs.start("executor.py", MARKET_REFRESH_INTERVAL="1")
@@ -344,7 +270,7 @@ def test_a_closing_market_cancels_its_resting_orders(procs: Processes) -> None:
     assert rc == 0, err
 
 
-def test_the_dead_man_switch_cancels_orders_of_a_dead_executor(procs: Processes) -> None:
+def test_the_dead_man_switch_cancels_orders_of_a_dead_executor(procs: Rig) -> None:
     """CLOB_HEARTBEAT=on: the executor dies (kill -9) with an order resting; ten seconds without a
     heartbeat and the venue cancels it; the restarted executor records it closed."""
     ex = procs.start("executor.py", CLOB_HEARTBEAT="on")

@@ -173,8 +173,7 @@ def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: Rig) -> None:
     world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
     world.sim.inject_fault("GET", "/v2/activity", "delay", count=1, service="data", delay=4.0)
     before = len(world.sim.requests(service="data", path="/v2/activity"))
-    # the Data API alone: with the chain source healthy the poll that hangs might not be due
-    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1", FILL_SOURCES="data_api")
+    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1")
     deadline = time.monotonic() + 20
     while (time.monotonic() < deadline
            and len(world.sim.requests(service="data", path="/v2/activity")) == before):
@@ -183,7 +182,7 @@ def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: Rig) -> None:
     code, err = world.stop(proc)
     assert code == 0, err
     assert "stopped" in err
-    done = world.once("watcher.py", timeout=60, FILL_SOURCES="data_api")
+    done = world.once("watcher.py", timeout=60)
     assert done.returncode == 0, done.stderr
     assert world.count(TraderFill) == 1
     assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2

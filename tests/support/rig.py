@@ -224,13 +224,17 @@ class Rig(Programs):
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of the programs: this rig's database, key, mode and simulator (every URL
-        on loopback), quick watcher and executor wakes, INFO logs; then `extra`."""
+        on loopback), quick watcher and executor wakes, INFO logs; then `extra`.
+
+        Fills come from the Data API alone unless `extra` says FILL_SOURCES: a chain source's
+        first run starts at the head, so a fill made just before a watcher process starts would
+        wait for the slow Data API backfill (DATA_API_SLOW_INTERVAL) there."""
         self.base_env = {
             "DATABASE_URL": self.db.url, "PMCT_ENV_FILE": "/nonexistent/.env",
             "ENCRYPTION_KEY": self.fernet_key, "EXECUTION_MODE": self.settings.execution_mode,
             "POLYMARKET_DATA_API_URL": self.sim.data_url, "POLYMARKET_GAMMA_API_URL": self.sim.gamma_url,
             "POLYMARKET_CLOB_API_URL": self.sim.clob_url, "POLYGON_RPC": self.sim.rpc_url,
-            "POLYMARKET_RELAYER_URL": self.sim.relayer_url,
+            "POLYMARKET_RELAYER_URL": self.sim.relayer_url, "FILL_SOURCES": "data_api",
             "WATCHER_POLL_INTERVAL": "0.5", "EXECUTOR_POLL_INTERVAL": "1", "LOG_LEVEL": "INFO"}
         return super().env(**extra)
 
