@@ -1,17 +1,14 @@
 """Copy fidelity end to end: watcher and executor against the simulator (live mode), on SQLite and
 PostgreSQL — exits seen late, paused follows, merges, the plan's 5 % example, the BUY+SELL race,
 resolution booked in report and performance, and redemptions exactly once (EOA transactions,
-the relayer, a kill -9 between the stored intent and the receipt)."""
+the relayer, a kill -9 between the stored intent and the receipt). On the shared rig."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -19,12 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from copying.redeem import Redeemer
-from crypto import KeyRing
-from executor import CycleClock, build_context, executor_cycle
+from executor import build_context
 from infra.config import Settings
 from infra.db import session_scope, utcnow
 from models import (
-    CopyOrder,
     CopyStatus,
     Follower,
     FollowerPosition,
@@ -35,15 +30,14 @@ from models import (
     Tier,
     TraderFill,
 )
-from ops.accounts import add_follow, add_follower, set_pause
+from ops.accounts import add_follower, set_pause
 from ops.performance import performance_rows
 from ops.reports import build_report
 from ops.views import Intervals, status_data
 from polymarket_client import PolymarketClient
 from sim import Simulator
-from tests.e2e.test_watcher_e2e import quiet_scenario
 from tests.support.dbfixtures import Database
-from tests.support.paths import ROOT
+from tests.support.rig import Rig, quiet_scenario
 from tests.support.simfixtures import (
     DEPOSIT_WALLET_0,
     FED_CONDITION,
@@ -53,7 +47,7 @@ from tests.support.simfixtures import (
     SAFE_WALLET_0,
     TRADER_QUIET,
 )
-from watcher import Shard, WatcherContext, release_lease, watch_cycle
+from watcher import watch_cycle
 from wire.types import SignatureType
 
 pytestmark = pytest.mark.e2e
@@ -62,102 +56,29 @@ BUILDER = {"relayer_api_key": "builder-key-1", "relayer_secret": "AAECAwQFBgcICQ
            "relayer_passphrase": "builder-pass"}
 
 
-class Rig:
-    """The simulator, a database, followers with CLOB credentials; watcher and executor cycles."""
+def fidelity_rig(make_rig: Callable[..., Rig], db: Database, sim: Simulator | None = None,
+                 **settings: Any) -> Rig:
+    """The rig as the fidelity tests want it: WHALE followers, a snapshot every watcher cycle,
+    a 10-minute overlap window, no book reuse between executor cycles."""
+    return make_rig(db, sim, tier=Tier.WHALE, book_ttl=0.0, position_snapshot_interval=0.001,
+                    watcher_overlap_seconds=600, **settings)
 
-    def __init__(self, db: Database, sim: Simulator, fernet_key: str, **settings: Any) -> None:
-        self.db, self.sim, self.fernet_key = db, sim, fernet_key
-        base = dict(database_url=db.url, data_api_url=sim.data_url, gamma_api_url=sim.gamma_url,
-                    clob_api_url=sim.clob_url, polygon_rpc=sim.rpc_url, relayer_url=sim.relayer_url,
-                    encryption_key=fernet_key, execution_mode="live", max_copy_delay=120,
-                    position_snapshot_interval=0.001, watcher_overlap_seconds=600)
-        base.update(settings)
-        self.settings = Settings(**base)  # type: ignore[arg-type]
-        self.ring = KeyRing(fernet_key)
-        self.offset = timedelta(0)  # how far the watcher's clock is ahead (an outage)
-        self.funders: dict[int, str] = {}
 
-    def add_follower(self, index: int, sig: SignatureType = SignatureType.EOA, *, pct: str = "10",
-                     funder: str | None = None, trader: str = TRADER_QUIET) -> str:
-        async def derive() -> Any:
-            client = PolymarketClient.from_settings(self.settings, http2=False)
-            try:
-                return await client.create_or_derive_api_key(HARDHAT_KEYS[index])
-            finally:
-                await client.aclose()
-
-        creds = asyncio.run(derive())
-        with session_scope(self.db.factory) as s:
-            f = add_follower(s, self.ring, name=f"F{index}", email=f"f{index}@x.io",
-                             private_key=HARDHAT_KEYS[index], signature_type=sig, funder=funder,
-                             tier=Tier.WHALE)
-            f.encrypted_api_creds, f.api_key_id = self.ring.encrypt_api_creds(creds), creds.api_key
-            add_follow(s, follower_wallet=f.funder_address, trader_wallet=trader,
-                       copy_pct=D(pct), max_usd_per_trade=D(50), now=datetime.now(UTC))
-            self.funders[index] = f.funder_address
-            return f.funder_address
-
-    def _run(self, step: Callable[[PolymarketClient], Any]) -> Any:
-        async def go() -> Any:
-            client = PolymarketClient.from_settings(self.settings, http2=False)
-            try:
-                return await step(client)
-            finally:
-                await client.aclose()
-        return asyncio.run(go())
-
-    def watch(self) -> dict[str, int]:
-        async def step(client: PolymarketClient) -> dict[str, int]:
-            ctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=client,
-                                 owner="fid-w", clock=lambda: utcnow() + self.offset)
-            try:
-                return (await watch_cycle(ctx, asyncio.Event())).counts
-            finally:
-                release_lease(self.db.factory, Shard(), "fid-w")
-        return self._run(step)
-
-    def execute(self) -> dict[str, int]:
-        async def step(client: PolymarketClient) -> dict[str, int]:
-            ctx = build_context(self.settings, self.db.factory, client)
-            ctx.book_ttl = 0.0
-            return (await executor_cycle(ctx, asyncio.Event(), CycleClock(0), force_manage=True)).counts
-        return self._run(step)
-
-    def copies(self, side: str | None = None) -> list[CopyOrder]:
-        with self.db.session() as s:
-            q = select(CopyOrder).order_by(CopyOrder.id)
-            if side:
-                q = q.where(CopyOrder.side == side)
-            return list(s.scalars(q))
-
-    def held(self, index: int, token: str) -> D:
-        return D(self.sim.balances(self.funders[index])["tokens"].get(token, "0"))
-
-    def pusd(self, index: int) -> D:
-        return D(self.sim.balances(self.funders[index])["pusd"])
-
-    def position(self, token: str) -> FollowerPosition:
-        with self.db.session() as s:
-            pos = s.scalar(select(FollowerPosition).where(FollowerPosition.token_id == token))
-            assert pos is not None
-            return pos
-
-    def leader_buys_and_follower_gets(self, index: int, shares: str, market: str = "fed",
-                                      outcome: str = "Yes", price: str = "0.65",
-                                      size: str = "100") -> str:
-        """The leader buys; the follower's copy fills; returns the token."""
-        token = self.sim.token_id(market, outcome)
-        self.sim.add_trader_fill(TRADER_QUIET, market, outcome, "BUY", size, price)
-        self.watch()
-        self.execute()
-        assert self.held(index, token) == D(shares), (self.copies(), self.sim.rejections())
-        return token
+def leader_buys_and_follower_gets(r: Rig, index: int, shares: str, market: str = "fed",
+                                  outcome: str = "Yes", price: str = "0.65", size: str = "100") -> str:
+    """The leader buys; the follower's copy fills; returns the token."""
+    token = r.sim.token_id(market, outcome)
+    r.sim.add_trader_fill(TRADER_QUIET, market, outcome, "BUY", size, price)
+    r.watch()
+    r.execute()
+    assert r.held(index, token) == D(shares), (r.copies(), r.sim.rejections())
+    return token
 
 
 @pytest.fixture
-def rig(database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> Rig:
+def rig(database: Database, make_rig: Callable[..., Rig]) -> Rig:
     """Follower Hardhat #1 (EOA) copying 10 % of TRADER_QUIET; the cursor seeded."""
-    r = Rig(database, simulator_factory(quiet_scenario()), fernet_key)
+    r = fidelity_rig(make_rig, database)
     r.add_follower(1)
     r.watch()
     return r
@@ -167,7 +88,7 @@ def test_an_exit_during_a_watcher_outage_is_mirrored_when_it_returns(rig: Rig) -
     """The leader buys (copied), then during a 5-minute watcher outage (MAX_COPY_DELAY 120 s) he
     buys more and sells everything: on return the late BUY is skipped as stale, the late SELL is
     mirrored: the follower sells its 10 shares, once."""
-    token = rig.leader_buys_and_follower_gets(1, "10", "lakers", "Lakers", "0.42")
+    token = leader_buys_and_follower_gets(rig, 1, "10", "lakers", "Lakers", "0.42")
     rig.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "BUY", "50", "0.42")
     rig.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "SELL", "150", "0.41")
     rig.sim.set_clock(advance=300)
@@ -188,7 +109,7 @@ def test_an_exit_during_a_watcher_outage_is_mirrored_when_it_returns(rig: Rig) -
 
 def test_a_paused_follow_mirrors_an_exit(rig: Rig) -> None:
     """`admin pause`: no new entries, but the leader's SELL of half is mirrored (5 of 10)."""
-    token = rig.leader_buys_and_follower_gets(1, "10", "lakers", "Lakers", "0.42")
+    token = leader_buys_and_follower_gets(rig, 1, "10", "lakers", "Lakers", "0.42")
     with session_scope(rig.db.factory) as s:
         set_pause(s, rig.funders[1], TRADER_QUIET, True)
     rig.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "BUY", "100", "0.42")
@@ -205,8 +126,8 @@ def test_a_paused_follow_mirrors_an_exit(rig: Rig) -> None:
 def test_a_leader_merge_exits_the_merged_amount(rig: Rig) -> None:
     """The leader holds 1000 Yes and 100 No and merges 50 pairs: the follower (10 %) sells 5 of
     its 100 Yes and 5 of its 10 No."""
-    yes = rig.leader_buys_and_follower_gets(1, "100", "btc", "Yes", "0.065", size="1000")
-    no = rig.leader_buys_and_follower_gets(1, "10", "btc", "No", "0.937")
+    yes = leader_buys_and_follower_gets(rig, 1, "100", "btc", "Yes", "0.065", size="1000")
+    no = leader_buys_and_follower_gets(rig, 1, "10", "btc", "No", "0.937")
     rig.watch()  # a snapshot with both positions
     rig.sim.add_activity(TRADER_QUIET, "MERGE", "btc", "50")
     counts = rig.watch()
@@ -222,12 +143,12 @@ def test_a_leader_merge_exits_the_merged_amount(rig: Rig) -> None:
 
 
 def test_plan_example_five_percent_sells_four_and_keeps_one(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
+        database: Database, make_rig: Callable[..., Rig]) -> None:
     """5 % of a leader holding 100 who sells 80: one 4-share sale (marketable), 1 share kept."""
-    r = Rig(database, simulator_factory(quiet_scenario()), fernet_key)
+    r = fidelity_rig(make_rig, database)
     r.add_follower(1, pct="5")
     r.watch()
-    token = r.leader_buys_and_follower_gets(1, "5", "lakers", "Lakers", "0.42")
+    token = leader_buys_and_follower_gets(r, 1, "5", "lakers", "Lakers", "0.42")
     r.watch()  # the leader's 100 in a snapshot
     r.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "SELL", "80", "0.41")
     r.watch()
@@ -259,7 +180,7 @@ def test_resolution_is_booked_and_redeemed_once(rig: Rig) -> None:
     """Fed resolves Yes: the position closes at 1 (realized +3.50 on a 6.50 cost), report and
     performance count it as a won close, and the EOA follower's shares are redeemed through the
     collateral adapter once: +10 pUSD, no shares left, a second pass sends nothing."""
-    rig.leader_buys_and_follower_gets(1, "10")
+    leader_buys_and_follower_gets(rig, 1, "10")
     before = rig.pusd(1)
     rig.sim.resolve_market("fed", winner="Yes")
     counts = rig.execute()
@@ -288,21 +209,21 @@ def test_resolution_is_booked_and_redeemed_once(rig: Rig) -> None:
 
 
 def _relayer_rig(database: Database, simulator_factory: Callable[..., Simulator],
-                 fernet_key: str) -> Rig:
+                 make_rig: Callable[..., Rig]) -> Rig:
     sim = simulator_factory(quiet_scenario())
     sim.configure(**BUILDER)
-    return Rig(database, sim, fernet_key, builder_api_key=BUILDER["relayer_api_key"],
-               builder_secret=BUILDER["relayer_secret"], builder_passphrase=BUILDER["relayer_passphrase"])
+    return fidelity_rig(make_rig, database, sim, builder_api_key=BUILDER["relayer_api_key"],
+                        builder_secret=BUILDER["relayer_secret"], builder_passphrase=BUILDER["relayer_passphrase"])
 
 
 def test_the_relayer_redeems_a_deposit_wallet_follower(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
+        database: Database, simulator_factory: Callable[..., Simulator], make_rig: Callable[..., Rig]) -> None:
     """With Builder API credentials a deposit-wallet follower's winning shares are redeemed
     through the relayer (a signed WALLET batch the simulator verifies), once."""
-    r = _relayer_rig(database, simulator_factory, fernet_key)
+    r = _relayer_rig(database, simulator_factory, make_rig)
     r.add_follower(0, SignatureType.POLY_1271, funder=DEPOSIT_WALLET_0)
     r.watch()
-    r.leader_buys_and_follower_gets(0, "10")
+    leader_buys_and_follower_gets(r, 0, "10")
     before = r.pusd(0)
     r.sim.resolve_market("fed", winner="Yes")
     counts = r.execute()
@@ -321,12 +242,12 @@ PROXY_WALLET_0 = "0x365f0CA36Ae1f641E02fE3B7743673da42A13A70"
     (SignatureType.POLY_PROXY, PROXY_WALLET_0, "PROXY"),
 ])
 def test_the_relayer_redeems_safe_and_proxy_followers(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str,
+        database: Database, simulator_factory: Callable[..., Simulator], make_rig: Callable[..., Rig],
         sig: SignatureType, wallet: str, kind: str) -> None:
     """A Safe or proxy follower (its shares and redemption intent seeded directly) is redeemed
     through the relayer: a SafeTx (eth_sign, v + 4) or a proxy-factory call over the "rlx:" hash,
     signed by the owner and verified by the simulator; the wallet gets the pUSD, once."""
-    r = _relayer_rig(database, simulator_factory, fernet_key)
+    r = _relayer_rig(database, simulator_factory, make_rig)
     r.sim.fund(wallet, pusd="0", tokens={FED_YES: "7"})
     r.sim.resolve_market("fed", winner="Yes")
     with session_scope(r.db.factory) as s:
@@ -346,18 +267,10 @@ def test_the_relayer_redeems_safe_and_proxy_followers(
             await redeemer.aclose()
         return {**first, **{f"again_{k}": v for k, v in second.items()}}
 
-    counts = r._run(go)
+    counts = r.run(go)
     assert counts == {"CONFIRMED": 1}, counts  # the second pass had nothing open
     assert r.pusd(0) == D(7) and r.held(0, FED_YES) == 0
     assert [(t["type"], t["state"]) for t in r.sim.relayer_transactions()] == [(kind, "STATE_CONFIRMED")]
-
-
-def _env(r: Rig, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": r.db.url, "PMCT_ENV_FILE": "/nonexistent/.env",
-            "ENCRYPTION_KEY": r.fernet_key, "EXECUTION_MODE": "live",
-            "POLYMARKET_DATA_API_URL": r.sim.data_url, "POLYMARKET_GAMMA_API_URL": r.sim.gamma_url,
-            "POLYMARKET_CLOB_API_URL": r.sim.clob_url, "POLYGON_RPC": r.sim.rpc_url,
-            "POLYMARKET_RELAYER_URL": r.sim.relayer_url, **extra}
 
 
 @pytest.mark.parametrize("point", ["redeem_signed", "redeem_sent"])
@@ -365,20 +278,17 @@ def test_auto_redeem_exactly_once_through_a_kill_9(rig: Rig, point: str) -> None
     """`python executor.py --once` killed (exit 137, as by kill -9) right after the signed redeem
     transaction is stored, or right after it was sent: the restarted executor reconciles it by
     hash (re-sending the same bytes if needed) and the follower is paid exactly once."""
-    rig.leader_buys_and_follower_gets(1, "10")
+    leader_buys_and_follower_gets(rig, 1, "10")
     rig.sim.resolve_market("fed", winner="Yes")
     before = rig.pusd(1)
-    crashed = subprocess.run([sys.executable, str(ROOT / "executor.py"), "--once"], cwd=ROOT,
-                             env=_env(rig, PMCT_CRASH_AT=point), capture_output=True, text=True,
-                             timeout=120)
+    crashed = rig.once(timeout=120, PMCT_CRASH_AT=point)
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     with rig.db.session() as s:
         red = s.scalar(select(Redemption))
         assert red is not None and red.status == RedemptionStatus.SIGNED and red.tx_hash
     sent = rig.sim.chain_transactions()
     assert len(sent) == (1 if point == "redeem_sent" else 0)
-    done = subprocess.run([sys.executable, str(ROOT / "executor.py"), "--once"], cwd=ROOT,
-                          env=_env(rig), capture_output=True, text=True, timeout=120)
+    done = rig.once(timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     with rig.db.session() as s:
         red = s.scalar(select(Redemption))
@@ -388,13 +298,13 @@ def test_auto_redeem_exactly_once_through_a_kill_9(rig: Rig, point: str) -> None
 
 
 def test_without_relayer_credentials_a_wallet_follower_redeems_by_hand(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
+        database: Database, make_rig: Callable[..., Rig]) -> None:
     """No relayer credentials: a deposit-wallet follower's redemption is MANUAL and `admin
     status` lists it with the amount, as "redeem by hand"."""
-    r = Rig(database, simulator_factory(quiet_scenario()), fernet_key)
+    r = fidelity_rig(make_rig, database)
     r.add_follower(0, SignatureType.POLY_1271, funder=DEPOSIT_WALLET_0)
     r.watch()
-    r.leader_buys_and_follower_gets(0, "10")
+    leader_buys_and_follower_gets(r, 0, "10")
     r.sim.resolve_market("fed", winner="Yes")
     r.execute()
     with r.db.session() as s:
@@ -433,9 +343,8 @@ def test_snapshots_never_delay_fill_detection_and_old_ones_are_pruned(rig: Rig) 
     async def go() -> tuple[dict[str, int], dict[str, int], bool, dict[str, int]]:
         client = cast(GatedClient, GatedClient.from_settings(client_settings, http2=False))
         client.gate = asyncio.Event()
-        ctx = WatcherContext(settings=client_settings, factory=rig.db.factory, client=client,
-                             owner="bg", background_snapshots=True)
-        try:
+        async with rig.watcher("bg", client=client, settings=client_settings,
+                               background_snapshots=True) as ctx:
             first = (await watch_cycle(ctx, asyncio.Event())).counts
             rig.sim.add_trader_fill(TRADER_QUIET, "lakers", "Lakers", "BUY", "100", "0.42")
             second = (await watch_cycle(ctx, asyncio.Event())).counts
@@ -445,9 +354,6 @@ def test_snapshots_never_delay_fill_detection_and_old_ones_are_pruned(rig: Rig) 
             await ctx.snapshot_task
             third = (await watch_cycle(ctx, asyncio.Event())).counts
             return first, second, pending, third
-        finally:
-            release_lease(rig.db.factory, Shard(), "bg")
-            await client.aclose()
 
     client_settings = replace(rig.settings, retention_snapshot_days=1e-9)
     first, second, pending, third = asyncio.run(go())

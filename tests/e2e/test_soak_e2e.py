@@ -5,7 +5,7 @@ Copy fidelity rides along: leader exits during watcher outages (seen late), merg
 resolving (settled and redeemed through the simulator's chain and relayer); after every quiet
 period each follower's holding must follow the leader's (`check_holdings_follow_the_leader`).
 
-Time passes by moving every timestamp PMCT stored into the past (`Soak.age`), so copies walk the
+Time passes by moving every timestamp PMCT stored into the past (`Rig.age_everything`), so copies walk the
 smart-pricing schedule (reprice → confirmed cancel → new order, market conversion, give-up) while
 the simulator keeps its own clock. The random walk is stepped by hand (rate 0): fixed seed, fixed
 sequence of trader fills and book moves.
@@ -14,11 +14,9 @@ sequence of trader fills and book moves.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,12 +26,8 @@ from sqlalchemy import select
 
 from copying.leader import is_exit
 from copying.states import OPEN_AT_VENUE, TERMINAL, UNRESOLVED
-from crypto import KeyRing
-from executor import CycleClock, build_context, executor_cycle
-from infra.config import Settings
-from infra.db import UTCDateTime, session_scope
+from executor import CycleClock, executor_cycle
 from models import (
-    Base,
     CopyOrder,
     CopyOrderEvent,
     CopyStatus,
@@ -49,13 +43,12 @@ from models import (
     Trader,
     TraderFill,
 )
-from ops.accounts import add_follow, add_follower
-from polymarket_client import PolymarketClient
 from sim import RandomWalkConfig, Simulator
 from sim import engine as sim_engine
 from tests.support.dbfixtures import Database
-from tests.support.simfixtures import DEMO_SCENARIO, DEPOSIT_WALLET_0, FED_YES, HARDHAT_KEYS, TRADER_QUIET
-from watcher import Shard, WatcherContext, release_lease, watch_cycle, watcher_client
+from tests.support.rig import Rig, quiet_scenario
+from tests.support.simfixtures import DEPOSIT_WALLET_0, FED_YES, TRADER_QUIET
+from watcher import WatcherContext, watch_cycle
 from wire.types import SignatureType
 
 pytestmark = pytest.mark.e2e
@@ -102,94 +95,37 @@ BUILDER = {"relayer_api_key": "soak-builder", "relayer_secret": "AAECAwQFBgcICQo
            "relayer_passphrase": "soak-pass"}
 
 
-def quiet_scenario() -> dict[str, Any]:
-    """The demo markets, traders and funded Hardhat accounts; no fills after load (as in
-    tests/test_watcher_e2e.py, restated here so that this file type-checks on its own)."""
-    data = json.loads(DEMO_SCENARIO.read_text())
-    data["fills"] = [f for f in data["fills"] if f["at"] < 0]
-    data["activities"], data["combos"] = [], []
-    return data
+class Soak(Rig):
+    """The rig over a random-walk simulator: three followers with live CLOB credentials, one
+    watcher and one executor context kept for the whole run (like the daemons)."""
 
-
-def age_database(db: Database, hours: float) -> None:
-    """Time passes for PMCT: every timestamp it stored moves `hours` into the past."""
-    if hours <= 0:
-        return
-    delta = timedelta(hours=hours)
-    with session_scope(db.factory) as s:
-        for mapper in Base.registry.mappers:
-            cols = [c.key for c in mapper.columns if isinstance(c.type, UTCDateTime)]
-            if not cols:
-                continue
-            for obj in s.scalars(select(mapper.class_)):
-                for col in cols:
-                    value = getattr(obj, col)
-                    if value is not None:
-                        setattr(obj, col, value - delta)
-
-
-@dataclass
-class Soak:
-    """A simulator with a random walk, three followers with live CLOB credentials, one watcher
-    and one executor context kept for the whole run (like the daemons)."""
-
-    db: Database
-    sim: Simulator
-    fernet_key: str
-    rng: random.Random
-    sleeps: list[float] = field(default_factory=list)
-    follower_ids: dict[int, int] = field(default_factory=dict)  # Hardhat index → follower id
-    funders: dict[int, str] = field(default_factory=dict)  # Hardhat index → funder address
-    traders: list[str] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)  # seen by the checks between cycles
-    fidelity: list[str] = field(default_factory=list)  # holdings off the leader's, per quiet check
-    quiet_checks: int = 0
-    late_exits: int = 0
-    watch_offset: timedelta = timedelta(0)
-    merges: int = 0
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __post_init__(self) -> None:
-        self.sim.configure(**BUILDER)
-        self.settings = Settings(
-            database_url=self.db.url, data_api_url=self.sim.data_url, gamma_api_url=self.sim.gamma_url,
-            clob_api_url=self.sim.clob_url, encryption_key=self.fernet_key, execution_mode="live",
-            max_copy_delay=MAX_COPY_DELAY, watcher_overlap_seconds=600, position_snapshot_interval=0.001,
-            polygon_rpc=self.sim.rpc_url, relayer_url=self.sim.relayer_url,
-            builder_api_key=BUILDER["relayer_api_key"], builder_secret=BUILDER["relayer_secret"],
-            builder_passphrase=BUILDER["relayer_passphrase"])
+    def __init__(self, db: Database, sim: Simulator, fernet_key: str, *, rng: random.Random,
+                 **options: Any) -> None:
+        sim.configure(**BUILDER)
+        super().__init__(db, sim, fernet_key, tier=Tier.WHALE, book_ttl=0.0,  # books move between cycles
+                         max_copy_delay=MAX_COPY_DELAY, watcher_overlap_seconds=600,
+                         position_snapshot_interval=0.001, builder_api_key=BUILDER["relayer_api_key"],
+                         builder_secret=BUILDER["relayer_secret"],
+                         builder_passphrase=BUILDER["relayer_passphrase"], **options)
+        self.rng = rng
         walk = self.sim.random_walk
         assert walk is not None
         self.walk = walk
-        self.traders = list(walk.traders)
-
-    async def fast_sleep(self, seconds: float) -> None:
-        """Backoffs and Retry-After waits are recorded, not slept (rate-limit waits stay short)."""
-        self.sleeps.append(seconds)
-        await asyncio.sleep(min(seconds, 0.01))
+        self.traders: list[str] = list(walk.traders)
+        self.violations: list[str] = []  # seen by the checks between cycles
+        self.fidelity: list[str] = []  # holdings off the leader's, per quiet check
+        self.quiet_checks = self.late_exits = self.merges = 0
+        self.started = datetime.now(UTC)
 
     # ---- setup ---------------------------------------------------------------------------------
-    async def setup(self, client: PolymarketClient) -> None:
+    def setup(self) -> None:
         """Followers #0 (deposit wallet, type 3), #1 and #2 (EOA); their follows of the walkers."""
-        ring = KeyRing(self.fernet_key)
-        kinds = {0: (SignatureType.POLY_1271, DEPOSIT_WALLET_0), 1: (SignatureType.EOA, None),
-                 2: (SignatureType.EOA, None)}
-        for index, (sig_type, funder) in kinds.items():
-            creds = await client.create_or_derive_api_key(HARDHAT_KEYS[index])
-            with session_scope(self.db.factory) as s:
-                f = add_follower(s, ring, name=f"F{index}", email=f"f{index}@x.io",
-                                 private_key=HARDHAT_KEYS[index], signature_type=sig_type,
-                                 funder=funder, tier=Tier.WHALE)
-                f.encrypted_api_creds = ring.encrypt_api_creds(creds)
-                f.api_key_id = creds.api_key
-                s.flush()
-                self.follower_ids[index], self.funders[index] = f.id, f.funder_address
-        with session_scope(self.db.factory) as s:
-            for fi, ti, pct, cap, status in FOLLOWS:
-                start = self.started if (fi, ti) == LATE_FOLLOW else self.started - timedelta(hours=1)
-                fo = add_follow(s, follower_wallet=self.funders[fi], trader_wallet=self.traders[ti],
-                                copy_pct=D(pct), max_usd_per_trade=D(cap), now=start)
-                fo.status = status
+        self.add_follower(0, SignatureType.POLY_1271, funder=DEPOSIT_WALLET_0, trader=None)
+        self.add_follower(1, trader=None)
+        self.add_follower(2, trader=None)
+        for fi, ti, pct, cap, status in FOLLOWS:
+            start = self.started if (fi, ti) == LATE_FOLLOW else self.started - timedelta(hours=1)
+            self.follow(fi, self.traders[ti], pct=pct, max_trade=cap, started=start, status=status)
 
     # ---- the world moves -------------------------------------------------------------------------
     def walk_steps(self, n: int) -> None:
@@ -246,7 +182,7 @@ class Soak:
         """The watcher comes back 5 minutes later: the simulated time and the watcher's clock both
         move on (the watcher's clock only ever moves forward: it orders rows against snapshots)."""
         self.sim.set_clock(advance=300)
-        self.watch_offset += timedelta(seconds=300)
+        self.offset += timedelta(seconds=300)
 
     def merge_somewhere(self) -> None:
         """A leader holding both outcomes of a market merges half of the smaller side."""
@@ -276,10 +212,6 @@ class Soak:
         for method, path, service, kind, count, status, retry_after in self.rng.sample(FAULTS, 2):
             self.sim.inject_fault(method, path, kind, count=count, service=service, status=status,
                                   retry_after=retry_after)
-
-    def age(self, hours: float) -> None:
-        """Time passes for PMCT (see `age_database`)."""
-        age_database(self.db, hours)
 
     # ---- checks between cycles -------------------------------------------------------------------
     def hashes_by_copy(self) -> dict[str, int]:
@@ -398,20 +330,14 @@ class Soak:
                                          f"{leader[token]}")
 
     # ---- the daemons, one cycle each ------------------------------------------------------------
-    async def run(self, rounds: int) -> None:
-        setup_client = PolymarketClient.from_settings(self.settings, http2=False)
-        try:
-            await self.setup(setup_client)
-        finally:
-            await setup_client.aclose()
-        wclient = watcher_client(self.settings, sleep=self.fast_sleep)
-        eclient = PolymarketClient.from_settings(self.settings, http2=False, sleep=self.fast_sleep)
-        wctx = WatcherContext(settings=self.settings, factory=self.db.factory, client=wclient, owner="soak-w",
-                              clock=lambda: datetime.now(UTC) + self.watch_offset)
-        ectx = build_context(self.settings, self.db.factory, eclient)
-        ectx.book_ttl = 0.0  # books move between cycles
-        ectx.clock = lambda: datetime.now(UTC) + self.watch_offset  # the simulator's time
+    async def run_rounds(self, rounds: int) -> None:
+        """The soak: `rounds` rounds of world moves, faults and watcher + executor cycles, then a
+        quiet phase past give-up and a resolution."""
+        async with self.watcher("soak-w") as wctx, self.executor() as ectx:
+            ectx.clock = self.clock  # the simulator's time
+            await self._rounds(wctx, ectx, rounds)
 
+    async def _rounds(self, wctx: WatcherContext, ectx: Any, rounds: int) -> None:
         async def watch() -> None:
             await watch_cycle(wctx, asyncio.Event())
 
@@ -421,56 +347,51 @@ class Soak:
         async def quiet(hours: tuple[float, ...]) -> None:
             self.sim.clear_faults()
             for h in hours:
-                self.age(h)
+                self.age_everything(h)
                 await watch()
                 await execute()
                 self.check_venue(f"quiet +{h} h")
 
-        try:
-            await watch()  # seeds the cursors
-            t0, t1, t2 = self.traders
-            # a fill a few seconds before the late follow started: before_follow for it only
-            self.sim.add_trader_fill(t0, "rw-0", "Yes", "BUY", "40", self.best(0, "BUY"),
-                                     at=self.started.timestamp() - 5)
-            for r in range(rounds):
-                self.walk_steps(self.rng.randint(1, 3))
-                if self.rng.random() < 0.5:
-                    self.market_noise()
-                if r >= 2 and self.rng.random() < 0.6:
-                    self.inject_some_faults()
-                if r == 5:  # a combo (never copyable) and a fill seen 5 minutes late (stale)
-                    self.sim.add_combo_fill(t2, "BUY", "20", "0.4")
-                    self.sim.add_trader_fill(t1, "rw-1", "Yes", "BUY", "30", self.best(2, "BUY"),
-                                             at=self.sim.now() - 300)
-                if r in MERGE_ROUNDS:
-                    self.merge_somewhere()
-                if r in OUTAGE_ROUNDS:  # the watcher is down this round; its fills are seen late
-                    self.late_fills()
-                    await execute()
-                    continue
-                if r - 1 in OUTAGE_ROUNDS:
-                    self.end_outage()
-                await watch()
-                self.check_venue(f"round {r} after watch")
+        await watch()  # seeds the cursors
+        t0, t1, t2 = self.traders
+        # a fill a few seconds before the late follow started: before_follow for it only
+        self.sim.add_trader_fill(t0, "rw-0", "Yes", "BUY", "40", self.best(0, "BUY"),
+                                 at=self.started.timestamp() - 5)
+        for r in range(rounds):
+            self.walk_steps(self.rng.randint(1, 3))
+            if self.rng.random() < 0.5:
+                self.market_noise()
+            if r >= 2 and self.rng.random() < 0.6:
+                self.inject_some_faults()
+            if r == 5:  # a combo (never copyable) and a fill seen 5 minutes late (stale)
+                self.sim.add_combo_fill(t2, "BUY", "20", "0.4")
+                self.sim.add_trader_fill(t1, "rw-1", "Yes", "BUY", "30", self.best(2, "BUY"),
+                                         at=self.sim.now() - 300)
+            if r in MERGE_ROUNDS:
+                self.merge_somewhere()
+            if r in OUTAGE_ROUNDS:  # the watcher is down this round; its fills are seen late
+                self.late_fills()
                 await execute()
-                self.check_venue(f"round {r} after execute")
-                if r >= 3:
-                    self.age(self.rng.choice((0.0, 0.0, 0.5, 2.0, 4.0, 7.0)))
-                if r in QUIET_CHECK_AFTER:  # a quiet period: then holdings must follow the leaders'
-                    await quiet((0.0, 0.0, 0.0))
-                    self.check_holdings_follow_the_leader(f"after round {r}")
-            # quiet phase: no faults, no new fills; time runs past give-up (72 h)
-            await quiet((0.0, 13.0, 13.0, 13.0, 40.0, 0.0))
+                continue
+            if r - 1 in OUTAGE_ROUNDS:
+                self.end_outage()
+            await watch()
+            self.check_venue(f"round {r} after watch")
             await execute()
-            self.check_holdings_follow_the_leader("end")
-            # a market resolves: settled at the payout and redeemed (EOA transactions, relayer)
-            self.sim.resolve_market(RESOLVED_MARKET, winner=self.rng.choice(("Yes", "No")))
-            await quiet((0.0, 0.0))
-            await execute()
-        finally:
-            release_lease(self.db.factory, Shard(), "soak-w")
-            await wclient.aclose()
-            await eclient.aclose()
+            self.check_venue(f"round {r} after execute")
+            if r >= 3:
+                self.age_everything(self.rng.choice((0.0, 0.0, 0.5, 2.0, 4.0, 7.0)))
+            if r in QUIET_CHECK_AFTER:  # a quiet period: then holdings must follow the leaders'
+                await quiet((0.0, 0.0, 0.0))
+                self.check_holdings_follow_the_leader(f"after round {r}")
+        # quiet phase: no faults, no new fills; time runs past give-up (72 h)
+        await quiet((0.0, 13.0, 13.0, 13.0, 40.0, 0.0))
+        await execute()
+        self.check_holdings_follow_the_leader("end")
+        # a market resolves: settled at the payout and redeemed (EOA transactions, relayer)
+        self.sim.resolve_market(RESOLVED_MARKET, winner=self.rng.choice(("Yes", "No")))
+        await quiet((0.0, 0.0))
+        await execute()
 
     def best(self, token_index: int, side: str) -> str:
         """The walk's best ask (BUY) or bid (SELL) on one of its tokens, as a trader price."""
@@ -479,11 +400,14 @@ class Soak:
         return str(levels[-1]["price"]) if levels else "0.5"
 
 
-def run_soak(db: Database, make: Callable[..., Simulator], fernet_key: str, seed: int) -> Soak:
+def run_soak(db: Database, make: Callable[..., Simulator], make_rig: Callable[..., Rig], seed: int) -> Soak:
+    """The soak with this seed, run to its end."""
     sim = make(quiet_scenario(), random_walk=RandomWalkConfig(traders=3, markets=3, rate=0,
                                                               book_move_probability=0.4, seed=seed))
-    soak = Soak(db, sim, fernet_key, random.Random(seed))
-    asyncio.run(soak.run(ROUNDS))
+    soak = make_rig(db, sim, cls=Soak, rng=random.Random(seed))
+    assert isinstance(soak, Soak)
+    soak.setup()
+    asyncio.run(soak.run_rounds(ROUNDS))
     return soak
 
 
@@ -639,9 +563,9 @@ def check_nothing_stuck(soak: Soak) -> Counter[CopyStatus]:
 
 
 def test_soak_watcher_and_executor_keep_the_money_invariants(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
+        database: Database, simulator_factory: Callable[..., Simulator], make_rig: Callable[..., Rig]) -> None:
     """A random walk with faults, watcher and executor alternating: every money invariant holds."""
-    soak = run_soak(database, simulator_factory, fernet_key, SEED)
+    soak = run_soak(database, simulator_factory, make_rig, SEED)
     reasons = check_one_copy_per_eligible_fill(soak)
     check_never_double_traded(soak)
     check_positions_match_the_venue(soak)
@@ -686,62 +610,13 @@ def check_resolution_settled_and_redeemed(soak: Soak) -> None:
     assert settled or not paid
 
 
-class Rig:
-    """The smallest live deployment: follower Hardhat #1 copying 10 % (max $50) of TRADER_QUIET."""
-
-    def __init__(self, db: Database, sim: Simulator, fernet_key: str) -> None:
-        self.db, self.sim = db, sim
-        self.settings = Settings(database_url=db.url, data_api_url=sim.data_url, gamma_api_url=sim.gamma_url,
-                                 clob_api_url=sim.clob_url, encryption_key=fernet_key, execution_mode="live",
-                                 max_copy_delay=MAX_COPY_DELAY)
-        ring = KeyRing(fernet_key)
-
-        async def creds(client: PolymarketClient) -> Any:
-            return await client.create_or_derive_api_key(HARDHAT_KEYS[1])
-
-        api = self.run(creds)
-        with session_scope(db.factory) as s:
-            f = add_follower(s, ring, name="F1", email="f1@x.io", private_key=HARDHAT_KEYS[1],
-                             signature_type=SignatureType.EOA, funder=None, tier=Tier.PRO)
-            f.encrypted_api_creds, f.api_key_id = ring.encrypt_api_creds(api), api.api_key
-            add_follow(s, follower_wallet=f.funder_address, trader_wallet=TRADER_QUIET,
-                       copy_pct=D(10), max_usd_per_trade=D(50), now=datetime.now(UTC))
-
-    def run(self, step: Callable[[PolymarketClient], Any]) -> Any:
-        async def go() -> Any:
-            client = PolymarketClient.from_settings(self.settings, http2=False)
-            try:
-                return await step(client)
-            finally:
-                await client.aclose()
-        return asyncio.run(go())
-
-    def watch(self) -> None:
-        async def step(client: PolymarketClient) -> None:
-            try:
-                await watch_cycle(WatcherContext(settings=self.settings, factory=self.db.factory,
-                                                 client=client, owner="rig"), asyncio.Event())
-            finally:
-                release_lease(self.db.factory, Shard(), "rig")
-        self.run(step)
-
-    def execute(self) -> None:
-        async def step(client: PolymarketClient) -> None:
-            ctx = build_context(self.settings, self.db.factory, client)
-            ctx.book_ttl = 0.0
-            await executor_cycle(ctx, asyncio.Event(), CycleClock(0), force_manage=True)
-        self.run(step)
-
-    def copy(self) -> CopyOrder:
-        with self.db.session() as s:
-            co = s.scalars(select(CopyOrder)).one()
-            return co
-
-
 @pytest.fixture
-def rig(database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> Rig:
-    r = Rig(database, simulator_factory(quiet_scenario()), fernet_key)
-    r.watch()  # seeds the cursor
+def rig(database: Database, make_rig: Callable[..., Rig]) -> Rig:
+    """The smallest live deployment: follower Hardhat #1 copying 10 % (max $50) of TRADER_QUIET;
+    no book reuse between executor cycles; the cursor seeded."""
+    r = make_rig(database, book_ttl=0.0)
+    r.add_follower(1)
+    r.watch()
     return r
 
 
@@ -753,11 +628,11 @@ def test_market_conversion_never_buys_more_shares_than_sized(rig: Rig) -> None:
     rig.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", "0.62")
     rig.watch()
     rig.execute()  # rests: BUY 10 @ 0.62 (book 0.64 / 0.65)
-    assert rig.copy().status == CopyStatus.LIVE
+    assert [c.status for c in rig.copies()] == [CopyStatus.LIVE]
     rig.sim.set_book(FED_YES, bids=[["0.60", "500"]], asks=[["0.63", "500"]])  # better than the limit
-    age_database(rig.db, 37)
+    rig.age_everything(37)
     rig.execute()  # market stage: cancel confirmed, FAK BUY at the slippage limit 0.65
-    co = rig.copy()
+    [co] = rig.copies()
     assert co.intended_size == D("10") and co.order_type == "FAK" and co.intended_price == D("0.65")
     assert co.filled_size <= co.intended_size, (co.status, co.order_type, co.filled_size)
     assert (co.status, co.filled_size) == (CopyStatus.FILLED, D("10"))
