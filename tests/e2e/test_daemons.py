@@ -1,8 +1,8 @@
-"""Both daemons as real processes: sd_notify READY/WATCHDOG/STOPPING, .env permissions, exit codes."""
+"""Both daemons as real processes (the shared rig): sd_notify READY/WATCHDOG/STOPPING, .env
+permissions, exit codes."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -15,32 +15,27 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.migrate import upgrade_to_head
-from sim import Simulator
-from tests.e2e.test_watcher_e2e import quiet_scenario
+from tests.support.dbfixtures import Database
 from tests.support.paths import ROOT
+from tests.support.rig import Rig, free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# both fill sources (the chain through the simulator's node) and quick wakes
+DAEMON = {"FILL_SOURCES": "chain,data_api", "WATCHER_POLL_INTERVAL": "0.2", "EXECUTOR_POLL_INTERVAL": "0.2"}
 
 
 @pytest.fixture
-def daemon_env(tmp_path: Path, simulator_factory: Callable[..., Simulator], fernet_key: str) -> dict[str, str]:
-    """Environment for a daemon against the simulator and a migrated SQLite file."""
-    sim: Simulator = simulator_factory(quiet_scenario())
-    url = f"sqlite:///{tmp_path / 'd.db'}"
-    upgrade_to_head(url)
-    return {**os.environ, "DATABASE_URL": url, "ENCRYPTION_KEY": fernet_key,
-            "PMCT_ENV_FILE": str(tmp_path / "none.env"), "POLYMARKET_DATA_API_URL": sim.data_url,
-            "POLYMARKET_GAMMA_API_URL": sim.gamma_url, "POLYMARKET_CLOB_API_URL": sim.clob_url,
-            "POLYGON_RPC": sim.rpc_url, "POLYGON_WS": sim.ws_url,
-            "WATCHER_POLL_INTERVAL": "0.2", "EXECUTOR_POLL_INTERVAL": "0.2"}
+def rig(sqlite_database: Database, make_rig: Callable[..., Rig]) -> Rig:
+    """The daemons' rig: the simulator and a migrated SQLite file; the default (paper) mode."""
+    return make_rig(sqlite_database, mode="paper")
+
+
+@pytest.fixture
+def daemon_env(rig: Rig) -> dict[str, str]:
+    """Environment for a daemon against the simulator (its chain node too) and the SQLite file."""
+    return rig.env(POLYGON_WS=rig.sim.ws_url, **DAEMON)
 
 
 def assert_daemon_metrics(body: str, daemon: str) -> None:
@@ -59,16 +54,16 @@ def assert_daemon_metrics(body: str, daemon: str) -> None:
 
 
 @pytest.mark.parametrize("script", ["watcher.py", "executor.py"])
-def test_sd_notify_ready_watchdog_stopping(tmp_path: Path, daemon_env: dict[str, str], script: str) -> None:
+def test_sd_notify_ready_watchdog_stopping(tmp_path: Path, rig: Rig, script: str) -> None:
     """Under a notify socket: READY=1 after start-up, WATCHDOG=1 after cycles, STOPPING=1 on SIGTERM."""
     sock_path = str(tmp_path / "notify.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(sock_path)
     listener.settimeout(0.2)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, script], cwd=ROOT,  # noqa: S603
-                            env={**daemon_env, "NOTIFY_SOCKET": sock_path, "METRICS_PORT": str(port)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = rig.start(script, POLYGON_WS=rig.sim.ws_url, NOTIFY_SOCKET=sock_path, METRICS_PORT=str(port),
+                     FILL_SOURCES=DAEMON["FILL_SOURCES"], WATCHER_POLL_INTERVAL=DAEMON["WATCHER_POLL_INTERVAL"],
+                     EXECUTOR_POLL_INTERVAL=DAEMON["EXECUTOR_POLL_INTERVAL"])
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 30

@@ -9,36 +9,23 @@ elsewhere the test is skipped.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from crypto import KeyRing
-from infra.db import make_engine, make_sessionmaker, session_scope
-from infra.migrate import upgrade_to_head
-from models import CopyOrder, CopyStatus, Follow, Tier
-from ops.accounts import add_follower
+from infra.db import session_scope
+from models import CopyStatus, Follow, Tier
 from ops.users import add_user
-from polymarket_client import PolymarketClient
-from sim import Simulator
-from tests.e2e.test_daemons import free_port
-from tests.e2e.test_watcher_e2e import quiet_scenario
+from tests.support.dbfixtures import Database
 from tests.support.paths import ROOT
-from tests.support.simfixtures import HARDHAT_KEYS, TRADER_QUIET
+from tests.support.rig import Rig
+from tests.support.simfixtures import TRADER_QUIET
 from tests.support.webfixtures import PASSWORD
-from wire.types import SignatureType
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 CHROMIUM = "/usr/bin/chromium"
@@ -60,98 +47,32 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-class Stack:
-    """Simulator + SQLite database + web.py process; runs the daemons' --once cycles."""
+class Stack(Rig):
+    """The rig on a SQLite file with web.py running; the daemons' --once cycles."""
 
-    def __init__(self, tmp: Path, sim: Simulator, fernet_key: str) -> None:
-        self.sim, self.tmp = sim, tmp
-        self.url = f"sqlite:///{tmp / 'pmct.db'}"
-        upgrade_to_head(self.url)
-        self.engine = make_engine(self.url)
-        self.factory = make_sessionmaker(self.engine)
-        self.env = {**os.environ, "DATABASE_URL": self.url, "ENCRYPTION_KEY": fernet_key,
-                    "PMCT_ENV_FILE": str(tmp / "none.env"), "EXECUTION_MODE": "live",
-                    "POLYMARKET_DATA_API_URL": sim.data_url,
-                    "POLYMARKET_GAMMA_API_URL": sim.gamma_url,
-                    "POLYMARKET_CLOB_API_URL": sim.clob_url, "WEB_SESSION_SECRET": "k" * 48}
-        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WEB_HOST", "WEB_PORT"):
-            self.env.pop(var, None)
-        self.ring = KeyRing(fernet_key)
-        self.web: subprocess.Popen[bytes] | None = None
-        self.base = ""
+    base = ""
 
-    def add_follower(self) -> None:
-        """Hardhat #1 (ELITE, CLOB credentials from the simulator) and its web user."""
-        async def derive() -> Any:
-            client = PolymarketClient(data_url=self.sim.data_url, gamma_url=self.sim.gamma_url,
-                                      clob_url=self.sim.clob_url, http2=False)
-            try:
-                return await client.create_or_derive_api_key(HARDHAT_KEYS[1])
-            finally:
-                await client.aclose()
+    def add_follower_user(self) -> None:
+        """Hardhat #1 (ELITE, CLOB credentials from the simulator), following nobody, and its web user."""
+        wallet = self.add_follower(1, tier=Tier.ELITE, trader=None, name="Browser Follower")
+        with session_scope(self.db.factory) as s:
+            add_user(s, username="follower1", role="follower", password=PASSWORD, wallet=wallet)
 
-        creds = asyncio.run(derive())
-        with session_scope(self.factory) as s:
-            f = add_follower(s, self.ring, name="Browser Follower", email="b@x.io",
-                             private_key=HARDHAT_KEYS[1], signature_type=SignatureType.EOA,
-                             funder=None, tier=Tier.ELITE)
-            f.encrypted_api_creds = self.ring.encrypt_api_creds(creds)
-            f.api_key_id = creds.api_key
-            add_user(s, username="follower1", role="follower", password=PASSWORD,
-                     wallet=f.funder_address)
-
-    def start_web(self) -> None:
-        """web.py on a free port; waits for /healthz."""
-        port = free_port()
-        with open(self.tmp / "web.log", "wb") as log:
-            self.web = subprocess.Popen([sys.executable, "web.py", "--port", str(port)],  # noqa: S603
-                                        cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=1):  # noqa: S310
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError((self.tmp / "web.log").read_text())
-
-    def once(self, script: str) -> None:
+    def cycle(self, script: str) -> None:
         """`python <script> --once`; must exit 0."""
-        done = subprocess.run([sys.executable, script, "--once"], cwd=ROOT, env=self.env,  # noqa: S603
-                              capture_output=True, text=True, timeout=90)
+        done = self.once(script, timeout=90)
         assert done.returncode == 0, done.stderr[-2000:]
-
-    def copies(self) -> list[CopyOrder]:
-        with self.factory() as s:
-            return list(s.scalars(select(CopyOrder).order_by(CopyOrder.id)))
-
-    def follow_count(self) -> int:
-        with self.factory() as s:
-            return int(s.scalar(select(func.count()).select_from(Follow)) or 0)
-
-    def stop(self) -> None:
-        if self.web is not None and self.web.poll() is None:
-            self.web.send_signal(signal.SIGTERM)
-            try:
-                self.web.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.web.kill()
-        self.engine.dispose()
 
 
 @pytest.fixture
-def stack(tmp_path: Path, simulator_factory: Callable[..., Simulator],
-          fernet_key: str) -> Iterator[Stack]:
+def stack(sqlite_database: Database, make_rig: Callable[..., Rig]) -> Stack:
     """The running stack (web.py stopped at teardown)."""
     _require_browser()
-    st = Stack(tmp_path, simulator_factory(quiet_scenario()), fernet_key)
-    st.add_follower()
-    st.start_web()
-    try:
-        yield st
-    finally:
-        st.stop()
+    st = make_rig(sqlite_database, cls=Stack)
+    assert isinstance(st, Stack)
+    st.add_follower_user()
+    st.base = st.start_web(WEB_SESSION_SECRET="k" * 48)
+    return st
 
 
 @pytest.fixture
@@ -225,12 +146,12 @@ def test_browser_enables_a_copy_sees_the_order_and_the_chart_and_csrf_is_enforce
     shot(d, "03-follows")
 
     # pending orders: the page is open before the trader trades; the row appears by itself
-    stack.once("watcher.py")  # seeds the new trader's cursor
+    stack.cycle("watcher.py")  # seeds the new trader's cursor
     d.get(stack.base + "/orders")
     assert d.find_elements(By.CSS_SELECTOR, "#orders-body tr.empty")
     stack.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", "0.62")
-    stack.once("watcher.py")
-    stack.once("executor.py")
+    stack.cycle("watcher.py")
+    stack.cycle("executor.py")
     assert [c.status for c in stack.copies()] == [CopyStatus.LIVE]
     row = wait_for(d, lambda x: x.find_elements(By.CSS_SELECTOR, "#orders-body tr[data-order]"),
                    20, "the pending order row (htmx polling)")[0]
@@ -242,12 +163,12 @@ def test_browser_enables_a_copy_sees_the_order_and_the_chart_and_csrf_is_enforce
 
     # fills with realized P&L → the performance page draws the charts
     stack.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", "0.65")
-    stack.once("watcher.py")
-    stack.once("executor.py")
+    stack.cycle("watcher.py")
+    stack.cycle("executor.py")
     stack.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "SELL", "1000", "0.64")
-    stack.once("watcher.py")
-    stack.once("executor.py")
-    stack.once("executor.py")
+    stack.cycle("watcher.py")
+    stack.cycle("executor.py")
+    stack.cycle("executor.py")
     filled = [c for c in stack.copies() if c.status == CopyStatus.FILLED]
     assert len(filled) == 2, [(c.side, c.status, c.reason) for c in stack.copies()]
     d.get(stack.base + "/performance")
@@ -270,7 +191,7 @@ def test_browser_enables_a_copy_sees_the_order_and_the_chart_and_csrf_is_enforce
     d.find_element(By.CSS_SELECTOR, f'tr[data-trader="{TRADER_QUIET}"] button').click()
     wait_for(d, lambda x: "is off" in x.find_element(By.CSS_SELECTOR, ".flash").text, 10,
              "switched off")
-    stack.once("executor.py")
+    stack.cycle("executor.py")
     assert [c.status for c in stack.copies() if c.side == "BUY" and c.trader_price
             == c.trader_price.__class__("0.62")] == [CopyStatus.CANCELED]
     (resting,) = [o for o in stack.sim.orders() if str(o["price"]) in ("0.62", "0.620")]
@@ -279,13 +200,13 @@ def test_browser_enables_a_copy_sees_the_order_and_the_chart_and_csrf_is_enforce
 
     # a form without its CSRF token is refused and writes nothing
     d.get(stack.base + "/configure")
-    follows_before = stack.follow_count()
+    follows_before = stack.count(Follow)
     d.execute_script("document.querySelector('#configure-form input[name=csrf_token]').remove();")
     d.find_element(By.ID, "target_trader").send_keys("0x7c3db723f1d4d8cb9c550095203b686cb11e5c6b")
     d.find_element(By.CSS_SELECTOR, "#configure-form button[type=submit]").click()
     wait_for(d, lambda x: "security token" in x.page_source, 10, "CSRF refusal page")
     assert d.find_element(By.TAG_NAME, "h1").text == "403"
-    assert stack.follow_count() == follows_before
+    assert stack.count(Follow) == follows_before
     shot(d, "07-csrf-refused")
 
     problems = [e for e in d.get_log("browser")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from infra.migrate import upgrade_to_head
-from tests.e2e.test_daemons import free_port
 from tests.support.paths import ROOT
+from tests.support.rig import free_port
 
 
 def _env(tmp_path: Path, *, migrate: bool = True, extra: dict[str, str] | None = None

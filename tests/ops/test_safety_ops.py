@@ -20,11 +20,11 @@ from infra.config import Settings
 from models import CopyOrder, CopyOrderEvent, CopyStatus, Follower, TraderFill, TraderPositionSnapshot
 from polymarket_client import PolymarketClient
 from sim import Simulator
-from tests.e2e.test_watcher_e2e import quiet_scenario
 from tests.ops.test_admin import add_alice, env, run  # noqa: F401 - env is a fixture
 from tests.support import factories as fx
 from tests.support.dbfixtures import Database
 from tests.support.keys import TEST_ADDRESS
+from tests.support.rig import Rig, quiet_scenario
 from tests.support.simfixtures import FED_YES, account, sdk_limit_body
 from wire.errors import ParseError
 from wire.records import BuilderTrade
@@ -176,13 +176,11 @@ def test_sim_tick_change_refuses_the_old_grid_with_the_real_message(
 
 
 def test_the_executor_signs_the_builder_code_and_the_sim_attributes_it(
-        database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> None:
+        database: Database, make_rig: Callable[..., Rig]) -> None:
     """End to end: a copy signed with POLYMARKET_BUILDER_CODE trades; /builder/trades lists it."""
-    from tests.e2e.test_executor_e2e import Deployment
     from tests.support.simfixtures import TRADER_QUIET
 
-    d = Deployment(database, simulator_factory(quiet_scenario()), fernet_key)
-    d.settings = Settings(**{**d.settings.__dict__, "builder_code": BUILDER})
+    d = make_rig(database, builder_code=BUILDER)
     d.add_follower(1)
     d.watch()
     d.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "100", "0.65")  # marketable

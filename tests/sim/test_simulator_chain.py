@@ -14,7 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from sim import SimConfig, Simulator
-from tests.e2e.test_watcher_e2e import quiet_scenario
+from tests.support.rig import quiet_scenario
 from tests.support.simfixtures import FED_YES, HARDHAT_ADDRESSES, TRADER_CAR, TRADER_QUIET, account, sdk_limit_body
 from wire.chain import ORDER_FILLED_TOPIC, decode_order_filled, topic_for_address
 from wire.rpc import classify_rpc_error

@@ -13,7 +13,7 @@ import pytest
 
 from copying.resolution import payouts_of
 from sim import Simulator
-from tests.e2e.test_watcher_e2e import quiet_scenario
+from tests.support.rig import quiet_scenario
 from tests.support.simfixtures import (
     FED_CONDITION,
     FED_NO,
