@@ -24,9 +24,9 @@ from infra.config import Settings
 from infra.db import session_scope
 from models import CopyOrder, CopyOrderEvent, CopyStatus, Follow, Follower, Market, TraderFill
 from ops.accounts import FollowLimits, add_follow
-from tests.copying.test_executor import T0, TRADER, Harness, add_second_follower
 from tests.support.dbfixtures import Database
 from tests.support.fake_exchange import YES, book, market
+from tests.support.harness import T0, TRADER, Harness, add_second_follower
 from wire.records import CancelResult, PostOutcome
 from wire.types import Side
 
@@ -36,7 +36,7 @@ TRADER_B = "0x1111111111111111111111111111111111111111"
 
 @pytest.fixture(name="h")
 def harness(database: Database, fernet_key: str) -> Harness:
-    """EOA follower, live venue, standard market (as tests/copying/test_executor.py)."""
+    """EOA follower, live venue, standard market (as tests/support/harness.py builds it)."""
     return Harness(database, fernet_key)
 
 

@@ -40,9 +40,9 @@ from models import (
 )
 from ops.performance import performance_rows
 from ops.reports import build_report
-from tests.copying.test_executor import T0, Harness
 from tests.support.dbfixtures import Database
 from tests.support.fake_exchange import CONDITION, NO, YES, book
+from tests.support.harness import T0, Harness
 from wire.records import GammaMarket
 from wire.types import Activity, MarketToken, MarketVersion, Side
 
