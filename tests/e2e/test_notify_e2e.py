@@ -26,6 +26,7 @@ from tests.support import factories
 from tests.support.dbfixtures import Database
 from tests.support.notify_support import BOT_TOKEN, CHAT_A, CHAT_B, HOOK_ID, HOOK_TOKEN, HOOK_URL
 from tests.support.paths import ROOT
+from tests.support.rig import Programs
 
 pytestmark = pytest.mark.e2e
 
@@ -43,29 +44,21 @@ def _env(db: Database, key: str, tg: FakeTelegram, dc: FakeDiscord, **extra: str
 
 
 @pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    """Processes to kill at the end whatever happens."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+def procs(tmp_path: Path) -> Iterator[Programs]:
+    """The notifier processes (the rig's `Programs`), stopped at the end whatever happens."""
+    programs = Programs({}, tmp_path)
+    yield programs
+    programs.close()
 
 
-def _start(env: dict[str, str], procs: list[subprocess.Popen[str]], log: Path) -> subprocess.Popen[str]:
-    with log.open("a") as out:
-        p = subprocess.Popen([sys.executable, str(ROOT / "notifier.py")], cwd=ROOT, env=env,  # noqa: S603
-                             stdout=out, stderr=subprocess.STDOUT, text=True)
-    procs.append(p)
-    return p
+def _start(env: dict[str, str], procs: Programs, log: Path) -> subprocess.Popen[str]:
+    procs.base_env = env
+    return procs.start("notifier.py", log=log)
 
 
-def _stop(p: subprocess.Popen[str], log: Path) -> str:
+def _stop(procs: Programs, p: subprocess.Popen[str]) -> str:
     """SIGTERM, wait for a clean exit (0), return the log."""
-    p.send_signal(signal.SIGTERM)
-    code = p.wait(timeout=30)
-    text = log.read_text(errors="replace")
+    code, text = procs.stop(p)
     assert code == 0, text[-3000:]
     return text
 
@@ -95,7 +88,7 @@ def _one_fill(db: Database, keyring: KeyRing, chat: int = CHAT_A, n: int = 1) ->
 def test_killed_between_claim_and_send_delivers_once(database: Database, fernet_key: str,
                                                      telegram_fake: FakeTelegram,
                                                      discord_fake: FakeDiscord,
-                                                     procs: list[subprocess.Popen[str]], tmp_path: Path) -> None:
+                                                     procs: Programs, tmp_path: Path) -> None:
     """PMCT_CRASH_AT=notify_after_claim: the process dies (exit 137) with the row claimed and
     nothing sent; restarted, it sends the row once after the lease, and never again."""
     keyring = KeyRing(fernet_key)
@@ -111,7 +104,7 @@ def test_killed_between_claim_and_send_delivers_once(database: Database, fernet_
     _wait(lambda: _rows(database)[0].status is DeliveryStatus.SENT)
     _one_fill(database, keyring, CHAT_B, 2)  # later work flows; the first row is not sent again
     _wait(lambda: len(telegram_fake.messages(CHAT_B)) == 1)
-    _stop(second, log)
+    _stop(procs, second)
     (msg,) = telegram_fake.messages(CHAT_A)
     assert "Market 1" in msg["text"]
     with database.session() as s:
@@ -121,7 +114,7 @@ def test_killed_between_claim_and_send_delivers_once(database: Database, fernet_
 def test_killed_after_the_message_left_repeats_at_most_once(database: Database, fernet_key: str,
                                                             telegram_fake: FakeTelegram,
                                                             discord_fake: FakeDiscord,
-                                                            procs: list[subprocess.Popen[str]], tmp_path: Path) -> None:
+                                                            procs: Programs, tmp_path: Path) -> None:
     """The fake records the message and holds its answer; SIGKILL; the restarted notifier sends
     it once more, marked as a possible repeat; a third copy never comes."""
     keyring = KeyRing(fernet_key)
@@ -140,14 +133,14 @@ def test_killed_after_the_message_left_repeats_at_most_once(database: Database, 
     _wait(lambda: _rows(database)[0].status is DeliveryStatus.SENT)
     _one_fill(database, keyring, CHAT_B, 2)
     _wait(lambda: len(telegram_fake.messages(CHAT_B)) == 1)
-    _stop(second, log)
+    _stop(procs, second)
     original, repeat = telegram_fake.messages(CHAT_A)
     assert REPEAT_NOTE not in original["text"] and REPEAT_NOTE in repeat["text"]
     assert "Market 1" in repeat["text"]
 
 
 def test_no_secret_in_debug_logs(database: Database, fernet_key: str, telegram_fake: FakeTelegram,
-                                 discord_fake: FakeDiscord, procs: list[subprocess.Popen[str]], tmp_path: Path) -> None:
+                                 discord_fake: FakeDiscord, procs: Programs, tmp_path: Path) -> None:
     """At DEBUG, with sends to Telegram and Discord, a 429, a command, a refused stranger and a
     webhook that disappears: the output never holds the bot token or a webhook URL/token."""
     keyring = KeyRing(fernet_key)
@@ -170,7 +163,7 @@ def test_no_secret_in_debug_logs(database: Database, fernet_key: str, telegram_f
         enqueue(s, NotificationKind.COPY_FILLED, None, {"side": "BUY"})  # admin-only: to the webhook
         s.commit()
     _wait(lambda: any(r.status is DeliveryStatus.FAILED for r in _rows(database)))
-    out = _stop(proc, log)
+    out = _stop(procs, proc)
     assert " DEBUG " in out and "rate limited" in out and "Unknown Webhook" in out
     for secret in (BOT_TOKEN, BOT_TOKEN.split(":")[1], HOOK_TOKEN, HOOK_URL, fernet_key):
         assert secret not in out, "a secret leaked into the notifier's log"
