@@ -13,7 +13,7 @@ Pure functions of values (no I/O, no clock). The schedule (seed plan, "Smart Pri
 | ≥ 36 h   | market conversion: a FAK order whose protective limit is the slippage    |
 |          | limit, so it takes whatever the book offers up to that price             |
 
-Invariants (property tests in tests/test_smart_pricing.py):
+Invariants (property tests in tests/copying/test_smart_pricing.py):
 - every price is on the tick grid and inside [tick, 1 − tick]; snapping is in the safe
   direction (BUY floors, SELL ceils);
 - no price ever crosses the per-follow slippage limit: BUY ≤ trader × (1 + s),

@@ -43,7 +43,7 @@ from models import CopyOrder, CopyStatus, DeliveryStatus, NotificationDelivery, 
 from notify import destinations as nd
 from notify.channels import DiscordApi, Limits, TelegramApi
 from notify.sender import SenderContext, route, send_due
-from tests import factories
+from tests.support import factories
 
 _next = [100_000]
 

@@ -367,7 +367,7 @@ def main() -> None:
         results = measure(args.url, args.runs, not args.no_plans)
     elif args.keep:
         from infra.migrate import upgrade_to_head
-        from tests.dbfixtures import create_pg_database
+        from tests.support.dbfixtures import create_pg_database
 
         url = create_pg_database("pmct_bench_year")
         upgrade_to_head(url)

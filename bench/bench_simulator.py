@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.verify import CTF_EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, OrderStruct, order_digest  # noqa: E402
-from tests.conftest_sim import start_simulator_process, stop_simulator_process  # noqa: E402
+from tests.support.simfixtures import start_simulator_process, stop_simulator_process  # noqa: E402
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Hardhat #1 (public)
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from infra.migrate import upgrade_to_head  # noqa: E402
-from tests.dbfixtures import create_pg_database, drop_pg_database  # noqa: E402
+from tests.support.dbfixtures import create_pg_database, drop_pg_database  # noqa: E402
 
 
 @contextmanager
@@ -40,7 +40,7 @@ def quiet_scenario_file(tmp: Path) -> Path:
 @contextmanager
 def simulator_process(scenario: Path, *extra: str) -> Iterator[dict[str, Any]]:
     """`python simulator.py` in a subprocess; yields its URLs and a RemoteSimulator."""
-    from tests.conftest_sim import start_simulator_process, stop_simulator_process
+    from tests.support.simfixtures import start_simulator_process, stop_simulator_process
 
     sp = start_simulator_process("--scenario", str(scenario), *extra)
     try:

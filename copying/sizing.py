@@ -2,7 +2,7 @@
 
 Pure functions of values (no I/O, no clock), `Decimal` end to end.
 
-Invariants (each is a property test in tests/test_sizing.py):
+Invariants (each is a property test in tests/copying/test_sizing.py):
 - sizes are whole hundredths of a share (Polymarket's lot size), always rounded DOWN;
 - a BUY never spends more than `max_usd_per_trade`, the remaining daily cap, the remaining
   per-market exposure cap, nor the follower's available pUSD *including* the worst-case taker

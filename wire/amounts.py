@@ -1,6 +1,6 @@
 """Order amounts in 6-decimal base units from Decimal prices and sizes (docs/POLYMARKET.md §5.3). Pure, no I/O.
 
-Invariants (each checked by tests/test_order_math.py):
+Invariants (each checked by tests/wire/test_order_math.py):
 - the returned price is on the tick grid and inside [tick, 1 − tick];
 - shares have at most 2 decimals, are > 0 and never exceed the requested size;
 - usd has at most the tick's `amount` decimals, so maker/taker base units are exact integers;

@@ -1,0 +1,1 @@
+"""Tests of copying/ and smart_pricing.py: the engine (in-process, fake exchange where a venue is needed)."""

@@ -1,0 +1,1 @@
+"""Tests of infra/, models.py, crypto.py, migrations: settings, errors, metrics, database, keys."""

@@ -1,0 +1,1 @@
+"""Tests of notify/: notifications, channels, chat commands."""

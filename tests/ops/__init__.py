@@ -1,0 +1,1 @@
+"""Tests of ops/: the admin CLI, reports, doctor, inputs."""

@@ -1,0 +1,1 @@
+"""Tests of sim/ and simulator.py: the local Polymarket simulator."""

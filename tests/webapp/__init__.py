@@ -1,0 +1,1 @@
+"""Tests of webapp/: the dashboard and its HTTP API."""
