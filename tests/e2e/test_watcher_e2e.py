@@ -168,12 +168,16 @@ def test_shards_split_traders_stably() -> None:
 
 
 def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: Rig) -> None:
-    """SIGTERM while a poll hangs: exit 0; the next --once run stores the fill exactly once."""
+    """SIGTERM while a poll hangs: exit 0; the next --once run stores the fill exactly once.
+
+    Both sources run, as in production: the chain's first run starts at the head, after the
+    fill, so only the Data API can see it, and it must not wait for the slow backfill."""
+    both = {"FILL_SOURCES": "chain,data_api"}
     world.watch()
     world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
     world.sim.inject_fault("GET", "/v2/activity", "delay", count=1, service="data", delay=4.0)
     before = len(world.sim.requests(service="data", path="/v2/activity"))
-    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1")
+    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1", **both)
     deadline = time.monotonic() + 20
     while (time.monotonic() < deadline
            and len(world.sim.requests(service="data", path="/v2/activity")) == before):
@@ -182,7 +186,7 @@ def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: Rig) -> None:
     code, err = world.stop(proc)
     assert code == 0, err
     assert "stopped" in err
-    done = world.once("watcher.py", timeout=60)
+    done = world.once("watcher.py", timeout=60, **both)
     assert done.returncode == 0, done.stderr
     assert world.count(TraderFill) == 1
     assert world.count(CopyOrder, CopyOrder.status == CopyStatus.QUEUED) == 2

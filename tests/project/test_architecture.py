@@ -4,9 +4,9 @@ exists, and every package of the code is described in both."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 # a module named in backticks: `copying/submit.py`, `watcher.py`, `wire/rpc.py` ...
 MODULE = re.compile(r"`((?:[a-z_]+/)*[a-z_]+\.py)`")
 PACKAGE = re.compile(r"`([a-z_]+)/`")
@@ -64,3 +64,13 @@ def test_readme_and_architecture_name_only_files_that_exist() -> None:
         text = (ROOT / doc).read_text()
         named = set(re.findall(r"`((?:[a-z_]+/)*[a-z_0-9]+\.py)", text))
         assert sorted(m for m in named if not (ROOT / m).is_file()) == [], doc
+
+
+def test_tests_mirror_the_packages() -> None:
+    """Test files live in a folder named after the package they test (or e2e/, project/)."""
+    allowed = _packages() | {"e2e", "project"}
+    misplaced = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
+                 if p.parent.name not in allowed or p.parent.parent != ROOT / "tests"]
+    assert misplaced == []
+    assert {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and (p / "__init__.py").exists()} \
+        <= allowed | {"support"}
