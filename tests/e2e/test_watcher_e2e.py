@@ -177,7 +177,7 @@ def test_sigterm_mid_cycle_exits_0_and_loses_nothing(world: Rig) -> None:
     world.sim.add_trader_fill(TRADER_QUIET, "fed", "Yes", "BUY", "50", "0.65")
     world.sim.inject_fault("GET", "/v2/activity", "delay", count=1, service="data", delay=4.0)
     before = len(world.sim.requests(service="data", path="/v2/activity"))
-    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1", **both)
+    proc = world.start("watcher.py", WATCHER_POLL_INTERVAL="1", FILL_SOURCES=both["FILL_SOURCES"])
     deadline = time.monotonic() + 20
     while (time.monotonic() < deadline
            and len(world.sim.requests(service="data", path="/v2/activity")) == before):
