@@ -114,7 +114,8 @@ def env_for(settings: Settings, url: str) -> dict[str, str]:
             "POLYMARKET_DATA_API_URL": settings.data_api_url,
             "POLYMARKET_GAMMA_API_URL": settings.gamma_api_url,
             "POLYMARKET_CLOB_API_URL": settings.clob_api_url,
-            "EXECUTOR_POLL_INTERVAL": "5", "ORDER_MANAGE_INTERVAL": "3600"}
+            "EXECUTOR_POLL_INTERVAL": "5", "ORDER_MANAGE_INTERVAL": "3600",
+            **({"ORDER_WAKE_INTERVAL": os.environ["BENCH_ORDER_WAKE"]} if "BENCH_ORDER_WAKE" in os.environ else {})}
 
 
 def bench_overhead(sim: dict, n: int) -> None:
@@ -145,8 +146,13 @@ def bench_overhead(sim: dict, n: int) -> None:
                     break
                 time.sleep(0.2)
             with session_scope(factory) as s:
-                posted = dict(s.execute(select(CopyOrder.id, CopyOrder.posted_at)
-                                        .where(CopyOrder.id.in_(list(commits)))).all())
+                rows = s.execute(select(CopyOrder.id, CopyOrder.claimed_at, CopyOrder.signed_at,
+                                        CopyOrder.posted_at)
+                                 .where(CopyOrder.id.in_(list(commits)))).all()
+            posted = {r[0]: r[3] for r in rows}
+            stages = {"commit → claimed": [(r[1].timestamp() - commits[r[0]]) * 1000 for r in rows if r[1]],
+                      "claimed → signed": [(r[2] - r[1]).total_seconds() * 1000 for r in rows if r[1] and r[2]],
+                      "signed → POST": [(r[3] - r[2]).total_seconds() * 1000 for r in rows if r[2] and r[3]]}
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
@@ -154,6 +160,8 @@ def bench_overhead(sim: dict, n: int) -> None:
         print(f"copy overhead (commit -> POST), n={len(lat)}: p50 {percentile(lat, 50):.1f} ms, "
               f"p99 {percentile(lat, 99):.1f} ms, mean {statistics.mean(lat):.1f} ms "
               f"(targets 15 / 50 ms)")
+        print("  by stage, p50 / p99 ms: " + "; ".join(
+            f"{name} {percentile(v, 50):.1f} / {percentile(v, 99):.1f}" for name, v in stages.items() if v))
 
 
 def bench_throughput(sim: dict, n: int, followers: int) -> None:

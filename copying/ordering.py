@@ -54,14 +54,24 @@ def blocks(later_side: str, earlier_side: str, earlier_status: S, *, later_close
 
 
 def blocked_clause() -> Any:
-    """SQL: true for a `copy_orders` row that an earlier copy of its follow and token blocks."""
-    earlier = aliased(CopyOrder, name="earlier")
-    cases = [and_(CopyOrder.side == later, earlier.side == before, earlier.status.in_(statuses))
-             for (later, before), statuses in BLOCKS.items() if statuses]
-    cases.append(and_(CopyOrder.origin == CopyOrigin.CLOSE, earlier.status.in_(CLOSE_WAITS_FOR)))
-    return exists().where(earlier.follow_id == CopyOrder.follow_id,
-                          earlier.token_id == CopyOrder.token_id,
-                          earlier.id < CopyOrder.id, or_(*cases))
+    """SQL: true for a `copy_orders` row that an earlier copy of its follow and token blocks.
+
+    One EXISTS per side of the later copy, each with the union of the statuses that may block it
+    as a plain IN list: the same rule as one EXISTS over an OR of (side, side, statuses) arms,
+    but PostgreSQL plans it in about 1 ms instead of 15 (the claim query is planned every time).
+    """
+    arms = []
+    for later in sorted({side for side, _ in BLOCKS}):
+        earlier = aliased(CopyOrder, name=f"earlier_{later.lower()}")
+        rules = [(before, statuses) for (side, before), statuses in BLOCKS.items() if side == later and statuses]
+        waits_on = sorted({st for _, statuses in rules for st in statuses} | set(CLOSE_WAITS_FOR),
+                          key=lambda st: st.value)
+        which = [and_(earlier.side == before, earlier.status.in_(statuses)) for before, statuses in rules]
+        which.append(and_(CopyOrder.origin == CopyOrigin.CLOSE, earlier.status.in_(CLOSE_WAITS_FOR)))
+        arms.append(and_(CopyOrder.side == later, exists().where(
+            earlier.follow_id == CopyOrder.follow_id, earlier.token_id == CopyOrder.token_id,
+            earlier.id < CopyOrder.id, earlier.status.in_(waits_on), or_(*which))))
+    return or_(*arms)
 
 
 def superseded_clause() -> Any:

@@ -163,6 +163,28 @@ def test_ordering_rule_in_sql_agrees_with_the_table(database: Database, later_si
     assert BLOCKS[("BUY", "BUY")] == ()  # entries never wait for entries
 
 
+@pytest.mark.parametrize("earlier_side", ["BUY", "SELL"])
+def test_ordering_rule_in_sql_agrees_for_a_close(database: Database, earlier_side: str) -> None:
+    """A close (`--close-positions`) waits, in SQL as in `blocks`, for every earlier copy that is
+    not sized yet or may still trade, whatever its side; and for no other."""
+    with session_scope(database.factory) as s:
+        from tests.support import factories as fx
+
+        t, f = fx.trader(s), fx.follower(s)
+        fo = fx.follow(s, f, t)
+        for n, status in enumerate(CopyStatus):
+            fx.copy_order(s, fx.trader_fill(s, t, key=f"e{n}"), fo, side=earlier_side, status=status,
+                          token_id=f"tok{n}")
+            fx.copy_order(s, fx.trader_fill(s, t, key=f"l{n}"), fo, side="SELL", status=CopyStatus.QUEUED,
+                          token_id=f"tok{n}", origin=CopyOrigin.CLOSE)
+    with database.session() as s:
+        blocked = set(s.scalars(select(CopyOrder.token_id).where(
+            CopyOrder.origin == CopyOrigin.CLOSE, blocked_clause())))
+    assert blocked == {f"tok{n}" for n, status in enumerate(CopyStatus)
+                       if blocks("SELL", earlier_side, status, later_close=True)}
+    assert len(blocked) == 7  # QUEUED, CLAIMED, SIGNED, IN_DOUBT, LIVE, PARTIAL, CANCELING
+
+
 def test_superseded_clause_picks_resting_buys_before_a_queued_exit(database: Database) -> None:
     """Only a resting BUY (LIVE/PARTIAL) with a later SELL not sized yet is cancelled for it."""
     with session_scope(database.factory) as s:
