@@ -45,7 +45,7 @@ from copying.heartbeats import record_heartbeat
 from copying.intake import fill_keys, store_fills
 from copying.leader import EXPANDED_TYPES, expand_row
 from copying.markets import known_tokens, load_market, upsert_market
-from copying.position_watch import Holding, audit_decreases, record_snapshot
+from copying.position_watch import Holding, audit_decreases, pending_decreases, record_snapshot
 from copying.retention import prune_positions
 from copying.source_audit import audit_single_source
 from infra import metrics
@@ -354,7 +354,9 @@ def audit_snapshots(ctx: WatcherContext, trader_ids: list[int]) -> tuple[int, in
     grace = timedelta(seconds=ctx.settings.snapshot_exit_grace)
     delay = timedelta(seconds=ctx.settings.max_copy_delay)
     stored = queued = 0
-    for trader_id in trader_ids:
+    with session_scope(ctx.factory) as s:  # one query finds the few traders with work to do
+        pending = pending_decreases(s, trader_ids, ctx.clock(), grace)
+    for trader_id in [t for t in trader_ids if t in pending]:
         now = ctx.clock()
         with session_scope(ctx.factory) as s:
             for row in audit_decreases(s, trader_id, now, grace):

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -105,13 +106,28 @@ def record_snapshot(session: Session, trader_id: int, holdings: Sequence[Holding
     return events
 
 
+def _unhandled_decreases(now: datetime, grace: timedelta) -> Any:
+    return and_(TraderPositionEvent.handled_at.is_(None),
+                TraderPositionEvent.kind.in_([PositionEventKind.SIZE_DECREASE,
+                                              PositionEventKind.POSITION_CLOSED]),
+                TraderPositionEvent.detected_at <= now - grace)
+
+
+def pending_decreases(session: Session, trader_ids: list[int], now: datetime,
+                      grace: timedelta) -> set[int]:
+    """The traders among `trader_ids` with a decrease `audit_decreases` would look at now."""
+    if not trader_ids:
+        return set()
+    return set(session.scalars(select(TraderPositionEvent.trader_id).distinct().where(
+        TraderPositionEvent.trader_id.in_(trader_ids), _unhandled_decreases(now, grace))))
+
+
 def audit_decreases(session: Session, trader_id: int, now: datetime,
                     grace: timedelta) -> list[Activity]:
     """SNAPSHOT rows for the unexplained part of each decrease older than `grace` (see module)."""
     events = session.scalars(select(TraderPositionEvent).where(
-        TraderPositionEvent.trader_id == trader_id, TraderPositionEvent.handled_at.is_(None),
-        TraderPositionEvent.kind.in_([PositionEventKind.SIZE_DECREASE, PositionEventKind.POSITION_CLOSED]),
-        TraderPositionEvent.detected_at <= now - grace).order_by(TraderPositionEvent.id)).all()
+        TraderPositionEvent.trader_id == trader_id, _unhandled_decreases(now, grace))
+        .order_by(TraderPositionEvent.id)).all()
     if not events:
         return []
     wallet = session.scalar(select(Trader.wallet).where(Trader.id == trader_id)) or ""
