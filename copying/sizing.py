@@ -90,6 +90,7 @@ class CapReason(StrEnum):
     FOLLOWER_EXPOSURE_CAP = "follower_exposure_cap"
     HOLDINGS = "holdings"
     CLOSE_OUT = "close_out"  # the leader closed: everything held is sold
+    CROWDING = "crowding"  # the fill's copies share the book's depth (copying.crowding)
 
 
 @dataclass(frozen=True)

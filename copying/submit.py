@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -37,6 +38,21 @@ from sqlalchemy.orm import Session
 from copying.balances import ledger_balances, needs_reading, refresh_balances
 from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
 from copying.context import SUBMIT_BOOK_AGE, ExecutorContext, book_for, creds_of, market_for, with_book
+from copying.crowding import (
+    SKIP_REASON as CROWDING_SKIP,
+)
+from copying.crowding import (
+    CrowdBook,
+    Demand,
+    cap_of,
+    existing_plan,
+    load_or_write_plan,
+    minimum_shares,
+    plan_members,
+    proportional_demand,
+    shrink_note,
+    skip_detail,
+)
 from copying.latency import observe_stages
 from copying.leader import holding_before_fill
 from copying.ledger import position_for
@@ -201,6 +217,59 @@ def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: F
                      state, price=max(cap_price, decided or cap_price))
 
 
+def crowd_caps(ctx: ExecutorContext, s: Session, jobs: list[Job], now: datetime) -> CrowdBook:
+    """The crowding plans of the batch's BUY copies of leader fills (`copying.crowding`), each
+    read, or written by the first batch that needs it, under its row lock (taken after the
+    followers' and copies' locks)."""
+    crowd = CrowdBook()
+    if not ctx.settings.crowding_control:
+        return crowd
+    by_fill: dict[int, list[Job]] = {}
+    for job in jobs:
+        if (job.action is None and job.fill is not None and job.co.side == "BUY"
+                and job.co.origin == CopyOrigin.FILL and job.book is not None and job.market is not None):
+            by_fill.setdefault(job.fill.id, []).append(job)
+    for fill_id in sorted(by_fill):
+        group = by_fill[fill_id]
+        plan = existing_plan(s, fill_id, ctx.paper)
+        if plan is None:
+            members = plan_members(s, fill_id, ctx.paper)
+            if len(members) < 2:
+                continue
+            first = group[0]
+            assert first.fill is not None and first.market is not None and first.book is not None
+            demands = []
+            for co, follow in members:
+                limit = slippage_limit(Side.BUY, co.trader_price, first.market.tick_size, ctx.max_slippage(follow))
+                demands.append(Demand(co.id, follow.id, proportional_demand(
+                    first.fill.size, follow.copy_pct, follow.max_usd_per_trade, limit), limit,
+                    minimum_shares(first.market.min_size, limit)))
+            plan = load_or_write_plan(s, first.fill, ctx.paper, first.book.asks, demands, now)
+        crowd.plans[fill_id] = plan
+        for job in group:
+            crowd.caps[job.id] = cap_of(plan, job.id)
+            crowd.fill_of[job.id] = fill_id
+    return crowd
+
+
+def apply_crowding(crowd: CrowdBook, co: CopyOrder, sized: SizedOrder, market: MarketInfo) -> SizedOrder:
+    """A BUY within its share of the book: as sized, shrunk (noted on the copy), or SkipCopy."""
+    cap = crowd.caps.get(co.id)
+    if cap is None:
+        return sized
+    if sized.shares <= cap.shares:
+        crowd.took(co.id, sized.shares)
+        return sized
+    unit = sized.notional / sized.shares
+    minimum = minimum_shares(market.min_size, unit)
+    if cap.shares < minimum:
+        raise SkipCopy(CROWDING_SKIP, skip_detail(cap, sized.shares, minimum))
+    co.crowd_note = shrink_note(cap, sized.shares)
+    crowd.took(co.id, cap.shares)
+    log.info("copy %s: %s", co.id, co.crowd_note)
+    return replace(sized, shares=cap.shares, notional=cap.shares * unit, reason_capped=CapReason.CROWDING)
+
+
 def marketable_exit(ctx: ExecutorContext, job: Job, co: CopyOrder) -> PriceDecision:
     """A FAK sale at the best bid within the slippage limit of the copy's reference price."""
     assert job.book is not None and job.market is not None
@@ -258,6 +327,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
         buying = {j.follower.id for j in to_size}
         balances = ledger_balances(s, [f for fid, f in followers.items() if fid in buying]) \
             if to_size and not ctx.paper else {}
+        crowd = crowd_caps(ctx, s, [j for j in to_size if j.id in mine], now)
         plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
         for job in jobs:  # sizing in copy id order: earlier copies are served first
             if job.id not in mine:
@@ -286,6 +356,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
             try:
                 if isinstance(sized, Skip):
                     raise SkipCopy(sized.reason.value, sized.detail)
+                sized = apply_crowding(crowd, co, sized, job.market)
                 plan = plan_order(ctx, co, follower, job.market, job.decision, sized.shares)
             except SkipCopy as skip:
                 skip_copy(s, co, skip)
@@ -307,7 +378,8 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
                     assert job.market is not None
                     job.spec = spec_for(job.co, follower, job.market, job.creds)
                     signed.append(job)
-        return sorted(signed, key=lambda j: j.id)
+        # posting order: each fill's copies in its crowding plan's (rotated) order
+        return sorted(signed, key=lambda j: (crowd.position(j.id), j.id))
 
     return _retrying(ctx, work)
 
