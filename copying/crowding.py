@@ -203,11 +203,11 @@ def fill_rank(s: Session, fill: TraderFill) -> int:
 
 def plan_members(s: Session, fill_id: int, paper: bool) -> list[tuple[CopyOrder, Follow]]:
     """The fill's BUY copies this mode may take that are not decided yet (queued or claimed)."""
-    return list(s.execute(
+    return [(co, fo) for co, fo in s.execute(
         select(CopyOrder, Follow).join(Follow, Follow.id == CopyOrder.follow_id)
         .where(CopyOrder.trader_fill_id == fill_id, CopyOrder.side == "BUY", for_mode(paper),
                CopyOrder.status.in_((CopyStatus.QUEUED, CopyStatus.CLAIMED)))
-        .order_by(CopyOrder.id)).tuples())
+        .order_by(CopyOrder.id))]
 
 
 def _insert_ignore(s: Session, values: dict[str, object]) -> None:

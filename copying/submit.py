@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -53,6 +53,7 @@ from copying.crowding import (
     shrink_note,
     skip_detail,
 )
+from copying.event_risk import MarketMeta, has_event_limits, market_meta, meta_of, realized_loss_today, risk_use
 from copying.latency import observe_stages
 from copying.leader import holding_before_fill
 from copying.ledger import position_for
@@ -174,8 +175,43 @@ def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> No
 
 # --- step 2: size and sign, one transaction ------------------------------------------------------
 
+@dataclass
+class EventRisk:
+    """What the batch's followers with event-level limits have at risk (`copying.event_risk`)."""
+
+    metas: dict[str, MarketMeta] = field(default_factory=dict)
+    loss_today: dict[int, Decimal] = field(default_factory=dict)
+    window: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def load(cls, ctx: ExecutorContext, s: Session, book: Reservations, followers: list[Follower],
+             now: datetime) -> EventRisk:
+        """Markets of their positions and open BUYs (one query), and the day's losses (two)."""
+        risky = {f.id: f for f in followers if has_event_limits(f)}
+        if not risky:
+            return cls()
+        conditions = {c for fid in risky for c in book.follower_usd_by_condition(fid)}
+        stops = [fid for fid, f in risky.items() if f.daily_loss_stop is not None]
+        return cls(market_meta(s, conditions), realized_loss_today(s, stops, ctx.paper, book.day),
+                   timedelta(hours=ctx.settings.resolution_window_hours))
+
+    def rules(self, book: Reservations, follower: Follower, market: MarketInfo) -> dict[str, Decimal | None]:
+        """The FollowRules fields of the follower's event-level limits for a BUY in `market`."""
+        if not has_event_limits(follower):
+            return {}
+        use = risk_use(book.follower_usd_by_condition(follower.id), self.metas, market.condition_id,
+                       meta_of(market), self.window)
+        return {"event_cap_usd": follower.event_cap, "event_exposure_usd": use.event,
+                "category_cap_usd": follower.category_cap if market.category else None,
+                "category_exposure_usd": use.category,
+                "window_cap_usd": follower.window_cap if market.end_date is not None else None,
+                "window_exposure_usd": use.window,
+                "daily_loss_stop_usd": follower.daily_loss_stop,
+                "realized_loss_today_usd": self.loss_today.get(follower.id, ZERO)}
+
+
 def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: Follower,
-          book: Reservations, balances: dict[int, Decimal | None]) -> Skip | SizedOrder:
+          book: Reservations, balances: dict[int, Decimal | None], risk: EventRisk) -> Skip | SizedOrder:
     """Sizing of one copy against what is left for its follower; the order or a Skip.
 
     An exit (SELL) is sized against the follow's target holding (`copying.sizing.size_copy`);
@@ -209,7 +245,8 @@ def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: F
         follower_daily_cap_usd=follower.daily_usd_cap,
         follower_spent_today_usd=book.follower_spent_today_usd(follower.id),
         follower_exposure_cap_usd=follower.max_open_exposure,
-        follower_exposure_usd=book.follower_exposure_usd(follower.id))
+        follower_exposure_usd=book.follower_exposure_usd(follower.id),
+        **risk.rules(book, follower, market))  # type: ignore[arg-type]
     state = FollowerState(available_usd=max(available, ZERO))
     cap_price = slippage_limit(side, co.trader_price, market.tick_size, ctx.max_slippage(follow))
     decided = job.decision.price
@@ -321,8 +358,10 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
             cos[co.id], followers[follower.id] = co, follower
         mine = {cid for cid, co in cos.items() if holds_claim(ctx, co)}
         limited = [fid for fid, f in followers.items()
-                   if f.daily_usd_cap is not None or f.max_open_exposure is not None]
+                   if f.daily_usd_cap is not None or f.max_open_exposure is not None or has_event_limits(f)]
         book = Reservations.load(s, to_size, ctx.paper, now, limited) if to_size else None
+        risk = EventRisk.load(ctx, s, book, [followers[j.follower.id] for j in to_size], now) \
+            if to_size and book is not None else EventRisk()
         # the ledger is read under the followers' locks: every executor sees the same pUSD
         buying = {j.follower.id for j in to_size}
         balances = ledger_balances(s, [f for fid, f in followers.items() if fid in buying]) \
@@ -344,7 +383,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
                 follower.paper_balance = ctx.settings.paper_balance_usd
             if job.reference_price is not None:
                 co.trader_price = job.reference_price
-            sized = _size(ctx, s, job, co, follower, book, balances)
+            sized = _size(ctx, s, job, co, follower, book, balances, risk)
             if isinstance(sized, SizedOrder) and (sized.marketable or co.origin == CopyOrigin.CLOSE):
                 decision = marketable_exit(ctx, job, co)
                 if decision.action is not PriceAction.MARKET:  # beyond the slippage limit: wait

@@ -284,17 +284,38 @@ def follower_row(f: Follower) -> dict[str, object]:
         "l2_credentials": f.encrypted_api_creds is not None,
         "daily_cap_usd": None if f.daily_usd_cap is None else str(f.daily_usd_cap),
         "max_open_exposure_usd": None if f.max_open_exposure is None else str(f.max_open_exposure),
+        "event_cap_usd": None if f.event_cap is None else str(f.event_cap),
+        "category_cap_usd": None if f.category_cap is None else str(f.category_cap),
+        "window_cap_usd": None if f.window_cap is None else str(f.window_cap),
+        "daily_loss_stop_usd": None if f.daily_loss_stop is None else str(f.daily_loss_stop),
         "created_at": f.created_at.isoformat(),
     }
 
 
+FOLLOWER_LIMITS = (  # (Follower attribute, CLI option, what it limits)
+    ("daily_usd_cap", "--daily-cap", "daily cap"),
+    ("max_open_exposure", "--max-exposure", "max open exposure"),
+    ("event_cap", "--event-cap", "per event"),
+    ("category_cap", "--category-cap", "per category"),
+    ("window_cap", "--window-cap", "per resolution window"),
+    ("daily_loss_stop", "--daily-loss-stop", "daily loss stop"),
+)
+
+
 def set_follower_limits(session: Session, wallet: str, *, daily_cap: Decimal | None | str = "keep",
-                        max_exposure: Decimal | None | str = "keep") -> Follower:
+                        max_exposure: Decimal | None | str = "keep",
+                        **more: Decimal | None | str) -> Follower:
     """Set (a Decimal ≥ 0), clear (None) or keep ("keep") a follower's own limits, across all its
-    follows: USD bought per UTC day, and USD at risk (positions held + open BUY orders)."""
+    follows: USD bought per UTC day, USD at risk (positions held + open BUY orders), and by
+    keyword the event-level ones (`event_cap`, `category_cap`, `window_cap`: USD at risk per
+    event, category, resolution-date window; `daily_loss_stop`: the day's realized loss)."""
     follower = find_follower(session, wallet)
-    for attr, value, what in (("daily_usd_cap", daily_cap, "--daily-cap"),
-                              ("max_open_exposure", max_exposure, "--max-exposure")):
+    values = {"daily_usd_cap": daily_cap, "max_open_exposure": max_exposure, **more}
+    unknown = set(values) - {attr for attr, _, _ in FOLLOWER_LIMITS}
+    if unknown:
+        raise InputError(f"unknown follower limit(s): {', '.join(sorted(unknown))}")
+    for attr, what, _ in FOLLOWER_LIMITS:
+        value = values.get(attr, "keep")
         if value == "keep":
             continue
         if isinstance(value, Decimal) and value < 0:

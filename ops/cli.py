@@ -486,28 +486,45 @@ def _builder_section(ctx: _Context) -> dict[str, object]:
               help="Max USD bought per UTC day across all the follower's follows ('none' removes it).")
 @click.option("--max-exposure", default=None,
               help="Max USD at risk: positions held + open BUY orders, all follows ('none' removes it).")
+@click.option("--event-cap", default=None,
+              help="Max USD at risk in one event (a neg-risk event's outcomes together) ('none' removes it).")
+@click.option("--category-cap", default=None,
+              help="Max USD at risk in one market category ('none' removes it).")
+@click.option("--window-cap", default=None,
+              help="Max USD at risk in markets resolving within RESOLUTION_WINDOW_HOURS of each other "
+                   "('none' removes it).")
+@click.option("--daily-loss-stop", default=None,
+              help="No new BUYs once the day's realized loss reaches this many USD ('none' removes it).")
 @pass_ctx
-def set_follower_limits(ctx: _Context, wallet: str, daily_cap: str | None,
-                        max_exposure: str | None) -> None:
+def set_follower_limits(ctx: _Context, wallet: str, daily_cap: str | None, max_exposure: str | None,
+                        event_cap: str | None, category_cap: str | None, window_cap: str | None,
+                        daily_loss_stop: str | None) -> None:
     """Set a follower's own limits; every copy skipped by one names it in its reason."""
-    from ops.accounts import parse_decimal
+    from ops.accounts import FOLLOWER_LIMITS, parse_decimal
     from ops.accounts import set_follower_limits as do_set
 
-    if daily_cap is None and max_exposure is None:
-        raise InputError("give --daily-cap and/or --max-exposure (a number of USD, or 'none')")
+    raw = {"daily_usd_cap": daily_cap, "max_open_exposure": max_exposure, "event_cap": event_cap,
+           "category_cap": category_cap, "window_cap": window_cap, "daily_loss_stop": daily_loss_stop}
+    if all(v is None for v in raw.values()):
+        raise InputError("give at least one of --daily-cap, --max-exposure, --event-cap, --category-cap, "
+                         "--window-cap, --daily-loss-stop (a number of USD, or 'none')")
 
-    def value(raw: str | None, what: str) -> Decimal | None | str:
-        if raw is None:
+    def value(text: str | None, what: str) -> Decimal | None | str:
+        if text is None:
             return "keep"
-        return None if raw.strip().lower() == "none" else parse_decimal(raw, what)
+        return None if text.strip().lower() == "none" else parse_decimal(text, what)
 
+    options = {attr: opt for attr, opt, _ in FOLLOWER_LIMITS}
+    values = {attr: value(v, options[attr]) for attr, v in raw.items()}
     with ctx.session() as s:
-        follower = do_set(s, wallet, daily_cap=value(daily_cap, "--daily-cap"),
-                          max_exposure=value(max_exposure, "--max-exposure"))
-        text = (f"limits of {follower.funder_address}: daily cap "
-                f"{follower.daily_usd_cap if follower.daily_usd_cap is not None else 'none'} USD, "
-                f"max open exposure "
-                f"{follower.max_open_exposure if follower.max_open_exposure is not None else 'none'} USD")
+        follower = do_set(s, wallet, daily_cap=values.pop("daily_usd_cap"),
+                          max_exposure=values.pop("max_open_exposure"), **values)
+        parts = []
+        for attr, _, label in FOLLOWER_LIMITS:
+            amount = getattr(follower, attr)
+            parts.append(f"{label} {amount if amount is not None else 'none'}"
+                         f"{' USD' if amount is not None else ''}")
+        text = f"limits of {follower.funder_address}: " + ", ".join(parts)
     click.echo(text)
 
 
