@@ -172,7 +172,8 @@ def add_follow(
     trader = session.scalar(select(Trader).where(Trader.wallet == trader_addr))
     if trader is not None:
         dup = session.scalar(
-            select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id)
+            select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id,
+                                 Follow.shadow_of.is_(None))
         )
         if dup is not None and dup.status != FollowStatus.REMOVED:
             raise InputError(f"{follower.funder_address} already follows {trader_addr}")
@@ -206,7 +207,7 @@ def find_follow(session: Session, follower_wallet: str, trader_wallet: str) -> F
     trader = find_trader(session, trader_wallet)
     follow = None if trader is None else session.scalar(
         select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id,
-                             Follow.status != FollowStatus.REMOVED)
+                             Follow.status != FollowStatus.REMOVED, Follow.shadow_of.is_(None))
     )
     if follow is None:
         raise InputError(f"{follower.funder_address} does not follow {trader_wallet.strip().lower()}")
@@ -219,6 +220,8 @@ def remove_follow(session: Session, follower_wallet: str, trader_wallet: str) ->
 
     follow = find_follow(session, follower_wallet, trader_wallet)
     follow.status = FollowStatus.REMOVED
+    for shadow in session.scalars(select(Follow).where(Follow.shadow_of == follow.id)):
+        shadow.status = FollowStatus.REMOVED  # a shadow twin goes with the follow it shadows
     notify_executors(session)  # its open orders are cancelled at the executor's next wake
     return follow
 
@@ -341,6 +344,8 @@ def follow_row(fo: Follow) -> dict[str, object]:
         "price_min": d(fo.price_min),
         "price_max": d(fo.price_max),
         "status": fo.status.value,
+        "mode": fo.mode,
+        "shadow_of": fo.shadow_of,
         "late_exits": fo.mirror_late_exits,
         "started_at": fo.started_at.isoformat(),
     }

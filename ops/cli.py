@@ -249,12 +249,15 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 
 
 @cli.command("add-follow")
-@click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
-@click.option("--follow", "trader", required=True, help="The trader's profile (proxy) wallet.")
-@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct", inputs.PERCENT),
+@click.option("--wallet", default=None, help="The follower's wallet (funder or signer).")
+@click.option("--follow", "trader", default=None, help="The trader's profile (proxy) wallet.")
+@click.option("--copy-pct", default=None, callback=_decimal("--copy-pct", inputs.PERCENT),
               help="Percent of the trader's shares to copy, in (0, 100].")
-@click.option("--max-trade", required=True, callback=_decimal("--max-trade", inputs.POSITIVE),
+@click.option("--max-trade", default=None, callback=_decimal("--max-trade", inputs.POSITIVE),
               help="Maximum USD per copied trade.")
+@click.option("--shadow-of", type=click.IntRange(min=1), default=None,
+              help="Add a paper shadow twin of this follow id instead: same follower and trader, its "
+                   "settings unless given here (no --wallet/--follow then).")
 @click.option("--max-slippage", default=None, callback=_decimal("--max-slippage", inputs.SLIPPAGE),
               help="Max price slippage vs the trader, a fraction in [0, 1) (default: DEFAULT_MAX_SLIPPAGE).")
 @click.option("--daily-cap", default=None, callback=_decimal("--daily-cap", inputs.POSITIVE),
@@ -269,15 +272,35 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 @click.option("--no-late-exits", is_flag=True,
               help="Do not mirror a leader's exit first seen later than MAX_COPY_DELAY.")
 @pass_ctx
-def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_trade: Decimal,
+def add_follow(ctx: _Context, wallet: str | None, trader: str | None, copy_pct: Decimal | None,
+               max_trade: Decimal | None, shadow_of: int | None,
                max_slippage: Decimal | None, daily_cap: Decimal | None,
                market_cap: Decimal | None, price_min: Decimal | None,
                price_max: Decimal | None, label: str | None, no_late_exits: bool) -> None:
-    """Make a follower copy a trader from now on (within the follower's tier limits)."""
+    """Make a follower copy a trader from now on (within the follower's tier limits), or with
+    --shadow-of add a paper twin of a follow to try other settings beside it."""
     from ops.accounts import FollowLimits
     from ops.copytrading import add_follow_within_tier
 
     limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
+    if shadow_of is not None:
+        if wallet is not None or trader is not None or label is not None or no_late_exits:
+            raise InputError("--shadow-of takes the follower and trader of that follow: "
+                             "no --wallet, --follow, --label or --no-late-exits with it")
+        from ops.shadows import add_shadow
+
+        with ctx.session() as s:
+            twin = add_shadow(s, shadow_of, copy_pct=copy_pct, max_usd_per_trade=max_trade, limits=limits)
+            text = (f"shadow follow #{twin.id} added (paper) beside follow #{shadow_of}: copies "
+                    f"{twin.trader.wallet} at {twin.copy_pct}% (max ${twin.max_usd_per_trade} per trade); "
+                    f"`admin compare --follow-id {shadow_of}` shows both")
+        click.echo(text)
+        return
+    missing = [name for name, v in (("--wallet", wallet), ("--follow", trader), ("--copy-pct", copy_pct),
+                                     ("--max-trade", max_trade)) if v is None]
+    if missing:
+        raise InputError(f"missing option(s): {', '.join(missing)} (or --shadow-of <follow id>)")
+    assert wallet is not None and trader is not None and copy_pct is not None and max_trade is not None
     with ctx.session() as s:
         follow = add_follow_within_tier(s, follower_wallet=wallet, trader_wallet=trader,
                                         copy_pct=copy_pct, max_usd_per_trade=max_trade,
@@ -400,8 +423,8 @@ def list_follows(ctx: _Context, wallet: str | None, show_all: bool, as_json: boo
         if not show_all:
             q = q.where(Follow.status != FollowStatus.REMOVED)
         rows = [follow_row(f) for f in s.scalars(q)]
-    _emit(rows, ["id", "follower", "trader", "copy_pct", "max_trade_usd", "status", "started_at"],
-          as_json)
+    _emit(rows, ["id", "follower", "trader", "copy_pct", "max_trade_usd", "status", "mode", "shadow_of",
+                 "started_at"], as_json)
 
 
 @cli.command("rotate-keys")
@@ -780,6 +803,26 @@ def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_pric
     for r in rows:
         if r.get("attribution"):
             click.echo(f"{r['follower']}: {r['attribution']}")
+
+
+@cli.command("compare")
+@click.option("--follow-id", type=click.IntRange(min=1), required=True,
+              help="A live follow with a shadow twin (or the shadow's own id).")
+@click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
+@click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
+@json_option
+@pass_ctx
+def compare(ctx: _Context, follow_id: int, start: Any, end: Any, as_json: bool) -> None:
+    """A follow and its shadow twins side by side: copies, expected vs realized slippage, P&L."""
+    from infra.db import utcnow
+    from ops.reports import day_window
+    from ops.shadows import compare as do_compare
+
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        rows = [side.row() for side in do_compare(s, follow_id, lo, hi)]
+    _emit(rows, ["follow", "mode", "settings", "copies", "filled", "skipped", "expected_slippage_bps",
+                 "realized_slippage_bps", "volume_usd", "realized_pnl_usd", "open_cost_usd"], as_json)
 
 
 @cli.command("status")

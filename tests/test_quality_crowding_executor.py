@@ -46,7 +46,7 @@ def crowd(database: Database, fernet_key: str, n: int, depth: str) -> Harness:
 def of_fill(h: Harness, n: int) -> list[CopyOrder]:
     """The copies of the n-th trader fill (1-based), by id."""
     rows = h.copies()
-    fills = sorted({c.trader_fill_id for c in rows})
+    fills = sorted({c.trader_fill_id or 0 for c in rows})
     return [c for c in rows if c.trader_fill_id == fills[n - 1]]
 
 

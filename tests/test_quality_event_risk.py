@@ -118,7 +118,8 @@ def test_event_cap_counts_the_other_outcomes_of_a_neg_risk_event(database: Datab
     h.cycle()
     co = h.only()
     assert co.status != CopyStatus.SKIPPED, co.reason_detail
-    assert co.intended_size is not None and co.intended_size * co.intended_price <= D(5)
+    assert co.intended_size is not None and co.intended_price is not None
+    assert co.intended_size * co.intended_price <= D(5)
     assert co.intended_size < D(10) and co.crowd_note is None
 
 
