@@ -5,7 +5,8 @@ A shadow is a follow of the same follower and trader, pinned to paper (`mode='pa
 `shadow_of` = the live follow): the watcher queues one copy per active follow, so it gets a copy
 of every fill its twin gets; a live executor sizes it against the follower's paper balance and
 fills it against the real book, never posting it (`copying.modes`). It does not count against
-the follower's tier, and it goes when its twin is removed.
+the follower's number of follows, but its copy % must be one the tier allows (else it could
+only try what its twin can never use); it goes when its twin is removed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from copying.tiers import TierLimitError, copy_allowed
 from infra.db import utcnow
 from infra.errors import InputError
 from models import CopyOrder, CopyStatus, Follow, FollowerFill, FollowerPosition, FollowStatus, PositionSettlement
@@ -51,6 +53,10 @@ def add_shadow(session: Session, live_id: int, *, copy_pct: Decimal | None = Non
                         ("market_exposure_cap", given.market_exposure_cap), ("price_min", given.price_min),
                         ("price_max", given.price_max)):
         setattr(twin, attr, value if value is not None else getattr(live, attr))
+    allowed, reason = copy_allowed(live.follower.tier, twin.copy_pct)
+    if not allowed:
+        raise TierLimitError(f"--copy-pct {twin.copy_pct}: the follower's tier {live.follower.tier.value} "
+                             f"does not allow it ({reason}); a shadow tries settings its twin could use")
     session.add(twin)
     session.flush()
     return twin
