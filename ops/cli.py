@@ -778,17 +778,34 @@ def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None
 @click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
 @click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
 @click.option("--no-prices", is_flag=True, help="Do not fetch CLOB midpoints (unrealized n/a).")
+@click.option("--by-trader", is_flag=True,
+              help="Copyability per trader from our own fills: copy rate and skip mix, slippage (bps), "
+                   "detection and execution latency, tracking error, hold-to-resolution ratio.")
+@click.option("--mode", type=click.Choice(["all", "live", "paper"]), default="all", show_default=True,
+              help="With --by-trader: only live or only paper copies.")
 @json_option
 @pass_ctx
 def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_prices: bool,
-                as_json: bool) -> None:
-    """Per follower and trader: win rate, average slippage, P&L attribution."""
+                by_trader: bool, mode: str, as_json: bool) -> None:
+    """Per follower and trader: win rate, average slippage, P&L attribution (--by-trader: how
+    copyable each trader is)."""
     from infra.db import utcnow
     from ops.accounts import find_follower
     from ops.performance import COLUMNS, performance_rows
     from ops.reports import count_fills, day_window
 
     lo, hi = day_window(start, end, utcnow())
+    if by_trader:
+        from ops.copyability import COLUMNS as TRADER_COLUMNS
+        from ops.copyability import copyability_rows
+
+        with ctx.session() as s:
+            fid = find_follower(s, wallet).id if wallet is not None else None
+            trader_rows = copyability_rows(s, lo, hi, mode=mode, follower_id=fid)
+        _emit(trader_rows, TRADER_COLUMNS, as_json)
+        return
+    if mode != "all":
+        raise InputError("--mode goes with --by-trader")
     with ctx.session() as s:
         followers = [find_follower(s, wallet)] if wallet is not None else None
         total = count_fills(s, [f.id for f in followers] if followers else None, hi)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -112,7 +113,7 @@ def test_live_executor_paper_fills_the_shadow_and_never_posts_it(dep: Deployment
     assert sides[1].realized_slippage_bps == D(0) and sides[1].volume_usd == D("3.2")
 
 
-def dep_now() -> object:
+def dep_now() -> datetime:
     from infra.db import utcnow
 
     return utcnow()
