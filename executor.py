@@ -193,6 +193,11 @@ async def settlement_pass(ctx: ExecutorContext, stop: asyncio.Event, *, remainde
     counts: dict[str, int] = {}
     if remainders and not stop.is_set():
         counts["remainders_queued"] = await queue_remainders(ctx)
+    if remainders and ctx.settings.auto_pause_trades > 0 and not ctx.pinned_only and not stop.is_set():
+        from copying.auto_pause import auto_pause
+
+        with session_scope(ctx.factory) as s:
+            counts["follows_auto_paused"] = len(auto_pause(s, ctx.settings.auto_pause_trades, ctx.clock()))
     if resolutions and not stop.is_set():
         counts["markets_resolved"] = len(await check_resolutions(ctx))
         if ctx.settings.redeems_automatically and not ctx.paper:

@@ -134,6 +134,7 @@ class NotificationKind(str, enum.Enum):
     RESOLUTION_PAYOUT = "resolution_payout"
     DAILY_DIGEST = "daily_digest"
     COMMAND_REPLY = "command_reply"
+    FOLLOW_AUTO_PAUSED = "follow_auto_paused"  # a follow's copied edge stayed negative (copying.auto_pause)
 
 
 class NotifyChannel(str, enum.Enum):

@@ -11,10 +11,11 @@ Run: `.venv/bin/python bench/bench_fanout.py [--followers 500] [--executors 1,2,
 
 `--crowding` (README "Copy quality"): the same fan-out on a thin book. Each follower asks for 60
 shares (10 % of a 600-share BUY at 0.30); the book offers 24 shares per follower at 0.30
-(room for 2 in 5) and a wall at 0.40, beyond every follower's 5 % limit. Prints per round the total filled
-vs the depth, the allocation's spread in lots (all followers ask alike, so a fair allocation is
-within one lot), and whether the same follower was last in the plan's order twice in a row;
-`--no-crowding-control` runs it with CROWDING_CONTROL=off for the before numbers.
+(room for 2 in 5) and a wall at 0.40, beyond every follower's 5 % limit. Prints per round the
+total matched at the venue (the simulator's orders) vs the depth, the allocation's spread in lots
+(all followers ask alike, so a fair allocation is within one lot), and whether the same
+follower was last in the plan's order twice in a row; `--no-crowding-control` runs it with
+CROWDING_CONTROL=off for the before numbers.
 """
 
 from __future__ import annotations
@@ -196,11 +197,14 @@ def crowding_run(sim: dict, followers: int, executors: int, runs: int, control: 
                     fill_id = s.scalar(select(func.max(TraderFill.id)))
                 assert fill_id is not None
                 wait_settled(factory, fill_id)
-                time.sleep(3)  # matched answers read back, fills recorded
+                time.sleep(1)
+                matched = {o["id"]: Decimal(str(o["size_matched"])) for o in sim["remote"].orders()
+                           if o["asset_id"] == FED_YES}  # what the venue matched, per order hash
                 with session_scope(factory) as s:
-                    rows = list(s.execute(select(CopyOrder.id, CopyOrder.follower_id, CopyOrder.status,
-                                                 CopyOrder.intended_size, CopyOrder.filled_size, CopyOrder.posted_at)
-                                          .where(CopyOrder.trader_fill_id == fill_id)))
+                    rows = [(cid, fid, st, size, matched.get(h or "", Decimal(0)), at) for cid, fid, st, size, h, at
+                            in s.execute(select(CopyOrder.id, CopyOrder.follower_id, CopyOrder.status,
+                                                CopyOrder.intended_size, CopyOrder.order_hash, CopyOrder.posted_at)
+                                         .where(CopyOrder.trader_fill_id == fill_id))]
                     plan = s.scalar(select(CrowdPlan).where(CrowdPlan.trader_fill_id == fill_id))
                     last = None
                     if plan is not None:

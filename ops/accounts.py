@@ -236,7 +236,12 @@ def set_pause(session: Session, follower_wallet: str, trader_wallet: str | None,
         follower.status = FollowerStatus.PAUSED if paused else FollowerStatus.ACTIVE
         return f"follower {follower.funder_address} {'paused' if paused else 'resumed'}"
     follow = find_follow(session, follower_wallet, trader_wallet)
+    was = follow.pause_reason
     follow.status = FollowStatus.PAUSED if paused else FollowStatus.ACTIVE
+    follow.pause_reason = None  # an admin's pause or resume replaces an automatic one
+    if not paused and was:
+        return (f"follow {follow.follower.funder_address} -> {follow.trader.wallet} resumed "
+                f"(it was paused automatically: {was})")
     return f"follow {follow.follower.funder_address} -> {follow.trader.wallet} " + (
         "paused" if paused else "resumed")
 
@@ -344,6 +349,7 @@ def follow_row(fo: Follow) -> dict[str, object]:
         "price_min": d(fo.price_min),
         "price_max": d(fo.price_max),
         "status": fo.status.value,
+        "pause_reason": fo.pause_reason,
         "mode": fo.mode,
         "shadow_of": fo.shadow_of,
         "late_exits": fo.mirror_late_exits,

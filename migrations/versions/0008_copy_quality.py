@@ -5,7 +5,8 @@
 - follows.shadow_of (a paper twin of a live follow) and follows.pause_reason; one follow per
   (follower, trader) becomes a partial unique index over the follows that are not shadows;
 - followers: event_cap, category_cap, window_cap, daily_loss_stop (copying.event_risk);
-- markets: event_key (neg-risk market id, else Gamma event id) and category.
+- markets: event_key (neg-risk market id, else Gamma event id) and category;
+- notification kind `follow_auto_paused` (auto-pause of a follow whose copied edge stays negative).
 
 Revision ID: 0008_copy_quality
 Revises: 0007_executor_safety
@@ -25,6 +26,27 @@ branch_labels = None
 depends_on = None
 
 NOT_SHADOW = "shadow_of IS NULL"
+OLD_KINDS = ("copy_filled", "copy_skipped", "copy_rejected", "copy_in_doubt", "kill_switch_on", "kill_switch_off",
+             "daemon_stale", "daemon_recovered", "resolution_payout", "daily_digest", "command_reply")
+NEW_KINDS = (*OLD_KINDS, "follow_auto_paused")
+
+
+def _kinds(values: tuple[str, ...]) -> sa.Enum:
+    return sa.Enum(*values, name="notification_kind", native_enum=False, create_constraint=True, length=24)
+
+
+def _set_kinds(old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    """The CHECK of notifications.kind and notification_deliveries.kind allows `new`."""
+    for table in ("notifications", "notification_deliveries"):
+        name = f"ck_{table}_notification_kind"
+        if op.get_bind().dialect.name == "postgresql":
+            allowed = ", ".join(f"'{k}'" for k in new)
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+            op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK (kind IN ({allowed}))")
+        else:  # SQLite: the table is copied with the new type (and its CHECK)
+            with op.batch_alter_table(table, recreate="always") as batch_op:
+                batch_op.alter_column("kind", existing_type=_kinds(old), type_=_kinds(new),
+                                      existing_nullable=False)
 
 
 def upgrade() -> None:
@@ -64,10 +86,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("event_key", sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column("category", sa.String(length=120), nullable=True))
         batch_op.create_index(batch_op.f("ix_markets_event_key"), ["event_key"], unique=False)
+    _set_kinds(OLD_KINDS, NEW_KINDS)
 
 
 def downgrade() -> None:
-    """Drop what upgrade added (shadow twins are removed with their copies' plan rows)."""
+    """Drop what upgrade added (auto-pause notifications go first)."""
+    op.execute("DELETE FROM notification_deliveries WHERE kind = 'follow_auto_paused'")
+    op.execute("DELETE FROM notifications WHERE kind = 'follow_auto_paused'")
+    _set_kinds(NEW_KINDS, OLD_KINDS)
     with op.batch_alter_table("markets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_markets_event_key"))
         batch_op.drop_column("category")
