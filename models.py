@@ -529,6 +529,7 @@ class CrowdPlan(Base):
     rotation: Mapped[int] = mapped_column(Integer)
     order: Mapped[list[int]] = mapped_column(JSON)  # copy ids, first to last
     caps: Mapped[dict[str, str]] = mapped_column(JSON)  # copy id → shares allotted
+    resting: Mapped[bool] = mapped_column(Boolean, default=False)  # nothing within the limit: uncapped
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

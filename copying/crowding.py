@@ -15,9 +15,12 @@ The plan (`allocate`, pure):
 - shares are floored to the lot, then the lots left over go one each, in the plan's order, to
   the copies that were rounded down: no copy is more than one lot from its exact pro-rata share;
 - a copy whose share falls under its minimum (the market's min size, $1) is dropped, the last
-  in the plan's order first, and the rest is planned again without it;
+  in the plan's order first (several at once when the depth cannot hold them all at their
+  minimum), and the rest is planned again without it;
 - the order is the copies by follow id, rotated by the fill's rank among its trader's fills:
-  over consecutive fills of one trader the same follower is never last twice in a row.
+  over consecutive fills of one trader the same follower is never last twice in a row;
+- when the book offers nothing within any copy's limit, no copy takes liquidity: each keeps its
+  own size and rests as a limit order (repriced later as before), posted in the plan's order.
 
 Where it is kept (`plan_caps`): the first signing transaction that sizes a copy of the fill writes
 the plan for ALL the fill's BUY copies of its mode (`CrowdPlan`, unique per fill and mode, its
@@ -40,7 +43,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from copying.modes import for_mode
+from copying.modes import for_mode, mode_name
 from copying.sizing import LOT, MIN_NOTIONAL_USD, floor_lot, shares_affordable
 from models import CopyOrder, CopyStatus, CrowdPlan, Follow, TraderFill
 from wire.types import BookLevel
@@ -69,6 +72,7 @@ class Allocation:
     order: list[int]
     exact: dict[int, Decimal] = field(default_factory=dict)
     dropped: list[int] = field(default_factory=list)
+    resting: bool = False  # no ask within any limit: nothing is taken, nothing capped
 
     def deviation_lots(self) -> Decimal:
         """Largest |allotted − exact pro-rata share| over the copies kept, in lots."""
@@ -149,6 +153,9 @@ def allocate(demands: Sequence[Demand], asks: Sequence[BookLevel], rotation: int
         ctx.prec = 60
         order = rotated(demands, rotation)
         depth = {d.limit: depth_within(asks, d.limit) for d in order}
+        if not any(depth.values()):  # nothing to take: every copy rests at its own size, in turn
+            return Allocation({d.copy_id: d.shares for d in order}, [d.copy_id for d in order],
+                              {d.copy_id: d.shares for d in order}, [], resting=True)
         kept = list(order)
         dropped: list[int] = []
         while True:
@@ -157,9 +164,13 @@ def allocate(demands: Sequence[Demand], asks: Sequence[BookLevel], rotation: int
             short = [d for d in kept if caps[d.copy_id] < d.minimum]
             if not short:
                 break
-            last = short[-1]  # the last in the plan's order among those under their minimum
-            dropped.append(last.copy_id)
-            kept = [d for d in kept if d.copy_id != last.copy_id]
+            # the last in the plan's order among those under their minimum go first; as many at
+            # once as can certainly not all be kept (the loosest depth / the smallest minimum)
+            smallest = min(d.minimum for d in kept)
+            room = int(max(depth[d.limit] for d in kept) / smallest) if smallest > 0 else len(kept)
+            gone = {d.copy_id for d in short[-max(1, min(len(short), len(kept) - room)):]}
+            dropped.extend(d.copy_id for d in short if d.copy_id in gone)
+            kept = [d for d in kept if d.copy_id not in gone]
         out = {d.copy_id: ZERO for d in order}
         out.update(caps)
         exact_all = {d.copy_id: ZERO for d in order}
@@ -201,11 +212,14 @@ def fill_rank(s: Session, fill: TraderFill) -> int:
         TraderFill.trader_id == fill.trader_id, TraderFill.id < fill.id)) or 0)
 
 
-def plan_members(s: Session, fill_id: int, paper: bool) -> list[tuple[CopyOrder, Follow]]:
-    """The fill's BUY copies this mode may take that are not decided yet (queued or claimed)."""
+def plan_members(s: Session, fill_id: int, paper: bool, *, pinned_only: bool = False
+                 ) -> list[tuple[CopyOrder, Follow]]:
+    """The fill's BUY copies this mode may take that are not decided yet (queued or claimed);
+    with `pinned_only` (a live executor's paper lane) only those of follows pinned to paper."""
+    mode = Follow.mode == mode_name(paper) if pinned_only else for_mode(paper)
     return [(co, fo) for co, fo in s.execute(
         select(CopyOrder, Follow).join(Follow, Follow.id == CopyOrder.follow_id)
-        .where(CopyOrder.trader_fill_id == fill_id, CopyOrder.side == "BUY", for_mode(paper),
+        .where(CopyOrder.trader_fill_id == fill_id, CopyOrder.side == "BUY", mode,
                CopyOrder.status.in_((CopyStatus.QUEUED, CopyStatus.CLAIMED)))
         .order_by(CopyOrder.id))]
 
@@ -227,7 +241,7 @@ def load_or_write_plan(s: Session, fill: TraderFill, paper: bool, asks: Sequence
         "trader_fill_id": fill.id, "paper": paper, "token_id": fill.token_id,
         "depth": depth_within(asks, loosest), "planned": sum(plan.caps.values(), ZERO),
         "rotation": rank, "order": plan.order, "caps": {str(k): str(v) for k, v in plan.caps.items()},
-        "created_at": now})
+        "resting": plan.resting, "created_at": now})
     row = existing_plan(s, fill.id, paper)
     assert row is not None
     return row
@@ -239,9 +253,12 @@ def existing_plan(s: Session, fill_id: int, paper: bool) -> CrowdPlan | None:
                     .with_for_update().execution_options(populate_existing=True))
 
 
-def cap_of(plan: CrowdPlan, copy_id: int) -> Cap:
-    """A copy's cap under the plan; a copy the plan did not know gets what is left unplanned."""
+def cap_of(plan: CrowdPlan, copy_id: int) -> Cap | None:
+    """A copy's cap under the plan; a copy the plan did not know gets what is left unplanned
+    (under a resting plan, nothing is capped: None)."""
     order = list(plan.order)
+    if plan.resting:
+        return None
     if str(copy_id) in plan.caps:
         return Cap(Decimal(plan.caps[str(copy_id)]), order.index(copy_id), len(order), plan.depth)
     return Cap(max(plan.depth - plan.planned, ZERO), len(order), len(order), plan.depth, planned_late=True)
@@ -269,10 +286,11 @@ class CrowdBook:
     plans: dict[int, CrowdPlan] = field(default_factory=dict)  # fill id → its plan
     fill_of: dict[int, int] = field(default_factory=dict)  # copy id → fill id
 
+    order: dict[int, int] = field(default_factory=dict)  # copy id → place in its plan's order
+
     def position(self, copy_id: int) -> int:
         """Where a copy goes in the posting order (copies outside any plan after the planned)."""
-        cap = self.caps.get(copy_id)
-        return cap.position if cap is not None else 1 << 30
+        return self.order.get(copy_id, 1 << 30)
 
     def took(self, copy_id: int, shares: Decimal) -> None:
         """Count what a copy the plan did not know took from what was left."""

@@ -270,7 +270,7 @@ def crowd_caps(ctx: ExecutorContext, s: Session, jobs: list[Job], now: datetime)
         group = by_fill[fill_id]
         plan = existing_plan(s, fill_id, ctx.paper)
         if plan is None:
-            members = plan_members(s, fill_id, ctx.paper)
+            members = plan_members(s, fill_id, ctx.paper, pinned_only=ctx.pinned_only)
             if len(members) < 2:
                 continue
             first = group[0]
@@ -283,9 +283,13 @@ def crowd_caps(ctx: ExecutorContext, s: Session, jobs: list[Job], now: datetime)
                     minimum_shares(first.market.min_size, limit)))
             plan = load_or_write_plan(s, first.fill, ctx.paper, first.book.asks, demands, now)
         crowd.plans[fill_id] = plan
+        places = {cid: i for i, cid in enumerate(plan.order)}
         for job in group:
-            crowd.caps[job.id] = cap_of(plan, job.id)
+            cap = cap_of(plan, job.id)
+            if cap is not None:
+                crowd.caps[job.id] = cap
             crowd.fill_of[job.id] = fill_id
+            crowd.order[job.id] = places.get(job.id, len(places))
     return crowd
 
 

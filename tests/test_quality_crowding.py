@@ -86,6 +86,14 @@ def test_tighter_limits_are_held_to_their_own_depth() -> None:
     assert plan.caps[2] == plan.caps[3] and plan.caps[2] > plan.caps[1]
 
 
+def test_nothing_within_the_limit_leaves_every_copy_resting_at_its_size() -> None:
+    """No ask at or under any limit: the copies take nothing, so nothing is capped; the order
+    still rotates (it is the posting order)."""
+    plan = allocate(demands(5), book(("0.65", "1000")), rotation=2)
+    assert plan.resting and all(v == D(20) for v in plan.caps.values())
+    assert plan.order[0] == 102
+
+
 def test_rotation_never_leaves_the_same_copy_last_twice_in_a_row() -> None:
     """Consecutive fills of one trader rotate the order by one."""
     ds = demands(7)
@@ -113,6 +121,9 @@ def test_plan_invariants(n: int, rotation: int, wants: list[int], limits: list[s
     asks = book(("0.30", str(D(sizes[0]) / 100)), ("0.32", str(D(sizes[1]) / 100)),
                 ("0.35", str(D(sizes[2]) / 100)))
     plan = allocate(ds, asks, rotation)
+    if all(depth_within(asks, d.limit) == 0 for d in ds):  # nothing to take: all rest, uncapped
+        assert plan.resting and all(plan.caps[d.copy_id] == d.shares for d in ds)
+        return
     for lim in {d.limit for d in ds}:
         assert sum(plan.caps[d.copy_id] for d in ds if d.limit <= lim) <= depth_within(asks, lim)
     for d in ds:

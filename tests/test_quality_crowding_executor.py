@@ -135,3 +135,18 @@ def test_a_lone_copy_and_exits_are_not_planned(database: Database, fernet_key: s
     h.trader_fill()
     h.cycle()
     assert h.only().intended_size == D(10) and plans(h) == []
+
+
+def test_nothing_on_offer_within_the_limit_leaves_the_copies_resting(database: Database,
+                                                                     fernet_key: str) -> None:
+    """No ask at or under the limit (the leader took it): the 6 copies are not capped (each
+    rests at its 10 shares, as without crowding control) and the plan only orders them."""
+    h = crowd(database, fernet_key, 6, "0")
+    h.fx.books[YES] = book(YES, [("0.50", "500")], [("0.70", "5000")])
+    h.trader_fill()
+    h.cycle()
+    copies = of_fill(h, 1)
+    assert {c.intended_size for c in copies} == {D(10)}
+    assert all(c.status != CopyStatus.SKIPPED and c.crowd_note is None for c in copies)
+    [plan] = plans(h)
+    assert plan.resting and len(plan.order) == 6

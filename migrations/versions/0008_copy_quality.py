@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("rotation", sa.Integer(), nullable=False),
         sa.Column("order", sa.JSON(), nullable=False),
         sa.Column("caps", sa.JSON(), nullable=False),
+        sa.Column("resting", sa.Boolean(), nullable=False),
         sa.Column("created_at", db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["trader_fill_id"], ["trader_fills.id"],
                                 name=op.f("fk_crowd_plans_trader_fill_id_trader_fills")),
