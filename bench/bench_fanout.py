@@ -15,7 +15,7 @@ shares (10 % of a 600-share BUY at 0.30); the book offers 24 shares per follower
 total matched at the venue (the simulator's orders) vs the depth, the allocation's spread in lots
 (all followers ask alike, so a fair allocation is within one lot), and whether the same
 follower was last in the plan's order twice in a row; `--no-crowding-control` runs it with
-CROWDING_CONTROL=off for the before numbers.
+CROWDING_CONTROL=off for the before numbers; `--room 60` gives every follower its full size.
 """
 
 from __future__ import annotations
@@ -169,9 +169,10 @@ def wait_settled(factory: object, fill_id: int, timeout: float = 90) -> None:
         time.sleep(0.1)
 
 
-def crowding_run(sim: dict, followers: int, executors: int, runs: int, control: bool) -> None:
+def crowding_run(sim: dict, followers: int, executors: int, runs: int, control: bool,
+                 room: Decimal = CROWD_ROOM) -> None:
     """`runs` fills of `followers` copies on a thin book (module docstring); prints the numbers."""
-    depth = CROWD_ROOM * followers
+    depth = room * followers
     with fresh_pg("pmct_bench_crowd") as url:
         fernet = Fernet.generate_key().decode()
         trader_id = seed(url, sim, fernet, followers, max_trade=Decimal(50))
@@ -245,11 +246,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--crowding", action="store_true", help="thin book: depth, fairness, rotation")
     parser.add_argument("--no-crowding-control", action="store_true", help="with --crowding: CROWDING_CONTROL=off")
+    parser.add_argument("--room", type=Decimal, default=CROWD_ROOM,
+                        help="with --crowding: shares on offer per follower (each asks for 60)")
     args = parser.parse_args()
     if args.crowding:
         with tempfile.TemporaryDirectory() as tmp, simulator_process(quiet_scenario_file(Path(tmp))) as sim:
             for k in [int(x) for x in args.executors.split(",")]:
-                crowding_run(sim, args.followers, k, args.runs, not args.no_crowding_control)
+                crowding_run(sim, args.followers, k, args.runs, not args.no_crowding_control, args.room)
         return
     with tempfile.TemporaryDirectory() as tmp, simulator_process(quiet_scenario_file(Path(tmp))) as sim:
         base = None
