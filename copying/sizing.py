@@ -18,7 +18,10 @@ Rules
   minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
   exposure_cap_reached / follower_daily_cap_reached / follower_exposure_cap_reached) so the
   operator sees the real cause. The follower's own daily cap and open-exposure cap apply across
-  all its follows, exactly like the follow's caps.
+  all its follows, exactly like the follow's caps; so do its event-level caps (USD at risk per
+  event, category and resolution-date window: event_cap_reached / category_cap_reached /
+  window_cap_reached) and its daily loss stop (daily_loss_stop), whose inputs come from
+  `copying.event_risk`.
 - SELL (an exit: the leader's SELL, MERGE, CONVERSION, or a snapshot showing him smaller): the
   follow has a *target* holding T (`FollowerState.target_shares`: BUY fills add to it). The exit
   scales it by the leader's kept fraction, T' = T × after / before, where before/after are the
