@@ -153,12 +153,37 @@ async def executor_cycle(ctx: ExecutorContext, stop: asyncio.Event, manage_clock
     finally:
         ctx.submitting = False
     c.update({f"copies_{label.value}": n for label, n in submitted.items()})
+    shadow = shadow_lane(ctx)
+    if shadow is not None and not stop.is_set():
+        if housekeeping:
+            c.update({f"shadow_{k}": v for k, v in (await housekeeping_pass(shadow)).items()})
+        c.update({f"shadow_copies_{label.value}": n for label, n in (await submit_pass(shadow, stop)).items()})
     if order_work and not stop.is_set():
         manage = force_manage or manage_clock.due()
         c.update(await open_order_pass(ctx, stop, manage=manage))
         resolve = force_manage or (resolution_clock is not None and resolution_clock.due())
         c.update(await settlement_pass(ctx, stop, remainders=manage, resolutions=resolve))
+        if shadow is not None and not stop.is_set():
+            c.update({f"shadow_{k}": v for k, v in (await shadow_order_pass(shadow, stop, manage)).items()})
     return stats
+
+
+def shadow_lane(ctx: ExecutorContext) -> ExecutorContext | None:
+    """The live executor's paper lane, when some follow is pinned to paper (a shadow twin)."""
+    if ctx.shadow is None:
+        return None
+    from copying.modes import has_pinned_paper
+
+    with session_scope(ctx.factory) as s:
+        return ctx.shadow if has_pinned_paper(s) else None
+
+
+async def shadow_order_pass(shadow: ExecutorContext, stop: asyncio.Event, manage: bool) -> Counter[str]:
+    """The paper lane's open-order work: its resting paper copies, stops, remainders (the live
+    lane settles resolutions for both modes)."""
+    counts = await open_order_pass(shadow, stop, manage=manage)
+    counts.update(await settlement_pass(shadow, stop, remainders=manage, resolutions=False))
+    return counts
 
 
 async def settlement_pass(ctx: ExecutorContext, stop: asyncio.Event, *, remainders: bool,
@@ -168,6 +193,11 @@ async def settlement_pass(ctx: ExecutorContext, stop: asyncio.Event, *, remainde
     counts: dict[str, int] = {}
     if remainders and not stop.is_set():
         counts["remainders_queued"] = await queue_remainders(ctx)
+    if remainders and ctx.settings.auto_pause_trades > 0 and not ctx.pinned_only and not stop.is_set():
+        from copying.auto_pause import auto_pause
+
+        with session_scope(ctx.factory) as s:
+            counts["follows_auto_paused"] = len(auto_pause(s, ctx.settings.auto_pause_trades, ctx.clock()))
     if resolutions and not stop.is_set():
         counts["markets_resolved"] = len(await check_resolutions(ctx))
         if ctx.settings.redeems_automatically and not ctx.paper:
@@ -191,6 +221,9 @@ async def order_loop(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: Cy
         started = time.monotonic()
         try:
             done = await housekeeping_pass(ctx)
+            shadow = shadow_lane(ctx)
+            if shadow is not None:
+                done.update({f"shadow_{k}": v for k, v in (await housekeeping_pass(shadow)).items()})
             if any(done.values()):
                 log.info("housekeeping: %s", " ".join(f"{k}={v}" for k, v in done.items()))
             manage = manage_clock.due()
@@ -198,6 +231,8 @@ async def order_loop(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: Cy
             record_gauges(ctx, counts)
             counts.update(await settlement_pass(ctx, stop, remainders=manage,
                                                 resolutions=resolution_clock.due()))
+            if shadow is not None and not stop.is_set():
+                counts.update({f"shadow_{k}": v for k, v in (await shadow_order_pass(shadow, stop, manage)).items()})
             if any(counts.values()):
                 log.info("open orders: %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
                 for key, n in counts.items():
@@ -344,8 +379,13 @@ def build_context(settings: Settings, factory: sessionmaker[Session], client: Ex
     venue = LiveVenue(client) if settings.is_live else PaperVenue(client, utcnow)
     keyring = KeyRing(settings.encryption_key) if settings.encryption_key else None
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    return ExecutorContext(settings=settings, factory=factory, client=client, venue=venue,
-                           keyring=keyring, owner=owner)
+    ctx = ExecutorContext(settings=settings, factory=factory, client=client, venue=venue,
+                          keyring=keyring, owner=owner)
+    if settings.is_live:  # shadow twins (follows pinned to paper) are paper-filled, never posted
+        ctx.shadow = ExecutorContext(settings=settings, factory=factory, client=client,
+                                     venue=PaperVenue(client, utcnow), keyring=keyring,
+                                     owner=f"{owner}:paper", pinned_only=True)
+    return ctx
 
 
 async def _amain(args: argparse.Namespace, settings: Settings) -> int:

@@ -134,6 +134,7 @@ class NotificationKind(str, enum.Enum):
     RESOLUTION_PAYOUT = "resolution_payout"
     DAILY_DIGEST = "daily_digest"
     COMMAND_REPLY = "command_reply"
+    FOLLOW_AUTO_PAUSED = "follow_auto_paused"  # a follow's copied edge stayed negative (copying.auto_pause)
 
 
 class NotifyChannel(str, enum.Enum):
@@ -180,6 +181,13 @@ class Follower(Base):
     # USD at risk (cost of positions held + open BUY orders)
     daily_usd_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
     max_open_exposure: Mapped[Decimal | None] = mapped_column(DecimalType())
+    # event-level risk (copying.event_risk), all follows together, None = no limit: USD at risk
+    # per event (a neg-risk event's outcomes are mutually exclusive), per category, per
+    # resolution-date window; and the day's realized loss that stops new BUYs until UTC midnight
+    event_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    category_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    window_cap: Mapped[Decimal | None] = mapped_column(DecimalType())
+    daily_loss_stop: Mapped[Decimal | None] = mapped_column(DecimalType())
     # the local ledger's anchor: pUSD the CLOB reported at `venue_balance_at` (fills recorded
     # after that are subtracted or added by the executor, see copying/balances.py)
     venue_balance: Mapped[Decimal | None] = mapped_column(DecimalType())
@@ -212,7 +220,9 @@ class Follow(Base):
 
     __tablename__ = "follows"
     __table_args__ = (
-        UniqueConstraint("follower_id", "trader_id", name="uq_follows_follower_trader"),
+        # one follow per (follower, trader); shadow twins (paper, `shadow_of` set) come beside it
+        Index("uq_follows_follower_trader", "follower_id", "trader_id", unique=True,
+              postgresql_where=text("shadow_of IS NULL"), sqlite_where=text("shadow_of IS NULL")),
         CheckConstraint("CAST(copy_pct AS NUMERIC) > 0 AND CAST(copy_pct AS NUMERIC) <= 100", name="copy_pct_range"),
         CheckConstraint("CAST(max_usd_per_trade AS NUMERIC) > 0", name="max_usd_positive"),
         CheckConstraint("mode IS NULL OR mode IN ('paper', 'live')", name="mode"),
@@ -236,6 +246,10 @@ class Follow(Base):
     # None: copied in the mode of the executor that claims its copies (EXECUTION_MODE); 'paper'
     # or 'live' pins it (a paper "shadow" follow next to live ones). See copying/modes.py.
     mode: Mapped[str | None] = mapped_column(String(8))
+    # a shadow twin: a paper follow that sees the same fills as the live follow it shadows
+    shadow_of: Mapped[int | None] = mapped_column(ForeignKey("follows.id"), index=True)
+    # why the follow was paused by the engine (auto-pause on a negative copied edge), else None
+    pause_reason: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -347,6 +361,8 @@ class CopyOrder(Base):
     filled_size: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     avg_fill_price: Mapped[Decimal | None] = mapped_column(DecimalType())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # crowding control (copying.crowding): why the copy was shrunk below its size, if it was
+    crowd_note: Mapped[str | None] = mapped_column(String(300))
     # the copy's mode, decided once when an executor claims it (None while QUEUED and not pinned by
     # its follow) and never changed: every later step only touches copies of its own mode
     paper: Mapped[bool | None] = mapped_column(Boolean)
@@ -486,12 +502,35 @@ class Market(Base):
     fee_rate: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     fee_exponent: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(1))
     fee_takers_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    # event-level risk: the event (neg-risk market id, else Gamma event id) and category
+    event_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    category: Mapped[str | None] = mapped_column(String(120))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # payouts known (Gamma)
 
     tokens: Mapped[list[MarketTokenRow]] = relationship(
         back_populates="market", order_by="MarketTokenRow.outcome_index"
     )
+
+
+class CrowdPlan(Base):
+    """How the copies of one leader fill share the book (copying.crowding): written once, by the
+    first signing transaction that needs it, and read by every later batch of the same fill."""
+
+    __tablename__ = "crowd_plans"
+    __table_args__ = (UniqueConstraint("trader_fill_id", "paper", name="uq_crowd_plans_fill_mode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trader_fill_id: Mapped[int] = mapped_column(ForeignKey("trader_fills.id"))
+    paper: Mapped[bool] = mapped_column(Boolean)
+    token_id: Mapped[str] = mapped_column(String(80))
+    depth: Mapped[Decimal] = mapped_column(DecimalType())  # shares within the loosest limit
+    planned: Mapped[Decimal] = mapped_column(DecimalType())  # Σ shares allotted so far
+    rotation: Mapped[int] = mapped_column(Integer)
+    order: Mapped[list[int]] = mapped_column(JSON)  # copy ids, first to last
+    caps: Mapped[dict[str, str]] = mapped_column(JSON)  # copy id → shares allotted
+    resting: Mapped[bool] = mapped_column(Boolean, default=False)  # nothing within the limit: uncapped
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MarketTokenRow(Base):

@@ -1181,6 +1181,8 @@ def combine_market_info(gamma: GammaMarket, clob: ClobMarketParams | None) -> Ma
         fee_rate=fee_rate,
         fee_exponent=fee_exp,
         fee_takers_only=takers_only,
+        event_key=gamma.event_key,
+        category=gamma.category,
     )
 
 

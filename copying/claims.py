@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, defer
 from copying.context import ExecutorContext
 from copying.killswitch import KillSwitchState
 from copying.ledger import FillRecord
-from copying.modes import for_mode
+from copying.modes import for_mode, mode_name
 from copying.ordering import blocked_clause
 from copying.orders import SkipCopy
 from copying.states import Event, transition
@@ -185,8 +185,8 @@ def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> Non
 def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
     """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
     with session_scope(ctx.factory) as s:
-        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(),
-                     for_mode(ctx.paper))
+        mode = Follow.mode == mode_name(ctx.paper) if ctx.pinned_only else for_mode(ctx.paper)
+        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(), mode)
              .order_by(CopyOrder.id).limit(limit))
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=CopyOrder, skip_locked=True)

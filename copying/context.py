@@ -87,6 +87,10 @@ class ExecutorContext:
     stop_since: datetime = field(default_factory=utcnow)
     stop_last_fill: int = 0
     sweep_again: bool = False
+    # shadow twins in a live executor (README "Copy quality"): `shadow` is a paper lane beside the
+    # live one that claims only the copies of follows pinned to paper (`pinned_only`)
+    pinned_only: bool = False
+    shadow: ExecutorContext | None = None
 
     def new_cycle(self) -> None:
         """Forget what a cycle may not reuse (credentials stay: keyed by their ciphertext)."""

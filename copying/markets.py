@@ -32,6 +32,8 @@ def upsert_market(session: Session, info: MarketInfo, now: datetime) -> Market:
     row.fee_rate = info.fee_rate
     row.fee_exponent = info.fee_exponent
     row.fee_takers_only = info.fee_takers_only
+    row.event_key = info.event_key or None
+    row.category = info.category or None
     row.fetched_at = now
     session.flush()
     for tok in info.tokens:
@@ -62,6 +64,8 @@ def to_market_info(row: Market) -> MarketInfo:
         fee_rate=row.fee_rate,
         fee_exponent=row.fee_exponent,
         fee_takers_only=row.fee_takers_only,
+        event_key=row.event_key or "",
+        category=row.category or "",
     )
 
 

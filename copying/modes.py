@@ -15,6 +15,9 @@ Invariants:
   later step (reconcile, refresh, cancel, reprice) selects copies by `paper == its mode`;
 - a live executor closes the paper copies of unpinned follows that are still open (PAPER_CLOSED,
   reason `mode_changed`): they were never at any venue and are never posted;
+- a live executor keeps the copies of follows pinned to paper (shadow twins) working: a paper lane
+  beside its live one (`ExecutorContext.shadow`, a paper venue) claims only those, fills them
+  against the real book and never posts them;
 - a paper executor does not start while live copies of unpinned follows may still be at the
   venue (`open_live_copies`): it cannot cancel them, and leaving them there while it runs would
   let the database and the venue disagree. `admin cancel-open --live` cancels them first.
@@ -98,6 +101,15 @@ def refusal_message(lines: list[OpenCopyLine], shown: int = 20) -> str:
     if len(lines) > shown:
         body.append(f"  … and {len(lines) - shown} more (`./admin status` lists them all)")
     return "\n".join([head, *body])
+
+
+def has_pinned_paper(s: Session) -> bool:
+    """True when some follow not removed is pinned to paper (a shadow twin): a live executor then
+    runs its paper lane beside the live one."""
+    from models import FollowStatus
+
+    return s.scalar(select(Follow.id).where(Follow.mode == "paper", Follow.status != FollowStatus.REMOVED)
+                    .limit(1)) is not None
 
 
 def close_paper_copies(s: Session, *, follower_id: int | None = None, pinned_too: bool = False,

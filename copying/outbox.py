@@ -135,6 +135,14 @@ def kill_switch_changed(session: Session, on: bool, *, scope: str, follower_id: 
     enqueue(session, kind, follower_id, {"scope": scope, "reason": reason, "subject": subject})
 
 
+def follow_auto_paused(session: Session, follower_id: int, *, follow_id: int, trader_id: int,
+                       edge_pct: Decimal, trades: int, reason: str) -> None:
+    """A follow was paused because its copied edge stayed negative (`copying.auto_pause`)."""
+    enqueue(session, NotificationKind.FOLLOW_AUTO_PAUSED, follower_id, {
+        "follow_id": follow_id, "trader_id": trader_id, "edge_pct": edge_pct, "trades": trades,
+        "reason": reason})
+
+
 def resolution_payout(session: Session, follower_id: int, *, condition_id: str, token_id: str,
                       shares: Decimal, payout_usd: Decimal, realized_pnl: Decimal | None = None,
                       paper: bool = False, title: str = "", outcome: str = "") -> None:

@@ -126,6 +126,7 @@ class Reservations:
     follower_filled_today: dict[int, Decimal] = field(default_factory=dict)
     open_by_follower: dict[int, list[OpenCopy]] = field(default_factory=dict)
     follower_cost: dict[int, Decimal] = field(default_factory=dict)
+    follower_cost_by_condition: dict[int, dict[str, Decimal]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, s: Session, jobs: Sequence[Job], paper: bool, now: datetime,
@@ -172,6 +173,7 @@ class Reservations:
         self.follower_filled_today = {fid: ZERO for fid in ids}
         self.open_by_follower = {fid: [] for fid in ids}
         self.follower_cost = {fid: ZERO for fid in ids}
+        self.follower_cost_by_condition = {fid: defaultdict(Decimal) for fid in ids}
         for fid, c in open_copies(s, paper, follower_ids=ids):
             self.open_by_follower[fid].append(c)
         for fid, size, avg in s.execute(select(
@@ -179,10 +181,23 @@ class Reservations:
                 CopyOrder.follower_id.in_(ids), CopyOrder.side == "BUY", CopyOrder.id.not_in(batch),
                 CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= self.day)):
             self.follower_filled_today[fid] += (size or ZERO) * (avg or ZERO)
-        for fid, size, avg in s.execute(select(
-                FollowerPosition.follower_id, FollowerPosition.size, FollowerPosition.avg_cost).where(
+        for fid, cond, size, avg in s.execute(select(
+                FollowerPosition.follower_id, FollowerPosition.condition_id, FollowerPosition.size,
+                FollowerPosition.avg_cost).where(
                 FollowerPosition.follower_id.in_(ids), FollowerPosition.paper == paper)):
             self.follower_cost[fid] += size * avg
+            self.follower_cost_by_condition[fid][cond] += size * avg
+
+    def follower_usd_by_condition(self, follower_id: int) -> dict[str, Decimal]:
+        """The follower's USD at risk per market (condition id): the cost of its positions plus
+        its open BUY remainders, all follows (only for followers loaded with their limits)."""
+        out: dict[str, Decimal] = defaultdict(Decimal)
+        for cond, usd in self.follower_cost_by_condition.get(follower_id, {}).items():
+            out[cond] += usd
+        for c in self.open_by_follower.get(follower_id, ()):
+            if c.side == "BUY":
+                out[c.condition_id] += c.remaining * c.price
+        return dict(out)
 
     def follower_spent_today_usd(self, follower_id: int) -> Decimal:
         """USD committed today (UTC) by all the follower's BUY copies: fills plus open remainders."""

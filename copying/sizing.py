@@ -18,7 +18,10 @@ Rules
   minimum, the skip names that cap (insufficient_balance / daily_cap_reached /
   exposure_cap_reached / follower_daily_cap_reached / follower_exposure_cap_reached) so the
   operator sees the real cause. The follower's own daily cap and open-exposure cap apply across
-  all its follows, exactly like the follow's caps.
+  all its follows, exactly like the follow's caps; so do its event-level caps (USD at risk per
+  event, category and resolution-date window: event_cap_reached / category_cap_reached /
+  window_cap_reached) and its daily loss stop (daily_loss_stop), whose inputs come from
+  `copying.event_risk`.
 - SELL (an exit: the leader's SELL, MERGE, CONVERSION, or a snapshot showing him smaller): the
   follow has a *target* holding T (`FollowerState.target_shares`: BUY fills add to it). The exit
   scales it by the leader's kept fraction, T' = T × after / before, where before/after are the
@@ -77,6 +80,11 @@ class SkipReason(StrEnum):
     BELOW_MIN_NOTIONAL = "below_min_notional"
     AT_TARGET = "at_target"  # an exit that leaves the holding at or under its new target
     REMAINDER_KEPT = "remainder_kept"  # under the min size and under $1: kept for later
+    # event-level risk (copying.event_risk), the follower's across all its follows
+    EVENT_CAP_REACHED = "event_cap_reached"  # USD at risk in this market's event
+    CATEGORY_CAP_REACHED = "category_cap_reached"  # USD at risk in this market's category
+    WINDOW_CAP_REACHED = "window_cap_reached"  # USD at risk resolving near this market's date
+    DAILY_LOSS_STOP = "daily_loss_stop"  # the day's realized loss reached the follower's stop
 
 
 class CapReason(StrEnum):
@@ -90,6 +98,10 @@ class CapReason(StrEnum):
     FOLLOWER_EXPOSURE_CAP = "follower_exposure_cap"
     HOLDINGS = "holdings"
     CLOSE_OUT = "close_out"  # the leader closed: everything held is sold
+    CROWDING = "crowding"  # the fill's copies share the book's depth (copying.crowding)
+    EVENT_CAP = "event_cap"
+    CATEGORY_CAP = "category_cap"
+    WINDOW_CAP = "window_cap"
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,16 @@ class FollowRules:
     follower_spent_today_usd: Decimal = _ZERO
     follower_exposure_cap_usd: Decimal | None = None
     follower_exposure_usd: Decimal = _ZERO  # cost of its positions + its open BUY orders
+    # event-level risk (copying.event_risk): caps and what is at risk in this market's event,
+    # category and resolution-date window; the day's realized loss and the stop (None = no limit)
+    event_cap_usd: Decimal | None = None
+    event_exposure_usd: Decimal = _ZERO
+    category_cap_usd: Decimal | None = None
+    category_exposure_usd: Decimal = _ZERO
+    window_cap_usd: Decimal | None = None
+    window_exposure_usd: Decimal = _ZERO
+    daily_loss_stop_usd: Decimal | None = None
+    realized_loss_today_usd: Decimal = _ZERO  # ≥ 0: the day's realized loss (0 on a winning day)
 
     def __post_init__(self) -> None:
         if not (_ZERO < self.copy_pct <= _HUNDRED):
@@ -127,12 +149,14 @@ class FollowRules:
         if self.max_usd_per_trade <= _ZERO:
             raise ValueError(f"max_usd_per_trade must be > 0, got {self.max_usd_per_trade}")
         for name in ("daily_cap_usd", "exposure_cap_usd", "min_price", "max_price",
-                     "follower_daily_cap_usd", "follower_exposure_cap_usd"):
+                     "follower_daily_cap_usd", "follower_exposure_cap_usd", "event_cap_usd",
+                     "category_cap_usd", "window_cap_usd", "daily_loss_stop_usd"):
             value = getattr(self, name)
             if value is not None and value < _ZERO:
                 raise ValueError(f"{name} must be ≥ 0, got {value}")
         if min(self.spent_today_usd, self.exposure_usd, self.follower_spent_today_usd,
-               self.follower_exposure_usd) < _ZERO:
+               self.follower_exposure_usd, self.event_exposure_usd, self.category_exposure_usd,
+               self.window_exposure_usd, self.realized_loss_today_usd) < _ZERO:
             raise ValueError("amounts spent and exposures must be ≥ 0")
         if (self.min_price is not None and self.max_price is not None
                 and self.min_price > self.max_price):
@@ -255,6 +279,19 @@ def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
         return Skip(SkipReason.FOLLOWER_EXPOSURE_CAP_REACHED,
                     f"the follower's open exposure {rules.follower_exposure_usd} is at its "
                     f"{rules.follower_exposure_cap_usd} USD cap")
+    if rules.daily_loss_stop_usd is not None and rules.realized_loss_today_usd >= rules.daily_loss_stop_usd:
+        return Skip(SkipReason.DAILY_LOSS_STOP,
+                    f"daily_loss_stop: realized loss today {rules.realized_loss_today_usd} USD reached the "
+                    f"follower's {rules.daily_loss_stop_usd} USD stop (new BUYs resume at 00:00 UTC)")
+    risk_left: list[tuple[CapReason, Decimal]] = []
+    for cap_reason, skip_reason, cap, used, what in _risk_limits(rules):
+        left = remaining_cap(cap, used)
+        if left is None:
+            continue
+        if left <= _ZERO:
+            return Skip(skip_reason, f"{skip_reason.value}: {used} USD at risk {what}, at the "
+                                     f"follower's {cap} USD cap")
+        risk_left.append((cap_reason, left))
     if follower.available_usd <= _ZERO:
         return Skip(SkipReason.INSUFFICIENT_BALANCE,
                     f"available pUSD {follower.available_usd}")
@@ -273,6 +310,7 @@ def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
         caps.append((CapReason.FOLLOWER_DAILY_CAP, shares_affordable(follower_daily_left, price)))
     if follower_exposure_left is not None:
         caps.append((CapReason.FOLLOWER_EXPOSURE_CAP, shares_affordable(follower_exposure_left, price)))
+    caps.extend((reason, shares_affordable(left, price)) for reason, left in risk_left)
 
     shares, capped = proportional, None
     for reason, limit in caps:
@@ -287,6 +325,18 @@ def _size_buy(fill: LeaderFill, rules: FollowRules, market: MarketInfo,
             proportional, proportional * price, market.min_size) is None:
         return _cap_skip(capped, shares, notional, proportional, rules, follower)
     return Skip(failure, _minimum_detail(failure, shares, notional, market.min_size))
+
+
+def _risk_limits(rules: FollowRules) -> list[tuple[CapReason, SkipReason, Decimal | None, Decimal, str]]:
+    """The event-level limits: (cap reason, skip reason, cap, USD used, where)."""
+    return [
+        (CapReason.EVENT_CAP, SkipReason.EVENT_CAP_REACHED, rules.event_cap_usd,
+         rules.event_exposure_usd, "in this market's event"),
+        (CapReason.CATEGORY_CAP, SkipReason.CATEGORY_CAP_REACHED, rules.category_cap_usd,
+         rules.category_exposure_usd, "in this market's category"),
+        (CapReason.WINDOW_CAP, SkipReason.WINDOW_CAP_REACHED, rules.window_cap_usd,
+         rules.window_exposure_usd, "in markets resolving near this one"),
+    ]
 
 
 def _buy_minimum_failure(shares: Decimal, notional: Decimal,
@@ -330,6 +380,9 @@ def _cap_skip(capped: CapReason, shares: Decimal, notional: Decimal, proportiona
         return Skip(SkipReason.FOLLOWER_EXPOSURE_CAP_REACHED,
                     f"follower exposure cap {rules.follower_exposure_cap_usd} USD, at "
                     f"{rules.follower_exposure_usd}: {tail}")
+    for cap_reason, skip_reason, cap, used, what in _risk_limits(rules):
+        if capped is cap_reason:
+            return Skip(skip_reason, f"{skip_reason.value}: {used} USD at risk {what}, cap {cap} USD: {tail}")
     reason = SkipReason.BELOW_MIN_SIZE if shares > _ZERO else SkipReason.ZERO_SIZE
     return Skip(reason, f"max_usd_per_trade {rules.max_usd_per_trade}: {tail}")
 

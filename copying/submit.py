@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -37,6 +38,22 @@ from sqlalchemy.orm import Session
 from copying.balances import ledger_balances, needs_reading, refresh_balances
 from copying.claims import Job, JobAction, Label, holds_claim, lock_copies, release_claim, release_claims
 from copying.context import SUBMIT_BOOK_AGE, ExecutorContext, book_for, creds_of, market_for, with_book
+from copying.crowding import (
+    SKIP_REASON as CROWDING_SKIP,
+)
+from copying.crowding import (
+    CrowdBook,
+    Demand,
+    cap_of,
+    existing_plan,
+    load_or_write_plan,
+    minimum_shares,
+    plan_members,
+    proportional_demand,
+    shrink_note,
+    skip_detail,
+)
+from copying.event_risk import MarketMeta, has_event_limits, market_meta, meta_of, realized_loss_today, risk_use
 from copying.latency import observe_stages
 from copying.leader import holding_before_fill
 from copying.ledger import position_for
@@ -158,8 +175,43 @@ def _price(ctx: ExecutorContext, job: Job, book: OrderBook, now: datetime) -> No
 
 # --- step 2: size and sign, one transaction ------------------------------------------------------
 
+@dataclass
+class EventRisk:
+    """What the batch's followers with event-level limits have at risk (`copying.event_risk`)."""
+
+    metas: dict[str, MarketMeta] = field(default_factory=dict)
+    loss_today: dict[int, Decimal] = field(default_factory=dict)
+    window: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def load(cls, ctx: ExecutorContext, s: Session, book: Reservations, followers: list[Follower],
+             now: datetime) -> EventRisk:
+        """Markets of their positions and open BUYs (one query), and the day's losses (two)."""
+        risky = {f.id: f for f in followers if has_event_limits(f)}
+        if not risky:
+            return cls()
+        conditions = {c for fid in risky for c in book.follower_usd_by_condition(fid)}
+        stops = [fid for fid, f in risky.items() if f.daily_loss_stop is not None]
+        return cls(market_meta(s, conditions), realized_loss_today(s, stops, ctx.paper, book.day),
+                   timedelta(hours=ctx.settings.resolution_window_hours))
+
+    def rules(self, book: Reservations, follower: Follower, market: MarketInfo) -> dict[str, Decimal | None]:
+        """The FollowRules fields of the follower's event-level limits for a BUY in `market`."""
+        if not has_event_limits(follower):
+            return {}
+        use = risk_use(book.follower_usd_by_condition(follower.id), self.metas, market.condition_id,
+                       meta_of(market), self.window)
+        return {"event_cap_usd": follower.event_cap, "event_exposure_usd": use.event,
+                "category_cap_usd": follower.category_cap if market.category else None,
+                "category_exposure_usd": use.category,
+                "window_cap_usd": follower.window_cap if market.end_date is not None else None,
+                "window_exposure_usd": use.window,
+                "daily_loss_stop_usd": follower.daily_loss_stop,
+                "realized_loss_today_usd": self.loss_today.get(follower.id, ZERO)}
+
+
 def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: Follower,
-          book: Reservations, balances: dict[int, Decimal | None]) -> Skip | SizedOrder:
+          book: Reservations, balances: dict[int, Decimal | None], risk: EventRisk) -> Skip | SizedOrder:
     """Sizing of one copy against what is left for its follower; the order or a Skip.
 
     An exit (SELL) is sized against the follow's target holding (`copying.sizing.size_copy`);
@@ -193,12 +245,70 @@ def _size(ctx: ExecutorContext, s: Session, job: Job, co: CopyOrder, follower: F
         follower_daily_cap_usd=follower.daily_usd_cap,
         follower_spent_today_usd=book.follower_spent_today_usd(follower.id),
         follower_exposure_cap_usd=follower.max_open_exposure,
-        follower_exposure_usd=book.follower_exposure_usd(follower.id))
+        follower_exposure_usd=book.follower_exposure_usd(follower.id),
+        **risk.rules(book, follower, market))  # type: ignore[arg-type]
     state = FollowerState(available_usd=max(available, ZERO))
     cap_price = slippage_limit(side, co.trader_price, market.tick_size, ctx.max_slippage(follow))
     decided = job.decision.price
     return size_copy(LeaderFill(side, fill.size, fill.price, co.token_id, fill.is_combo), rules, market,
                      state, price=max(cap_price, decided or cap_price))
+
+
+def crowd_caps(ctx: ExecutorContext, s: Session, jobs: list[Job], now: datetime) -> CrowdBook:
+    """The crowding plans of the batch's BUY copies of leader fills (`copying.crowding`), each
+    read, or written by the first batch that needs it, under its row lock (taken after the
+    followers' and copies' locks)."""
+    crowd = CrowdBook()
+    if not ctx.settings.crowding_control:
+        return crowd
+    by_fill: dict[int, list[Job]] = {}
+    for job in jobs:
+        if (job.action is None and job.fill is not None and job.co.side == "BUY"
+                and job.co.origin == CopyOrigin.FILL and job.book is not None and job.market is not None):
+            by_fill.setdefault(job.fill.id, []).append(job)
+    for fill_id in sorted(by_fill):
+        group = by_fill[fill_id]
+        plan = existing_plan(s, fill_id, ctx.paper)
+        if plan is None:
+            members = plan_members(s, fill_id, ctx.paper, pinned_only=ctx.pinned_only)
+            if len(members) < 2:
+                continue
+            first = group[0]
+            assert first.fill is not None and first.market is not None and first.book is not None
+            demands = []
+            for co, follow in members:
+                limit = slippage_limit(Side.BUY, co.trader_price, first.market.tick_size, ctx.max_slippage(follow))
+                demands.append(Demand(co.id, follow.id, proportional_demand(
+                    first.fill.size, follow.copy_pct, follow.max_usd_per_trade, limit), limit,
+                    minimum_shares(first.market.min_size, limit)))
+            plan = load_or_write_plan(s, first.fill, ctx.paper, first.book.asks, demands, now)
+        crowd.plans[fill_id] = plan
+        places = {cid: i for i, cid in enumerate(plan.order)}
+        for job in group:
+            cap = cap_of(plan, job.id)
+            if cap is not None:
+                crowd.caps[job.id] = cap
+            crowd.fill_of[job.id] = fill_id
+            crowd.order[job.id] = places.get(job.id, len(places))
+    return crowd
+
+
+def apply_crowding(crowd: CrowdBook, co: CopyOrder, sized: SizedOrder, market: MarketInfo) -> SizedOrder:
+    """A BUY within its share of the book: as sized, shrunk (noted on the copy), or SkipCopy."""
+    cap = crowd.caps.get(co.id)
+    if cap is None:
+        return sized
+    if sized.shares <= cap.shares:
+        crowd.took(co.id, sized.shares)
+        return sized
+    unit = sized.notional / sized.shares
+    minimum = minimum_shares(market.min_size, unit)
+    if cap.shares < minimum:
+        raise SkipCopy(CROWDING_SKIP, skip_detail(cap, sized.shares, minimum))
+    co.crowd_note = shrink_note(cap, sized.shares)
+    crowd.took(co.id, cap.shares)
+    log.info("copy %s: %s", co.id, co.crowd_note)
+    return replace(sized, shares=cap.shares, notional=cap.shares * unit, reason_capped=CapReason.CROWDING)
 
 
 def marketable_exit(ctx: ExecutorContext, job: Job, co: CopyOrder) -> PriceDecision:
@@ -252,12 +362,15 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
             cos[co.id], followers[follower.id] = co, follower
         mine = {cid for cid, co in cos.items() if holds_claim(ctx, co)}
         limited = [fid for fid, f in followers.items()
-                   if f.daily_usd_cap is not None or f.max_open_exposure is not None]
+                   if f.daily_usd_cap is not None or f.max_open_exposure is not None or has_event_limits(f)]
         book = Reservations.load(s, to_size, ctx.paper, now, limited) if to_size else None
+        risk = EventRisk.load(ctx, s, book, [followers[j.follower.id] for j in to_size], now) \
+            if to_size and book is not None else EventRisk()
         # the ledger is read under the followers' locks: every executor sees the same pUSD
         buying = {j.follower.id for j in to_size}
         balances = ledger_balances(s, [f for fid, f in followers.items() if fid in buying]) \
             if to_size and not ctx.paper else {}
+        crowd = crowd_caps(ctx, s, [j for j in to_size if j.id in mine], now)
         plans: dict[int, list[tuple[Job, OrderPlan]]] = {}  # follower id → its orders, in id order
         for job in jobs:  # sizing in copy id order: earlier copies are served first
             if job.id not in mine:
@@ -274,7 +387,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
                 follower.paper_balance = ctx.settings.paper_balance_usd
             if job.reference_price is not None:
                 co.trader_price = job.reference_price
-            sized = _size(ctx, s, job, co, follower, book, balances)
+            sized = _size(ctx, s, job, co, follower, book, balances, risk)
             if isinstance(sized, SizedOrder) and (sized.marketable or co.origin == CopyOrigin.CLOSE):
                 decision = marketable_exit(ctx, job, co)
                 if decision.action is not PriceAction.MARKET:  # beyond the slippage limit: wait
@@ -286,6 +399,7 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
             try:
                 if isinstance(sized, Skip):
                     raise SkipCopy(sized.reason.value, sized.detail)
+                sized = apply_crowding(crowd, co, sized, job.market)
                 plan = plan_order(ctx, co, follower, job.market, job.decision, sized.shares)
             except SkipCopy as skip:
                 skip_copy(s, co, skip)
@@ -307,7 +421,8 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
                     assert job.market is not None
                     job.spec = spec_for(job.co, follower, job.market, job.creds)
                     signed.append(job)
-        return sorted(signed, key=lambda j: j.id)
+        # posting order: each fill's copies in its crowding plan's (rotated) order
+        return sorted(signed, key=lambda j: (crowd.position(j.id), j.id))
 
     return _retrying(ctx, work)
 

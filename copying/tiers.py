@@ -129,7 +129,7 @@ def _open_follows(session: Session, follower_id: int) -> list[Follow]:
     from models import FollowStatus
 
     return list(session.scalars(
-        select(Follow).where(Follow.follower_id == follower_id,
+        select(Follow).where(Follow.follower_id == follower_id, Follow.shadow_of.is_(None),
                              Follow.status != FollowStatus.REMOVED).order_by(Follow.id)))
 
 

@@ -124,6 +124,12 @@ class Settings:
     retention_event_days: float = 180
     retention_raw_days: float = 30
     retention_payload_days: float = 7
+    # copy quality (README "Copy quality"): many followers of one fill share the book's depth
+    # within their slippage limit pro rata; a follow whose copied edge stays negative over this
+    # many closed trades is paused (0 = off); the resolution-date window of the per-follower cap
+    crowding_control: bool = True
+    auto_pause_trades: int = 0
+    resolution_window_hours: int = 24
 
     @property
     def builder_credentials(self) -> tuple[str, str, str] | None:
@@ -496,6 +502,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "RETENTION_EVENT_DAYS": ("retention_event_days", _parse_retention_days),
         "RETENTION_RAW_DAYS": ("retention_raw_days", _parse_retention_days),
         "RETENTION_PAYLOAD_DAYS": ("retention_payload_days", _parse_retention_days),
+        "CROWDING_CONTROL": ("crowding_control", _parse_switch),
     }
     for var, (field_name, parser) in simple.items():
         raw = get(var)
@@ -506,6 +513,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kwargs["telegram_poll_timeout"] = _parse_int_range("TELEGRAM_POLL_TIMEOUT", raw, 0, 50)
     if (raw := get("NOTIFY_DIGEST_HOUR")) is not None:
         kwargs["notify_digest_hour"] = _parse_int_range("NOTIFY_DIGEST_HOUR", raw, 0, 23)
+    if (raw := get("AUTO_PAUSE_TRADES")) is not None:
+        kwargs["auto_pause_trades"] = _parse_int_range("AUTO_PAUSE_TRADES", raw, 0, 10_000)
+    if (raw := get("RESOLUTION_WINDOW_HOURS")) is not None:
+        kwargs["resolution_window_hours"] = _parse_int_range("RESOLUTION_WINDOW_HOURS", raw, 1, 24 * 366)
     if (raw := get("EXECUTION_MODE")) is not None:
         kwargs["execution_mode"] = _parse_choice("EXECUTION_MODE", raw, ("paper", "live"))
     if (raw := get("AUTO_REDEEM")) is not None:

@@ -31,11 +31,11 @@ ADMIN_SCOPE = "admin"
 # what a follower's destination may receive, and receives unless --events says otherwise
 FOLLOWER_EVENTS: tuple[K, ...] = (
     K.COPY_FILLED, K.COPY_SKIPPED, K.COPY_REJECTED, K.COPY_IN_DOUBT, K.KILL_SWITCH_ON,
-    K.KILL_SWITCH_OFF, K.RESOLUTION_PAYOUT, K.DAILY_DIGEST)
+    K.KILL_SWITCH_OFF, K.RESOLUTION_PAYOUT, K.DAILY_DIGEST, K.FOLLOW_AUTO_PAUSED)
 # what an admin destination receives unless --events says otherwise (it may ask for any kind)
 ADMIN_DEFAULT_EVENTS: tuple[K, ...] = (
     K.COPY_REJECTED, K.COPY_IN_DOUBT, K.KILL_SWITCH_ON, K.KILL_SWITCH_OFF, K.DAEMON_STALE,
-    K.DAEMON_RECOVERED)
+    K.DAEMON_RECOVERED, K.FOLLOW_AUTO_PAUSED)
 ADMIN_EVENTS: tuple[K, ...] = tuple(k for k in K if k is not K.COMMAND_REPLY)
 # events without a follower that still go to every subscribed follower destination
 BROADCAST_EVENTS = frozenset({K.KILL_SWITCH_ON, K.KILL_SWITCH_OFF})

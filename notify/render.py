@@ -165,6 +165,10 @@ def block_for(kind: NotificationKind, payload: Mapping[str, Any], follower_id: i
             f"{num(p.get('shares'))} shares redeemed",
             f"realized P&L {usd(realized, signed=True)}" if realized is not None else None,
             wallet))
+    if kind is K.FOLLOW_AUTO_PAUSED:
+        return Block(f"Follow #{p.get('follow_id')} paused: copied edge {p.get('edge_pct')} points", _lines(
+            f"over its last {p.get('trades')} closed trades our P&L % trailed the leader's",
+            "`admin resume` starts it again", wallet))
     if kind is K.DAILY_DIGEST:
         return digest_block(p, labels.wallets.get(follower_id or 0))
     if kind is K.COMMAND_REPLY:

@@ -172,7 +172,8 @@ def add_follow(
     trader = session.scalar(select(Trader).where(Trader.wallet == trader_addr))
     if trader is not None:
         dup = session.scalar(
-            select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id)
+            select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id,
+                                 Follow.shadow_of.is_(None))
         )
         if dup is not None and dup.status != FollowStatus.REMOVED:
             raise InputError(f"{follower.funder_address} already follows {trader_addr}")
@@ -206,7 +207,7 @@ def find_follow(session: Session, follower_wallet: str, trader_wallet: str) -> F
     trader = find_trader(session, trader_wallet)
     follow = None if trader is None else session.scalar(
         select(Follow).where(Follow.follower_id == follower.id, Follow.trader_id == trader.id,
-                             Follow.status != FollowStatus.REMOVED)
+                             Follow.status != FollowStatus.REMOVED, Follow.shadow_of.is_(None))
     )
     if follow is None:
         raise InputError(f"{follower.funder_address} does not follow {trader_wallet.strip().lower()}")
@@ -219,6 +220,8 @@ def remove_follow(session: Session, follower_wallet: str, trader_wallet: str) ->
 
     follow = find_follow(session, follower_wallet, trader_wallet)
     follow.status = FollowStatus.REMOVED
+    for shadow in session.scalars(select(Follow).where(Follow.shadow_of == follow.id)):
+        shadow.status = FollowStatus.REMOVED  # a shadow twin goes with the follow it shadows
     notify_executors(session)  # its open orders are cancelled at the executor's next wake
     return follow
 
@@ -233,7 +236,12 @@ def set_pause(session: Session, follower_wallet: str, trader_wallet: str | None,
         follower.status = FollowerStatus.PAUSED if paused else FollowerStatus.ACTIVE
         return f"follower {follower.funder_address} {'paused' if paused else 'resumed'}"
     follow = find_follow(session, follower_wallet, trader_wallet)
+    was = follow.pause_reason
     follow.status = FollowStatus.PAUSED if paused else FollowStatus.ACTIVE
+    follow.pause_reason = None  # an admin's pause or resume replaces an automatic one
+    if not paused and was:
+        return (f"follow {follow.follower.funder_address} -> {follow.trader.wallet} resumed "
+                f"(it was paused automatically: {was})")
     return f"follow {follow.follower.funder_address} -> {follow.trader.wallet} " + (
         "paused" if paused else "resumed")
 
@@ -284,17 +292,38 @@ def follower_row(f: Follower) -> dict[str, object]:
         "l2_credentials": f.encrypted_api_creds is not None,
         "daily_cap_usd": None if f.daily_usd_cap is None else str(f.daily_usd_cap),
         "max_open_exposure_usd": None if f.max_open_exposure is None else str(f.max_open_exposure),
+        "event_cap_usd": None if f.event_cap is None else str(f.event_cap),
+        "category_cap_usd": None if f.category_cap is None else str(f.category_cap),
+        "window_cap_usd": None if f.window_cap is None else str(f.window_cap),
+        "daily_loss_stop_usd": None if f.daily_loss_stop is None else str(f.daily_loss_stop),
         "created_at": f.created_at.isoformat(),
     }
 
 
+FOLLOWER_LIMITS = (  # (Follower attribute, CLI option, what it limits)
+    ("daily_usd_cap", "--daily-cap", "daily cap"),
+    ("max_open_exposure", "--max-exposure", "max open exposure"),
+    ("event_cap", "--event-cap", "per event"),
+    ("category_cap", "--category-cap", "per category"),
+    ("window_cap", "--window-cap", "per resolution window"),
+    ("daily_loss_stop", "--daily-loss-stop", "daily loss stop"),
+)
+
+
 def set_follower_limits(session: Session, wallet: str, *, daily_cap: Decimal | None | str = "keep",
-                        max_exposure: Decimal | None | str = "keep") -> Follower:
+                        max_exposure: Decimal | None | str = "keep",
+                        **more: Decimal | None | str) -> Follower:
     """Set (a Decimal ≥ 0), clear (None) or keep ("keep") a follower's own limits, across all its
-    follows: USD bought per UTC day, and USD at risk (positions held + open BUY orders)."""
+    follows: USD bought per UTC day, USD at risk (positions held + open BUY orders), and by
+    keyword the event-level ones (`event_cap`, `category_cap`, `window_cap`: USD at risk per
+    event, category, resolution-date window; `daily_loss_stop`: the day's realized loss)."""
     follower = find_follower(session, wallet)
-    for attr, value, what in (("daily_usd_cap", daily_cap, "--daily-cap"),
-                              ("max_open_exposure", max_exposure, "--max-exposure")):
+    values = {"daily_usd_cap": daily_cap, "max_open_exposure": max_exposure, **more}
+    unknown = set(values) - {attr for attr, _, _ in FOLLOWER_LIMITS}
+    if unknown:
+        raise InputError(f"unknown follower limit(s): {', '.join(sorted(unknown))}")
+    for attr, what, _ in FOLLOWER_LIMITS:
+        value = values.get(attr, "keep")
         if value == "keep":
             continue
         if isinstance(value, Decimal) and value < 0:
@@ -320,6 +349,9 @@ def follow_row(fo: Follow) -> dict[str, object]:
         "price_min": d(fo.price_min),
         "price_max": d(fo.price_max),
         "status": fo.status.value,
+        "pause_reason": fo.pause_reason,
+        "mode": fo.mode,
+        "shadow_of": fo.shadow_of,
         "late_exits": fo.mirror_late_exits,
         "started_at": fo.started_at.isoformat(),
     }

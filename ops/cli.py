@@ -249,12 +249,15 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 
 
 @cli.command("add-follow")
-@click.option("--wallet", required=True, help="The follower's wallet (funder or signer).")
-@click.option("--follow", "trader", required=True, help="The trader's profile (proxy) wallet.")
-@click.option("--copy-pct", required=True, callback=_decimal("--copy-pct", inputs.PERCENT),
+@click.option("--wallet", default=None, help="The follower's wallet (funder or signer).")
+@click.option("--follow", "trader", default=None, help="The trader's profile (proxy) wallet.")
+@click.option("--copy-pct", default=None, callback=_decimal("--copy-pct", inputs.PERCENT),
               help="Percent of the trader's shares to copy, in (0, 100].")
-@click.option("--max-trade", required=True, callback=_decimal("--max-trade", inputs.POSITIVE),
+@click.option("--max-trade", default=None, callback=_decimal("--max-trade", inputs.POSITIVE),
               help="Maximum USD per copied trade.")
+@click.option("--shadow-of", type=click.IntRange(min=1), default=None,
+              help="Add a paper shadow twin of this follow id instead: same follower and trader, its "
+                   "settings unless given here (no --wallet/--follow then).")
 @click.option("--max-slippage", default=None, callback=_decimal("--max-slippage", inputs.SLIPPAGE),
               help="Max price slippage vs the trader, a fraction in [0, 1) (default: DEFAULT_MAX_SLIPPAGE).")
 @click.option("--daily-cap", default=None, callback=_decimal("--daily-cap", inputs.POSITIVE),
@@ -269,15 +272,35 @@ def add_follower(ctx: _Context, name: str, email: str, private_key: str | None,
 @click.option("--no-late-exits", is_flag=True,
               help="Do not mirror a leader's exit first seen later than MAX_COPY_DELAY.")
 @pass_ctx
-def add_follow(ctx: _Context, wallet: str, trader: str, copy_pct: Decimal, max_trade: Decimal,
+def add_follow(ctx: _Context, wallet: str | None, trader: str | None, copy_pct: Decimal | None,
+               max_trade: Decimal | None, shadow_of: int | None,
                max_slippage: Decimal | None, daily_cap: Decimal | None,
                market_cap: Decimal | None, price_min: Decimal | None,
                price_max: Decimal | None, label: str | None, no_late_exits: bool) -> None:
-    """Make a follower copy a trader from now on (within the follower's tier limits)."""
+    """Make a follower copy a trader from now on (within the follower's tier limits), or with
+    --shadow-of add a paper twin of a follow to try other settings beside it."""
     from ops.accounts import FollowLimits
     from ops.copytrading import add_follow_within_tier
 
     limits = FollowLimits(max_slippage, daily_cap, market_cap, price_min, price_max)
+    if shadow_of is not None:
+        if wallet is not None or trader is not None or label is not None or no_late_exits:
+            raise InputError("--shadow-of takes the follower and trader of that follow: "
+                             "no --wallet, --follow, --label or --no-late-exits with it")
+        from ops.shadows import add_shadow
+
+        with ctx.session() as s:
+            twin = add_shadow(s, shadow_of, copy_pct=copy_pct, max_usd_per_trade=max_trade, limits=limits)
+            text = (f"shadow follow #{twin.id} added (paper) beside follow #{shadow_of}: copies "
+                    f"{twin.trader.wallet} at {twin.copy_pct}% (max ${twin.max_usd_per_trade} per trade); "
+                    f"`admin compare --follow-id {shadow_of}` shows both")
+        click.echo(text)
+        return
+    missing = [name for name, v in (("--wallet", wallet), ("--follow", trader), ("--copy-pct", copy_pct),
+                                     ("--max-trade", max_trade)) if v is None]
+    if missing:
+        raise InputError(f"missing option(s): {', '.join(missing)} (or --shadow-of <follow id>)")
+    assert wallet is not None and trader is not None and copy_pct is not None and max_trade is not None
     with ctx.session() as s:
         follow = add_follow_within_tier(s, follower_wallet=wallet, trader_wallet=trader,
                                         copy_pct=copy_pct, max_usd_per_trade=max_trade,
@@ -400,8 +423,8 @@ def list_follows(ctx: _Context, wallet: str | None, show_all: bool, as_json: boo
         if not show_all:
             q = q.where(Follow.status != FollowStatus.REMOVED)
         rows = [follow_row(f) for f in s.scalars(q)]
-    _emit(rows, ["id", "follower", "trader", "copy_pct", "max_trade_usd", "status", "started_at"],
-          as_json)
+    _emit(rows, ["id", "follower", "trader", "copy_pct", "max_trade_usd", "status", "mode", "shadow_of",
+                 "started_at"], as_json)
 
 
 @cli.command("rotate-keys")
@@ -486,28 +509,45 @@ def _builder_section(ctx: _Context) -> dict[str, object]:
               help="Max USD bought per UTC day across all the follower's follows ('none' removes it).")
 @click.option("--max-exposure", default=None,
               help="Max USD at risk: positions held + open BUY orders, all follows ('none' removes it).")
+@click.option("--event-cap", default=None,
+              help="Max USD at risk in one event (a neg-risk event's outcomes together) ('none' removes it).")
+@click.option("--category-cap", default=None,
+              help="Max USD at risk in one market category ('none' removes it).")
+@click.option("--window-cap", default=None,
+              help="Max USD at risk in markets resolving within RESOLUTION_WINDOW_HOURS of each other "
+                   "('none' removes it).")
+@click.option("--daily-loss-stop", default=None,
+              help="No new BUYs once the day's realized loss reaches this many USD ('none' removes it).")
 @pass_ctx
-def set_follower_limits(ctx: _Context, wallet: str, daily_cap: str | None,
-                        max_exposure: str | None) -> None:
+def set_follower_limits(ctx: _Context, wallet: str, daily_cap: str | None, max_exposure: str | None,
+                        event_cap: str | None, category_cap: str | None, window_cap: str | None,
+                        daily_loss_stop: str | None) -> None:
     """Set a follower's own limits; every copy skipped by one names it in its reason."""
-    from ops.accounts import parse_decimal
+    from ops.accounts import FOLLOWER_LIMITS, parse_decimal
     from ops.accounts import set_follower_limits as do_set
 
-    if daily_cap is None and max_exposure is None:
-        raise InputError("give --daily-cap and/or --max-exposure (a number of USD, or 'none')")
+    raw = {"daily_usd_cap": daily_cap, "max_open_exposure": max_exposure, "event_cap": event_cap,
+           "category_cap": category_cap, "window_cap": window_cap, "daily_loss_stop": daily_loss_stop}
+    if all(v is None for v in raw.values()):
+        raise InputError("give at least one of --daily-cap, --max-exposure, --event-cap, --category-cap, "
+                         "--window-cap, --daily-loss-stop (a number of USD, or 'none')")
 
-    def value(raw: str | None, what: str) -> Decimal | None | str:
-        if raw is None:
+    def value(text: str | None, what: str) -> Decimal | None | str:
+        if text is None:
             return "keep"
-        return None if raw.strip().lower() == "none" else parse_decimal(raw, what)
+        return None if text.strip().lower() == "none" else parse_decimal(text, what)
 
+    options = {attr: opt for attr, opt, _ in FOLLOWER_LIMITS}
+    values = {attr: value(v, options[attr]) for attr, v in raw.items()}
     with ctx.session() as s:
-        follower = do_set(s, wallet, daily_cap=value(daily_cap, "--daily-cap"),
-                          max_exposure=value(max_exposure, "--max-exposure"))
-        text = (f"limits of {follower.funder_address}: daily cap "
-                f"{follower.daily_usd_cap if follower.daily_usd_cap is not None else 'none'} USD, "
-                f"max open exposure "
-                f"{follower.max_open_exposure if follower.max_open_exposure is not None else 'none'} USD")
+        follower = do_set(s, wallet, daily_cap=values.pop("daily_usd_cap"),
+                          max_exposure=values.pop("max_open_exposure"), **values)
+        parts = []
+        for attr, _, label in FOLLOWER_LIMITS:
+            amount = getattr(follower, attr)
+            parts.append(f"{label} {amount if amount is not None else 'none'}"
+                         f"{' USD' if amount is not None else ''}")
+        text = f"limits of {follower.funder_address}: " + ", ".join(parts)
     click.echo(text)
 
 
@@ -738,17 +778,34 @@ def report(ctx: _Context, wallet: str, start: Any, end: Any, output: Path | None
 @click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
 @click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
 @click.option("--no-prices", is_flag=True, help="Do not fetch CLOB midpoints (unrealized n/a).")
+@click.option("--by-trader", is_flag=True,
+              help="Copyability per trader from our own fills: copy rate and skip mix, slippage (bps), "
+                   "detection and execution latency, tracking error, hold-to-resolution ratio.")
+@click.option("--mode", type=click.Choice(["all", "live", "paper"]), default="all", show_default=True,
+              help="With --by-trader: only live or only paper copies.")
 @json_option
 @pass_ctx
 def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_prices: bool,
-                as_json: bool) -> None:
-    """Per follower and trader: win rate, average slippage, P&L attribution."""
+                by_trader: bool, mode: str, as_json: bool) -> None:
+    """Per follower and trader: win rate, average slippage, P&L attribution (--by-trader: how
+    copyable each trader is)."""
     from infra.db import utcnow
     from ops.accounts import find_follower
     from ops.performance import COLUMNS, performance_rows
     from ops.reports import count_fills, day_window
 
     lo, hi = day_window(start, end, utcnow())
+    if by_trader:
+        from ops.copyability import COLUMNS as TRADER_COLUMNS
+        from ops.copyability import copyability_rows
+
+        with ctx.session() as s:
+            fid = find_follower(s, wallet).id if wallet is not None else None
+            trader_rows = copyability_rows(s, lo, hi, mode=mode, follower_id=fid)
+        _emit(trader_rows, TRADER_COLUMNS, as_json)
+        return
+    if mode != "all":
+        raise InputError("--mode goes with --by-trader")
     with ctx.session() as s:
         followers = [find_follower(s, wallet)] if wallet is not None else None
         total = count_fills(s, [f.id for f in followers] if followers else None, hi)
@@ -763,6 +820,26 @@ def performance(ctx: _Context, wallet: str | None, start: Any, end: Any, no_pric
     for r in rows:
         if r.get("attribution"):
             click.echo(f"{r['follower']}: {r['attribution']}")
+
+
+@cli.command("compare")
+@click.option("--follow-id", type=click.IntRange(min=1), required=True,
+              help="A live follow with a shadow twin (or the shadow's own id).")
+@click.option("--start", default=None, callback=_day("--start"), help="First UTC day, inclusive.")
+@click.option("--end", default=None, callback=_day("--end"), help="Last UTC day, inclusive.")
+@json_option
+@pass_ctx
+def compare(ctx: _Context, follow_id: int, start: Any, end: Any, as_json: bool) -> None:
+    """A follow and its shadow twins side by side: copies, expected vs realized slippage, P&L."""
+    from infra.db import utcnow
+    from ops.reports import day_window
+    from ops.shadows import compare as do_compare
+
+    lo, hi = day_window(start, end, utcnow())
+    with ctx.session() as s:
+        rows = [side.row() for side in do_compare(s, follow_id, lo, hi)]
+    _emit(rows, ["follow", "mode", "settings", "copies", "filled", "skipped", "expected_slippage_bps",
+                 "realized_slippage_bps", "volume_usd", "realized_pnl_usd", "open_cost_usd"], as_json)
 
 
 @cli.command("status")

@@ -61,7 +61,7 @@ def open_follow(session: Session, follower: Follower, trader_wallet: str,
     addr = normalize_address(trader_wallet, what)
     return session.scalar(
         select(Follow).join(Trader, Trader.id == Follow.trader_id)
-        .where(Follow.follower_id == follower.id, Trader.wallet == addr,
+        .where(Follow.follower_id == follower.id, Trader.wallet == addr, Follow.shadow_of.is_(None),
                Follow.status != FollowStatus.REMOVED))
 
 

@@ -432,6 +432,22 @@ def operations(request: Request) -> Response:
                       latency=latency_stats(s, now), **_ops_context(st, s, principal))
 
 
+@router.get("/copyability")
+def copyability(request: Request, mode: str = "all") -> Response:
+    """Copy quality per trader from our own fills (as `admin performance --by-trader`), admins."""
+    from ops.copyability import COLUMNS, copyability_rows
+
+    st = state_of(request)
+    with st.session() as s:
+        principal = page_user(request, s)
+        require_admin(principal)
+        if mode not in ("all", "live", "paper"):
+            return error_page(request, 400, "mode must be all, live or paper")
+        rows = copyability_rows(s, None, utcnow(), mode=mode)
+        return render(request, "copyability.html", rows=rows, columns=COLUMNS, mode=mode,
+                      **base_context(s, principal, None, "copyability"))
+
+
 @router.get("/operations/daemons")
 def operations_daemons(request: Request) -> Response:
     """The heartbeat table alone (polled)."""

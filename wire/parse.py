@@ -729,7 +729,21 @@ def parse_gamma_market(obj: Any) -> GammaMarket:
         raw=obj,
         outcome_prices=_outcome_prices(obj.get("outcomePrices"), len(outcomes)),
         resolution_status=_str(obj.get("umaResolutionStatus")).strip().lower(),
+        event_key=_gamma_event_key(obj),
+        category=_str(obj.get("category")).strip()[:120],
     )
+
+
+def _gamma_event_key(obj: dict[str, Any]) -> str:
+    """The event a Gamma market belongs to: its neg-risk market id (the outcomes of one neg-risk
+    event are mutually exclusive), else its first event's id, else "" (docs/POLYMARKET.md §2)."""
+    if _bool(obj.get("negRisk")) and _str(obj.get("negRiskMarketID")).strip():
+        return _str(obj.get("negRiskMarketID")).strip()[:80]
+    events = obj.get("events")
+    if isinstance(events, list) and events and isinstance(events[0], dict):
+        ident = _str(events[0].get("id")).strip()
+        return f"event:{ident}"[:80] if ident else ""
+    return ""
 
 
 def _outcome_prices(value: Any, count: int) -> tuple[Decimal, ...]:

@@ -156,6 +156,8 @@ class GammaMarket:
     raw: dict[str, Any] = field(compare=False, repr=False)
     outcome_prices: tuple[Decimal, ...] = ()  # index-aligned with `tokens`; payouts once resolved
     resolution_status: str = ""  # `umaResolutionStatus`, e.g. "resolved"
+    event_key: str = ""  # `negRiskMarketID` of a neg-risk market, else the first event's id
+    category: str = ""  # `category`
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,8 @@ class MarketInfo:
     fee_rate: Decimal = ZERO
     fee_exponent: Decimal = ONE
     fee_takers_only: bool = True
+    event_key: str = ""  # the event it belongs to: neg-risk market id, else Gamma event id
+    category: str = ""  # Gamma's category ("" when unknown)
 
     def token(self, token_id: str) -> MarketToken | None:
         """The outcome with this trading id, or None."""
