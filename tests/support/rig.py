@@ -226,9 +226,9 @@ class Rig(Programs):
         """Environment of the programs: this rig's database, key, mode and simulator (every URL
         on loopback), quick watcher and executor wakes, INFO logs; then `extra`.
 
-        Fills come from the Data API alone unless `extra` says FILL_SOURCES: a chain source's
-        first run starts at the head, so a fill made just before a watcher process starts would
-        wait for the slow Data API backfill (DATA_API_SLOW_INTERVAL) there."""
+        Fills come from the Data API alone unless `extra` says FILL_SOURCES (the chain source
+        has its own end-to-end tests, and the watcher's SIGTERM test runs both sources), so
+        that each test's fills are seen by one source at a known moment."""
         self.base_env = {
             "DATABASE_URL": self.db.url, "PMCT_ENV_FILE": "/nonexistent/.env",
             "ENCRYPTION_KEY": self.fernet_key, "EXECUTION_MODE": self.settings.execution_mode,

@@ -13,10 +13,10 @@ from copying.copy_edge import closed_trades
 from infra.db import utcnow
 from models import FollowerPosition
 from ops.copyability import copyability_rows
-from tests.dbfixtures import Database
-from tests.fake_exchange import YES, book
-from tests.test_admin import env, run  # noqa: F401 - env is a fixture
-from tests.test_executor import TRADER, Harness
+from tests.ops.test_admin import env, run  # noqa: F401 - env is a fixture
+from tests.support.dbfixtures import Database
+from tests.support.fake_exchange import YES, book
+from tests.support.harness import TRADER, Harness
 from wire.types import Side
 
 D = Decimal

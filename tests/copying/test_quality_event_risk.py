@@ -13,9 +13,9 @@ from copying.event_risk import MarketMeta, risk_use
 from copying.sizing import CapReason, FollowerState, FollowRules, LeaderFill, SizedOrder, Skip, SkipReason, size_copy
 from infra.db import session_scope
 from models import CopyStatus, Follower, FollowerFill, FollowerPosition, Market
-from tests.dbfixtures import Database
-from tests.fake_exchange import market
-from tests.test_executor import T0, Harness
+from tests.support.dbfixtures import Database
+from tests.support.fake_exchange import market
+from tests.support.harness import T0, Harness
 from wire.types import MarketInfo, MarketToken, MarketVersion, Side
 
 D = Decimal

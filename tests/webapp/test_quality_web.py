@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from infra.db import session_scope
 from models import CopyStatus, Follow, Trader
-from tests import factories as fx
-from tests.webfixtures import Web, login, web  # noqa: F401 - web is a fixture
+from tests.support import factories as fx
+from tests.support.webfixtures import Web, login, web  # noqa: F401 - web is a fixture
 
 
 def test_copyability_page_shows_each_trader_to_admins_only(web: Web) -> None:  # noqa: F811

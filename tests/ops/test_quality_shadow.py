@@ -13,13 +13,11 @@ from sqlalchemy import select
 
 from models import CopyStatus, Follow, FollowerFill, FollowStatus
 from ops.shadows import compare
-from sim import Simulator
-from tests.conftest import TEST_ADDRESS
-from tests.conftest_sim import FED_YES
-from tests.dbfixtures import Database
-from tests.test_admin import add_alice, env, run  # noqa: F401 - env is a fixture
-from tests.test_executor_e2e import Deployment
-from tests.test_watcher_e2e import quiet_scenario
+from tests.ops.test_admin import add_alice, env, run  # noqa: F401 - env is a fixture
+from tests.support.dbfixtures import Database
+from tests.support.keys import TEST_ADDRESS
+from tests.support.rig import Rig
+from tests.support.simfixtures import FED_YES
 
 D = Decimal
 TRADER = "0x0d6cf071dbddb6780f4b6912b49d683b8f234395"
@@ -72,16 +70,16 @@ def test_compare_needs_a_twin(env: Database) -> None:  # noqa: F811
 
 
 @pytest.fixture
-def dep(database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> Deployment:
+def dep(database: Database, make_rig: Callable[..., Rig]) -> Rig:
     """A live deployment, follower Hardhat #1 copying 10 % of the quiet trader."""
-    d = Deployment(database, simulator_factory(quiet_scenario()), fernet_key)
+    d = make_rig(database)
     d.add_follower(1)
     d.watch()
     return d
 
 
 @pytest.mark.e2e
-def test_live_executor_paper_fills_the_shadow_and_never_posts_it(dep: Deployment) -> None:
+def test_live_executor_paper_fills_the_shadow_and_never_posts_it(dep: Rig) -> None:
     """Trader BUY 100 @ 0.64: the live follow posts 10 shares to the venue; its 5 % shadow gets a
     paper copy of 5 shares filled against the same book, never posted; `compare` shows both."""
     from ops.shadows import add_shadow

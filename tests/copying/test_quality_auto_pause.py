@@ -14,9 +14,9 @@ from sqlalchemy import select
 from copying.auto_pause import auto_pause, edge_verdict
 from copying.copy_edge import ClosedTrade
 from models import Follow, FollowerPosition, FollowStatus, Notification, NotificationKind
-from tests.dbfixtures import Database
-from tests.fake_exchange import YES, book
-from tests.test_executor import Harness
+from tests.support.dbfixtures import Database
+from tests.support.fake_exchange import YES, book
+from tests.support.harness import Harness
 from wire.types import Side
 
 D = Decimal

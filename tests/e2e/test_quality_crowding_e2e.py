@@ -20,11 +20,9 @@ from crypto import address_of_key
 from infra.db import session_scope
 from models import CopyOrder, CrowdPlan, Tier
 from ops.accounts import add_follow, add_follower
-from sim import Simulator
-from tests.conftest_sim import TRADER_QUIET
-from tests.dbfixtures import Database
-from tests.test_executor_e2e import Deployment
-from tests.test_watcher_e2e import quiet_scenario
+from tests.support.dbfixtures import Database
+from tests.support.rig import Rig
+from tests.support.simfixtures import TRADER_QUIET
 from wire.types import ApiCreds, SignatureType
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +31,7 @@ FOLLOWERS = 8
 ROOM = "40"  # shares on offer within the slippage limit: 4 copies of 10
 
 
-def crowd(dep: Deployment, n: int) -> None:
+def crowd(dep: Rig, n: int) -> None:
     """n followers (throwaway keys, funded at the simulator) copying 10 % of the quiet trader."""
     from datetime import UTC, datetime
 
@@ -54,7 +52,7 @@ def crowd(dep: Deployment, n: int) -> None:
 MARKETS = [("fed", "Yes"), ("btc", "Yes"), ("lakers", "Lakers")]
 
 
-def rounds(dep: Deployment) -> list[dict[int, Decimal]]:
+def rounds(dep: Rig) -> list[dict[int, Decimal]]:
     """Three leader BUYs of 100 @ 0.50, one on each of three markets, each book with ROOM
     shares at 0.50 and a wall beyond the 5 % limit; per round, shares filled per follower."""
     out = []
@@ -73,15 +71,15 @@ def rounds(dep: Deployment) -> list[dict[int, Decimal]]:
 
 
 @pytest.fixture
-def dep(database: Database, simulator_factory: Callable[..., Simulator], fernet_key: str) -> Deployment:
+def dep(database: Database, make_rig: Callable[..., Rig]) -> Rig:
     """A live deployment with 8 followers of the quiet trader."""
-    d = Deployment(database, simulator_factory(quiet_scenario()), fernet_key)
+    d = make_rig(database)
     crowd(d, FOLLOWERS)
     d.watch()
     return d
 
 
-def test_with_crowding_control_every_follower_gets_its_share(dep: Deployment) -> None:
+def test_with_crowding_control_every_follower_gets_its_share(dep: Rig) -> None:
     """Each round: all 8 followers get 5 shares (40 / 8), 40 in total = the depth; the last in
     the plan's order differs from one round to the next."""
     filled = rounds(dep)
@@ -96,7 +94,7 @@ def test_with_crowding_control_every_follower_gets_its_share(dep: Deployment) ->
     assert len(lasts) == 3 and lasts[0] != lasts[1] and lasts[1] != lasts[2]
 
 
-def test_without_crowding_control_the_same_followers_starve(dep: Deployment) -> None:
+def test_without_crowding_control_the_same_followers_starve(dep: Rig) -> None:
     """The behaviour before: with CROWDING_CONTROL=off each copy asks for 10 shares (80 of a
     40-share book); only 4 fill per round, 4 get nothing and rest behind the others."""
     dep.settings = replace(dep.settings, crowding_control=False)

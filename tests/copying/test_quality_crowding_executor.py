@@ -18,9 +18,9 @@ from copying.submit import submit_jobs
 from infra.db import session_scope
 from models import CopyOrder, CopyStatus, CrowdPlan, Tier
 from ops.accounts import add_follow, add_follower
-from tests.dbfixtures import Database
-from tests.fake_exchange import YES, book
-from tests.test_executor import T0, TRADER, Harness
+from tests.support.dbfixtures import Database
+from tests.support.fake_exchange import YES, book
+from tests.support.harness import T0, TRADER, Harness
 from wire.types import ApiCreds, SignatureType
 
 D = Decimal
