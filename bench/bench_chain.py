@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 from bench_executor import TRADER, env_for, setup
 from bench_watcher import _seed
-from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process
+from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process, stop_all
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
@@ -84,10 +83,7 @@ def bench_detection(sim: dict[str, Any], mode: str, fills: int, poll_interval: f
                     break
                 time.sleep(0.5)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.communicate(timeout=30)
+            stop_all(procs, timeout=30)
         made = sim["remote"].block_times(numbers=sorted({r[1] for r in rows if r[1] is not None}))
         lat = [(posted.timestamp() - made[str(block)]) * 1000 for _, block, posted in rows
                if posted is not None and block is not None and str(block) in made]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process
+from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process, stop_all
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from copying.intake import store_fills
 from crypto import KeyRing, address_of_key
@@ -56,6 +56,18 @@ def bench_key(i: int) -> str:
 
 
 CROWD_SHARES, CROWD_PRICE, CROWD_ROOM = Decimal(600), Decimal("0.30"), Decimal(24)  # 24 of 60 per follower
+
+
+def wait_for_balances(factory: sessionmaker[Session], followers: int, timeout: float = 120) -> None:
+    """Until the executors have read every follower's balance (they do so in the background)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with session_scope(factory) as s:
+            warm = s.scalar(select(func.count()).select_from(Follower)
+                            .where(Follower.venue_balance_at.is_not(None))) or 0
+        if warm >= followers:
+            return
+        time.sleep(0.5)
 
 
 def seed(url: str, sim: dict, fernet: str, n: int, max_trade: Decimal = Decimal(5)) -> int:
@@ -105,14 +117,7 @@ def run(sim: dict, followers: int, executors: int, runs: int) -> dict[str, float
         procs = [subprocess.Popen([sys.executable, "executor.py"], cwd=ROOT, env=env_for(url, sim, fernet),  # noqa: S603
                                   stderr=subprocess.PIPE, text=True) for _ in range(executors)]
         try:
-            deadline = time.time() + 120  # the executors read every follower's balance in the background
-            while time.time() < deadline:
-                with session_scope(factory) as s:
-                    warm = s.scalar(select(func.count()).select_from(Follower)
-                                    .where(Follower.venue_balance_at.is_not(None))) or 0
-                if warm >= followers:
-                    break
-                time.sleep(0.5)
+            wait_for_balances(factory, followers)
             commit_fill(factory, trader_id, 10**6)  # warm-up: connections, market cache
             time.sleep(3)
             lasts, firsts, sims = [], [], []
@@ -141,10 +146,7 @@ def run(sim: dict, followers: int, executors: int, runs: int) -> dict[str, float
             with session_scope(factory) as s:
                 table = latency_table(s, datetime.now(UTC), 1)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.communicate(timeout=60)
+            stop_all(procs, timeout=60)
     print(f"fan-out {followers} followers, {executors} executor(s), {runs} runs: "
           f"detection → first POST {statistics.median(firsts) * 1000:.0f} ms, "
           f"→ last POST {statistics.median(lasts) * 1000:.0f} ms (median; best {min(lasts) * 1000:.0f}, "
@@ -182,14 +184,7 @@ def crowding_run(sim: dict, followers: int, executors: int, runs: int, control: 
                                   stderr=subprocess.PIPE, text=True) for _ in range(executors)]
         lasts: list[int] = []
         try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                with session_scope(factory) as s:
-                    warm = s.scalar(select(func.count()).select_from(Follower)
-                                    .where(Follower.venue_balance_at.is_not(None))) or 0
-                if warm >= followers:
-                    break
-                time.sleep(0.5)
+            wait_for_balances(factory, followers)
             for r in range(runs):
                 sim["remote"].set_book(token_id=FED_YES, bids=[["0.2", "50000"]],
                                        asks=[[str(CROWD_PRICE), str(depth)], ["0.4", "1000000"]])
@@ -229,10 +224,7 @@ def crowding_run(sim: dict, followers: int, executors: int, runs: int, control: 
                       f"last follower {'repeated' if repeat else 'new'}; last POST {span:.0f} ms")
                 time.sleep(1)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.communicate(timeout=60)
+            stop_all(procs, timeout=60)
     twice = any(a == b for a, b in zip(lasts, lasts[1:], strict=False))
     print(f"crowding {'on' if control else 'off'}, {followers} followers, {executors} executor(s): "
           f"follower last twice in a row: {'yes' if twice else 'no'} ({len(lasts)} plans)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench_fanout import seed
-from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process
+from common import ROOT, fresh_pg, percentile, quiet_scenario_file, simulator_process, stop_all
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
@@ -72,10 +71,7 @@ def main() -> None:
                 from ops.latency import latency_table
                 table = latency_table(s, datetime.now(UTC), 1)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.communicate(timeout=60)
+            stop_all(procs, timeout=60)
     outside = [(placed[h] - seen.timestamp()) * 1000 for h, seen, _, _ in rows if h in placed]
     inside = [(posted - queued).total_seconds() * 1000 for _, _, queued, posted in rows if posted]
     print(f"hand-off, {args.fills} fills × {args.followers} followers every {args.every} s "

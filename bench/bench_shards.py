@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench_watcher import _seed
-from common import ROOT, fresh_pg, quiet_scenario_file, simulator_process
+from common import ROOT, fresh_pg, quiet_scenario_file, simulator_process, stop_all
 from sqlalchemy import select
 
 
@@ -51,10 +50,7 @@ def run(sim: dict, traders: int, shards: int, cycles: int = 3) -> float:
                     break
                 time.sleep(0.2)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.communicate(timeout=60)
+            stop_all(procs, timeout=60)
         steady = [ms for runs in seen.values() for _, ms in runs[2:]]
         return sum(steady) / len(steady) / 1000
 
