@@ -114,8 +114,7 @@ def env_for(settings: Settings, url: str) -> dict[str, str]:
             "POLYMARKET_DATA_API_URL": settings.data_api_url,
             "POLYMARKET_GAMMA_API_URL": settings.gamma_api_url,
             "POLYMARKET_CLOB_API_URL": settings.clob_api_url,
-            "EXECUTOR_POLL_INTERVAL": "5", "ORDER_MANAGE_INTERVAL": "3600",
-            **({"ORDER_WAKE_INTERVAL": os.environ["BENCH_ORDER_WAKE"]} if "BENCH_ORDER_WAKE" in os.environ else {})}
+            "EXECUTOR_POLL_INTERVAL": "5", "ORDER_MANAGE_INTERVAL": "3600"}
 
 
 def bench_overhead(sim: dict, n: int) -> None:

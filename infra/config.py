@@ -179,15 +179,23 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:40] + "...")
 
 
-def _parse_seconds(name: str, raw: str) -> float:
-    """A number of seconds in (0, MAX_SECONDS]: finite, so timedelta and asyncio can use it."""
+def _parse_float_in(name: str, raw: str, what: str, low: float, high: float, *,
+                    low_included: bool, range_text: str) -> float:
+    """A finite number in [low, high] (or (low, high]); one line naming `name` otherwise."""
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {_shown(raw)}") from None
-    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
-        raise ConfigError(f"{name} must be a number of seconds in (0, {MAX_SECONDS}], got {_shown(raw)}")
+        raise ConfigError(f"{name} must be {what}, got {_shown(raw)}") from None
+    above = low <= value if low_included else low < value
+    if not (math.isfinite(value) and above and value <= high):
+        raise ConfigError(f"{name} must be {range_text}, got {_shown(raw)}")
     return value
+
+
+def _parse_seconds(name: str, raw: str) -> float:
+    """A number of seconds in (0, MAX_SECONDS]: finite, so timedelta and asyncio can use it."""
+    return _parse_float_in(name, raw, "a number of seconds", 0, MAX_SECONDS, low_included=False,
+                           range_text=f"a number of seconds in (0, {MAX_SECONDS}]")
 
 
 def _parse_positive_int(name: str, raw: str, high: int | None = None) -> int:
@@ -272,13 +280,8 @@ def _parse_database_url(name: str, raw: str) -> str:
 
 def _parse_retention_days(name: str, raw: str) -> float:
     """Days of retention: 0 (keep forever) or a finite number of days up to 36500."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of days (0 = keep forever), got {_shown(raw)}") from None
-    if not math.isfinite(value) or not 0 <= value <= 36500:
-        raise ConfigError(f"{name} must be 0 (keep forever) or a number of days up to 36500, got {_shown(raw)}")
-    return value
+    return _parse_float_in(name, raw, "a number of days (0 = keep forever)", 0, 36500, low_included=True,
+                           range_text="0 (keep forever) or a number of days up to 36500")
 
 
 def _parse_builder_code(name: str, raw: str) -> str:
@@ -381,26 +384,10 @@ def _parse_nonnegative_int(name: str, raw: str, high: int = 10_000) -> int:
     return value
 
 
-def _parse_days(name: str, raw: str) -> float:
-    """A number of days in (0, 3650]."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of days, got {_shown(raw)}") from None
-    if not math.isfinite(value) or not 0 < value <= 3650:
-        raise ConfigError(f"{name} must be a number of days in (0, 3650], got {_shown(raw)}")
-    return value
-
-
 def _parse_rate(name: str, raw: str) -> float:
     """Requests per second: a finite number in (0, 100000]."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of requests per second, got {_shown(raw)}") from None
-    if not math.isfinite(value) or not 0 < value <= 100_000:
-        raise ConfigError(f"{name} must be in (0, 100000] requests per second, got {_shown(raw)}")
-    return value
+    return _parse_float_in(name, raw, "a number of requests per second", 0, 100_000, low_included=False,
+                           range_text="in (0, 100000] requests per second")
 
 
 def mask_url_path(url: str) -> str:
