@@ -341,9 +341,9 @@ def _parse_int_range(name: str, raw: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a whole number, got {_shown(raw)}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {raw!r}")
+        raise ConfigError(f"{name} must be between {low} and {high}, got {_shown(raw)}")
     return value
 
 
@@ -375,13 +375,7 @@ def _parse_fill_sources(name: str, raw: str) -> tuple[str, ...]:
 
 
 def _parse_nonnegative_int(name: str, raw: str, high: int = 10_000) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {_shown(raw)}") from None
-    if not 0 <= value <= high:
-        raise ConfigError(f"{name} must be in 0..{high}, got {_shown(raw)}")
-    return value
+    return _parse_int_range(name, raw, 0, high)
 
 
 def _parse_rate(name: str, raw: str) -> float:
