@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from copying.copy_edge import closed_trades
 from models import CopyOrder, CopyStatus, Follow, Trader, TraderFill
+from ops.reports import slippage_bps
 
 ZERO = Decimal(0)
-BPS = Decimal(10000)
 COLUMNS = ["trader", "label", "follows", "seen", "copied", "copy_rate", "skip_mix", "slippage_bps",
            "detection_ms", "execution_ms", "closed_trades", "edge_pct", "tracking_error_pct",
            "hold_to_resolution"]
@@ -78,8 +78,7 @@ def copyability_rows(s: Session, start: datetime | None, end: datetime, *, mode:
             a.skips[reason or "unknown"] += 1
         if filled and filled > 0 and avg is not None and leader and leader > 0:
             a.copied += 1
-            diff = avg - leader if side == "BUY" else leader - avg
-            a.slip_w += diff / leader * BPS * filled
+            a.slip_w += slippage_bps(side, avg, leader) * filled
             a.slip_n += filled
         det = _ms(occurred, seen_at)
         if det is not None:

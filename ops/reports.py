@@ -123,10 +123,18 @@ class Position:
 
 
 def slippage_of(side: str, price: Decimal, trader_price: Decimal) -> tuple[Decimal, Decimal | None]:
-    """Adverse slippage vs the trader (price units) and as % of the trader's price."""
+    """Adverse slippage vs the trader (BUY: ours − his; SELL: his − ours; price units) and as %
+    of the trader's price (None when his price is not positive)."""
     slip = price - trader_price if side == "BUY" else trader_price - price
     pct = slip / trader_price * 100 if trader_price > 0 else None
     return slip, pct
+
+
+def slippage_bps(side: str, price: Decimal, trader_price: Decimal) -> Decimal:
+    """`slippage_of` in basis points of the trader's price (his price must be positive)."""
+    _, pct = slippage_of(side, price, trader_price)
+    assert pct is not None, "slippage in bps needs a positive trader price"
+    return pct * 100
 
 
 def replay(facts: Iterable[FillFact], progress: Callable[[int], None] | None = None

@@ -24,9 +24,9 @@ from infra.errors import InputError
 from models import CopyOrder, CopyStatus, Follow, FollowerFill, FollowerPosition, FollowStatus, PositionSettlement
 from ops.accounts import FollowLimits
 from ops.inputs import PERCENT, POSITIVE, parse_decimal
+from ops.reports import slippage_bps
 
 ZERO = Decimal(0)
-BPS = Decimal(10000)
 
 
 def add_shadow(session: Session, live_id: int, *, copy_pct: Decimal | None = None,
@@ -63,7 +63,7 @@ def add_shadow(session: Session, live_id: int, *, copy_pct: Decimal | None = Non
 
 
 @dataclass
-class Side:
+class FollowSummary:
     """One follow's copies in the comparison window."""
 
     follow_id: int
@@ -89,12 +89,6 @@ class Side:
                 "realized_pnl_usd": d(self.realized_pnl_usd), "open_cost_usd": d(self.open_cost_usd)}
 
 
-def slippage_bps(side: str, leader: Decimal, ours: Decimal) -> Decimal:
-    """What we paid over the leader (BUY) or got under him (SELL), in basis points of his price."""
-    diff = ours - leader if side == "BUY" else leader - ours
-    return diff / leader * BPS
-
-
 def _settings(fo: Follow) -> str:
     parts = [f"{fo.copy_pct}%", f"max ${fo.max_usd_per_trade}"]
     if fo.max_slippage is not None:
@@ -102,47 +96,47 @@ def _settings(fo: Follow) -> str:
     return " ".join(parts)
 
 
-def follow_side(session: Session, fo: Follow, start: datetime | None, end: datetime) -> Side:
+def follow_summary(session: Session, fo: Follow, start: datetime | None, end: datetime) -> FollowSummary:
     """One follow's copies of leader fills in [start, end): counts, slippage, P&L."""
-    side = Side(fo.id, fo.mode or "deployment", _settings(fo))
+    summary = FollowSummary(fo.id, fo.mode or "deployment", _settings(fo))
     q = select(CopyOrder).where(CopyOrder.follow_id == fo.id, CopyOrder.queued_at < end,
                                 CopyOrder.trader_fill_id.is_not(None))
     if start is not None:
         q = q.where(CopyOrder.queued_at >= start)
     exp_w = exp_n = real_w = real_n = ZERO
     for co in session.scalars(q):
-        side.copies += 1
+        summary.copies += 1
         if co.status == CopyStatus.SKIPPED:
-            side.skipped += 1
+            summary.skipped += 1
             continue
         leader = co.trader_price
         if leader <= 0:
             continue
         size = co.intended_size or ZERO
         if co.intended_price is not None and size > 0:
-            exp_w += slippage_bps(co.side, leader, co.intended_price) * size
+            exp_w += slippage_bps(co.side, co.intended_price, leader) * size
             exp_n += size
         if co.filled_size > 0 and co.avg_fill_price is not None:
-            side.filled += 1
-            real_w += slippage_bps(co.side, leader, co.avg_fill_price) * co.filled_size
+            summary.filled += 1
+            real_w += slippage_bps(co.side, co.avg_fill_price, leader) * co.filled_size
             real_n += co.filled_size
-            side.volume_usd += co.filled_size * co.avg_fill_price
-    side.expected_slippage_bps = exp_w / exp_n if exp_n else None
-    side.realized_slippage_bps = real_w / real_n if real_n else None
+            summary.volume_usd += co.filled_size * co.avg_fill_price
+    summary.expected_slippage_bps = exp_w / exp_n if exp_n else None
+    summary.realized_slippage_bps = real_w / real_n if real_n else None
     fills = select(FollowerFill.realized_pnl).where(FollowerFill.follow_id == fo.id, FollowerFill.filled_at < end)
     settled = select(PositionSettlement.realized_pnl).where(PositionSettlement.follow_id == fo.id,
                                                             PositionSettlement.settled_at < end)
     if start is not None:
         fills = fills.where(FollowerFill.filled_at >= start)
         settled = settled.where(PositionSettlement.settled_at >= start)
-    side.realized_pnl_usd = sum((p or ZERO for p in session.scalars(fills)), ZERO) + \
+    summary.realized_pnl_usd = sum((p or ZERO for p in session.scalars(fills)), ZERO) + \
         sum((p or ZERO for p in session.scalars(settled)), ZERO)
-    side.open_cost_usd = sum((size * avg for size, avg in session.execute(
+    summary.open_cost_usd = sum((size * avg for size, avg in session.execute(
         select(FollowerPosition.size, FollowerPosition.avg_cost).where(FollowerPosition.follow_id == fo.id))), ZERO)
-    return side
+    return summary
 
 
-def compare(session: Session, follow_id: int, start: datetime | None, end: datetime) -> list[Side]:
+def compare(session: Session, follow_id: int, start: datetime | None, end: datetime) -> list[FollowSummary]:
     """The live follow and every shadow of it (given either's id), side by side."""
     fo = session.get(Follow, follow_id)
     if fo is None:
@@ -153,4 +147,4 @@ def compare(session: Session, follow_id: int, start: datetime | None, end: datet
     if not twins:
         raise InputError(f"follow #{live.id} has no shadow twin "
                          f"(add one with `admin add-follow --shadow-of {live.id}`)")
-    return [follow_side(session, f, start, end) for f in (live, *twins)]
+    return [follow_summary(session, f, start, end) for f in (live, *twins)]

@@ -37,6 +37,7 @@ from models import (
     Trader,
     TraderFill,
 )
+from ops.reports import slippage_of
 from smart_pricing import BEST_OPPOSITE_AFTER, MARKET_AFTER, MID_AFTER, TOWARD_MID_AFTER, stage_for
 
 PENDING = (CopyStatus.QUEUED, CopyStatus.CLAIMED, CopyStatus.SIGNED, CopyStatus.IN_DOUBT)
@@ -323,8 +324,7 @@ def adverse_slippage(side: str, price: Decimal | None,
     leader's price; (None, None) without a fill price."""
     if price is None:
         return None, None
-    slip = price - trader_price if side == "BUY" else trader_price - price
-    return slip, (slip / trader_price * 100 if trader_price > 0 else None)
+    return slippage_of(side, price, trader_price)
 
 
 def history_rows(session: Session, f: HistoryFilter) -> list[dict[str, object]]:
