@@ -3,8 +3,9 @@
 Invariants:
 - secrets are stored only as Fernet tokens; `ENCRYPTION_KEY` is a comma-separated list
   (MultiFernet): the first key encrypts, every key decrypts, `rotate()` re-encrypts under the first;
-- a private key is plaintext only inside `signing_key(...)`, and only after its address has been
-  checked against the follower's signer address (a swapped ciphertext is refused);
+- a private key is plaintext only inside `signing_key(...)` (or, parsed, inside `signer_for(...)`),
+  and only after its address has been checked against the follower's signer address (a swapped
+  ciphertext is refused);
 - secret values are wrapped in `Secret`, whose repr/str are masked; every secret decrypted or
   encrypted here is registered (by hash only) with `infra.logs`, whose `SecretMaskingFilter`
   masks it in log records and `mask_secrets` in any one-line error message.
@@ -27,6 +28,7 @@ from infra.errors import MissingKeyError as MissingKeyError
 from infra.logs import MASK, register_secret
 
 if TYPE_CHECKING:
+    from wire.auth import SigningKey
     from wire.types import ApiCreds
 
 _PRIVATE_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -75,10 +77,10 @@ def normalize_private_key(raw: str) -> str:
 
 
 def address_of_key(private_key: str) -> str:
-    """Checksummed Ethereum address of a private key (imports eth_account lazily)."""
-    from eth_account import Account
+    """Checksummed Ethereum address of a private key (secp256k1 via `wire.auth.SigningKey`)."""
+    from wire.auth import SigningKey
 
-    return str(Account.from_key(private_key).address)
+    return SigningKey(private_key).address
 
 
 class KeyRing:
@@ -144,6 +146,24 @@ class KeyRing:
         register_secret(data["secret"])
         register_secret(data["passphrase"])
         return ApiCreds(api_key=data["api_key"], secret=data["secret"], passphrase=data["passphrase"])
+
+
+@contextmanager
+def signer_for(keyring: KeyRing, encrypted_private_key: str, expected_signer: str) -> Iterator[SigningKey]:
+    """Yield the decrypted key, parsed once (`wire.auth.SigningKey`), for one signing step of many
+    orders, after checking its address; the same promises as `signing_key`."""
+    from wire.auth import SigningKey
+
+    secret = keyring.decrypt(encrypted_private_key)
+    signer: SigningKey | None = None
+    try:
+        signer = SigningKey(secret.reveal())
+        if signer.address.lower() != expected_signer.lower():
+            raise CryptoError("stored private key does not match the follower's signer address")
+        yield signer
+    finally:
+        del signer
+        del secret
 
 
 @contextmanager

@@ -9,7 +9,7 @@ Invariants:
   claimed: it waits in the queue, so it is never sized against a holding still changing;
 - exits (SELL copies) are not stopped by a pause, a disable, a removal or the tier: only the
   global kill switch holds them (they stay queued and are mirrored once it is lifted);
-- an executor claims only copies its mode may take (`copying.modes.for_mode`) and stamps each
+- an executor claims only copies its mode may take (`copying.modes.claimable_by`) and stamps each
   with its mode (`CopyOrder.paper`) in the claim transaction; that mode never changes after;
 - an expired lease returns a CLAIMED copy to QUEUED (its executor died or hung); only the
   lease's owner releases a claim; a SIGNED or IN_DOUBT copy is never re-queued (the state
@@ -26,16 +26,16 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, defer
 
 from copying.context import ExecutorContext
 from copying.killswitch import KillSwitchState
 from copying.ledger import FillRecord
-from copying.modes import for_mode, mode_name
+from copying.modes import claimable_by
 from copying.ordering import blocked_clause
 from copying.orders import SkipCopy
-from copying.states import Event, transition
+from copying.states import MOVES, Event, record_moves, transition
 from copying.venues import OrderSpec
 from infra.db import session_scope
 from models import CopyOrder, CopyStatus, Follow, Follower, TraderFill
@@ -171,29 +171,46 @@ def _gate(s: Session, ctx: ExecutorContext,
     return jobs
 
 
-def mark_claimed(s: Session, ctx: ExecutorContext, rows: list[CopyOrder]) -> None:
-    """In `s`: QUEUED rows locked by the caller become CLAIMED under this executor's lease."""
+def claim_ids(s: Session, ctx: ExecutorContext, limit: int) -> list[int]:
+    """In `s`: up to `limit` QUEUED copies (oldest first, none blocked, of this executor's mode)
+    become CLAIMED under its lease in one UPDATE, with their claim events in one INSERT; returns
+    their ids in ascending order.
+
+    On PostgreSQL the rows are picked `FOR UPDATE OF copy_orders SKIP LOCKED` in a materialized
+    CTE (evaluated once, so never more than `limit` rows), so several executors claim disjoint
+    sets without waiting; SQLite has one writer at a time.
+    """
     now = ctx.clock()
-    for co in rows:
-        co.lease_owner = ctx.owner
-        co.lease_expires_at = now + ctx.lease
-        co.claimed_at = now
-        co.paper = ctx.paper  # the copy's mode, decided here once (copying.modes)
-        transition(s, co, Event.CLAIM, detail={"owner": ctx.owner})
+    picked = (select(CopyOrder.id)
+              .where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(),
+                     claimable_by(ctx.paper, pinned_only=ctx.pinned_only))
+              .order_by(CopyOrder.id).limit(limit))
+    postgres = s.get_bind().dialect.name == "postgresql"
+    if postgres:
+        picked = picked.with_for_update(of=CopyOrder, skip_locked=True)
+    cte = picked.cte("picked")
+    if postgres:
+        cte = cte.prefix_with("MATERIALIZED")
+    target = MOVES[(CopyStatus.QUEUED, Event.CLAIM)]
+    moved: list[tuple[int, str | None]] = sorted((cid, order_hash) for cid, order_hash in s.execute(
+        update(CopyOrder).where(CopyOrder.id.in_(select(cte.c.id)))
+        .values(status=target, lease_owner=ctx.owner, lease_expires_at=now + ctx.lease, claimed_at=now,
+                paper=ctx.paper, updated_at=now)  # the copy's mode, decided here once (copying.modes)
+        .returning(CopyOrder.id, CopyOrder.order_hash)
+        .execution_options(synchronize_session=False)))
+    if len(moved) > limit:
+        raise AssertionError(f"claimed {len(moved)} copies, asked for {limit}")
+    record_moves(s, moved, CopyStatus.QUEUED, Event.CLAIM, detail={"owner": ctx.owner}, at=now)
+    return [cid for cid, _ in moved]
 
 
 def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
     """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
     with session_scope(ctx.factory) as s:
-        mode = Follow.mode == mode_name(ctx.paper) if ctx.pinned_only else for_mode(ctx.paper)
-        q = (_job_query().where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(), mode)
-             .order_by(CopyOrder.id).limit(limit))
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(of=CopyOrder, skip_locked=True)
-        rows = list(s.execute(q).all())
-        if not rows:
+        ids = claim_ids(s, ctx, limit)
+        if not ids:
             return []
-        mark_claimed(s, ctx, [r[0] for r in rows])
+        rows = list(s.execute(_job_query().where(CopyOrder.id.in_(ids)).order_by(CopyOrder.id)).all())
         return _gate(s, ctx, rows)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +28,7 @@ from copying.venues import Venue, VenueAccount
 from crypto import KeyRing
 from infra.config import Settings
 from infra.db import session_scope, utcnow
-from models import Follow, Follower, Market
+from models import Follower, Market
 from wire.signing import TimestampSource
 from wire.types import ApiCreds, MarketInfo, OrderBook
 
@@ -44,6 +45,14 @@ def env_crash_hook(point: str) -> None:
 
 class RetryLater(Exception):  # noqa: N818 - control flow inside a batch, never raised out of it
     """A transient problem: give the claim back and try in a later cycle."""
+
+
+class HasSlippage(Protocol):
+    """A follow, or a row read from one, with its own slippage limit (None: the default)."""
+
+    @property
+    def max_slippage(self) -> Decimal | None:
+        """The follow's slippage limit vs the trader's price."""
 
 
 @dataclass
@@ -107,7 +116,7 @@ class ExecutorContext:
         """True when this executor's venue never posts (EXECUTION_MODE=paper)."""
         return self.venue.paper
 
-    def max_slippage(self, follow: Follow) -> Decimal:
+    def max_slippage(self, follow: HasSlippage) -> Decimal:
         """The follow's slippage limit vs the trader's price: its own, else the deployment's default."""
         return follow.max_slippage if follow.max_slippage is not None else self.settings.default_max_slippage
 

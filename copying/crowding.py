@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, localcontext
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -212,13 +213,24 @@ def fill_rank(s: Session, fill: TraderFill) -> int:
         TraderFill.trader_id == fill.trader_id, TraderFill.id < fill.id)) or 0)
 
 
-def plan_members(s: Session, fill_id: int, paper: bool, *, pinned_only: bool = False
-                 ) -> list[tuple[CopyOrder, Follow]]:
+class Member(NamedTuple):
+    """What a plan needs of one copy of the fill and its follow (read as columns, not objects)."""
+
+    copy_id: int
+    trader_price: Decimal
+    follow_id: int
+    copy_pct: Decimal
+    max_usd_per_trade: Decimal
+    max_slippage: Decimal | None  # the follow's own limit (None: the deployment's default)
+
+
+def plan_members(s: Session, fill_id: int, paper: bool, *, pinned_only: bool = False) -> list[Member]:
     """The fill's BUY copies this mode may take that are not decided yet (queued or claimed);
     with `pinned_only` (a live executor's paper lane) only those of follows pinned to paper."""
     mode = Follow.mode == mode_name(paper) if pinned_only else for_mode(paper)
-    return [(co, fo) for co, fo in s.execute(
-        select(CopyOrder, Follow).join(Follow, Follow.id == CopyOrder.follow_id)
+    return [Member(*row) for row in s.execute(
+        select(CopyOrder.id, CopyOrder.trader_price, Follow.id, Follow.copy_pct, Follow.max_usd_per_trade,
+               Follow.max_slippage).join(Follow, Follow.id == CopyOrder.follow_id)
         .where(CopyOrder.trader_fill_id == fill_id, CopyOrder.side == "BUY", mode,
                CopyOrder.status.in_((CopyStatus.QUEUED, CopyStatus.CLAIMED)))
         .order_by(CopyOrder.id))]
@@ -253,15 +265,22 @@ def existing_plan(s: Session, fill_id: int, paper: bool) -> CrowdPlan | None:
                     .with_for_update().execution_options(populate_existing=True))
 
 
-def cap_of(plan: CrowdPlan, copy_id: int) -> Cap | None:
-    """A copy's cap under the plan; a copy the plan did not know gets what is left unplanned
+def plan_places(plan: CrowdPlan) -> dict[int, int]:
+    """Each planned copy's place in the plan's order (0 first)."""
+    return {cid: i for i, cid in enumerate(plan.order)}
+
+
+def cap_of(plan: CrowdPlan, copy_id: int, places: dict[int, int] | None = None) -> Cap | None:
+    """A copy's cap under the plan (`places`: `plan_places(plan)`, computed once per plan by a
+    caller asking for many copies); a copy the plan did not know gets what is left unplanned
     (under a resting plan, nothing is capped: None)."""
-    order = list(plan.order)
     if plan.resting:
         return None
+    places = plan_places(plan) if places is None else places
+    count = len(plan.order)
     if str(copy_id) in plan.caps:
-        return Cap(Decimal(plan.caps[str(copy_id)]), order.index(copy_id), len(order), plan.depth)
-    return Cap(max(plan.depth - plan.planned, ZERO), len(order), len(order), plan.depth, planned_late=True)
+        return Cap(Decimal(plan.caps[str(copy_id)]), places[copy_id], count, plan.depth)
+    return Cap(max(plan.depth - plan.planned, ZERO), count, count, plan.depth, planned_late=True)
 
 
 def shrink_note(cap: Cap, wanted: Decimal) -> str:

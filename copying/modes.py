@@ -51,6 +51,15 @@ def for_mode(paper: bool) -> Any:
     return or_(Follow.mode.is_(None), Follow.mode == mode_name(paper))
 
 
+def claimable_by(paper: bool, *, pinned_only: bool = False) -> Any:
+    """SQL condition on a `copy_orders` row: its follow is not pinned to the other mode (with
+    `pinned_only`: pinned to this one). Written on the copy, against the few pinned follows, so
+    that the claim query is driven by the queue's index and never by a join with `follows`."""
+    if pinned_only:
+        return CopyOrder.follow_id.in_(select(Follow.id).where(Follow.mode == mode_name(paper)))
+    return CopyOrder.follow_id.not_in(select(Follow.id).where(Follow.mode == mode_name(not paper)))
+
+
 @dataclass(frozen=True)
 class OpenCopyLine:
     """One copy that may still be at the venue, for an operator to read."""

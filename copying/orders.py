@@ -28,6 +28,7 @@ from wire.amounts import (
     market_sell_amounts,
     to_base_units,
 )
+from wire.auth import SigningKey
 from wire.signing import Exchange, OrderRequest, exchange_for, post_order_body, sign_order
 from wire.types import ApiCreds, MarketInfo, OrderType, Side, SignatureType
 
@@ -94,9 +95,10 @@ def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: 
     return OrderPlan(req, exchange_for(market.version, market.neg_risk, ctx.settings.chain_id), decision, shares)
 
 
-def sign_planned(ctx: ExecutorContext, s: Session, co: CopyOrder, plan: OrderPlan, key: str,
+def sign_planned(ctx: ExecutorContext, s: Session, co: CopyOrder, plan: OrderPlan, key: str | SigningKey,
                  creds: ApiCreds | None, event: Event) -> None:
-    """Sign `plan` with the decrypted `key` and store it on `co` (SIGN or REPRICE; caller commits)."""
+    """Sign `plan` with the decrypted `key` (parsed once for many orders: a `SigningKey`) and store
+    it on `co` (SIGN or REPRICE; caller commits)."""
     decision = plan.decision
     assert decision.price is not None and decision.order_type
     signed = sign_order(plan.request, key, plan.exchange, ctx.settings.chain_id, timestamps=ctx.timestamps)

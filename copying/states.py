@@ -31,9 +31,12 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from copying.outbox import STATUS_KINDS, copy_status_changed
@@ -139,6 +142,26 @@ def created(session: Session, order: CopyOrder, event: Event, *, reason: str | N
 def target_of(current: S, event: Event) -> S | None:
     """Where `event` leads from `current`, or None when the table has no such move."""
     return MOVES.get((current, event))
+
+
+def record_moves(session: Session, moved: Sequence[tuple[int, str | None]], current: S, event: Event,
+                 *, detail: dict[str, Any] | None = None, at: datetime) -> S:
+    """Record `event` for copies a set-based UPDATE just moved from `current` (ids with their order
+    hashes), as one multi-row INSERT of event rows; returns the status they moved to.
+
+    The caller's UPDATE selected exactly the rows in `current` and set the returned status. Only a
+    move that the table allows, that ends nothing and that notifies nobody may be recorded this
+    way (`transition` does the rest: reasons, `closed_at`, the notification outbox).
+    """
+    target = MOVES.get((current, event))
+    if target is None or target in TERMINAL or target in STATUS_KINDS:
+        raise IllegalTransition(f"{event.value} from {current.value} cannot be recorded in bulk")
+    if moved:
+        session.execute(insert(CopyOrderEvent), [
+            {"copy_order_id": cid, "event": event.value, "from_status": current.value,
+             "to_status": target.value, "reason": None, "order_hash": order_hash, "detail": detail,
+             "created_at": at} for cid, order_hash in moved])
+    return target
 
 
 def transition(

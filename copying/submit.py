@@ -9,7 +9,7 @@ The order of steps is the invariant, for the whole batch at once:
    two executors never deadlock on followers; re-check every claim; read the followers' open
    reservations once (`copying.reservations`); size each copy in copy id order against what is
    left after the open copies AND the copies sized before it in this batch; sign (each
-   follower's key decrypted once, plaintext only inside `crypto.signing_key`); store the exact
+   follower's key decrypted and parsed once, only inside `crypto.signer_for`); store the exact
    body + its locally computed order hash, CLAIMED → SIGNED; write skips and releases; commit.
    Then `crash_hook("after_signed")`.
 3. POST exactly those bytes, once each: a follower's orders together as one POST /orders (≤ 15,
@@ -49,6 +49,7 @@ from copying.crowding import (
     load_or_write_plan,
     minimum_shares,
     plan_members,
+    plan_places,
     proportional_demand,
     shrink_note,
     skip_detail,
@@ -72,7 +73,7 @@ from copying.sizing import (
 )
 from copying.states import Event
 from copying.venue_io import refresh_copy
-from crypto import signing_key
+from crypto import signer_for
 from infra.db import session_scope
 from models import CopyOrder, CopyOrigin, CopyStatus, Follower
 from smart_pricing import MARKET_AFTER, PriceAction, PriceDecision, price_copy, slippage_limit
@@ -276,16 +277,16 @@ def crowd_caps(ctx: ExecutorContext, s: Session, jobs: list[Job], now: datetime)
             first = group[0]
             assert first.fill is not None and first.market is not None and first.book is not None
             demands = []
-            for co, follow in members:
-                limit = slippage_limit(Side.BUY, co.trader_price, first.market.tick_size, ctx.max_slippage(follow))
-                demands.append(Demand(co.id, follow.id, proportional_demand(
-                    first.fill.size, follow.copy_pct, follow.max_usd_per_trade, limit), limit,
+            for m in members:
+                limit = slippage_limit(Side.BUY, m.trader_price, first.market.tick_size, ctx.max_slippage(m))
+                demands.append(Demand(m.copy_id, m.follow_id, proportional_demand(
+                    first.fill.size, m.copy_pct, m.max_usd_per_trade, limit), limit,
                     minimum_shares(first.market.min_size, limit)))
             plan = load_or_write_plan(s, first.fill, ctx.paper, first.book.asks, demands, now)
         crowd.plans[fill_id] = plan
-        places = {cid: i for i, cid in enumerate(plan.order)}
+        places = plan_places(plan)
         for job in group:
-            cap = cap_of(plan, job.id)
+            cap = cap_of(plan, job.id, places)
             if cap is not None:
                 crowd.caps[job.id] = cap
             crowd.fill_of[job.id] = fill_id
@@ -415,9 +416,9 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
         for fid, planned in plans.items():  # one decryption of each follower's key per batch
             follower = followers[fid]
             assert keyring is not None
-            with signing_key(keyring, follower.encrypted_private_key, follower.signer_address) as key:
+            with signer_for(keyring, follower.encrypted_private_key, follower.signer_address) as signer:
                 for job, plan in planned:
-                    sign_planned(ctx, s, job.co, plan, key, job.creds, Event.SIGN)
+                    sign_planned(ctx, s, job.co, plan, signer, job.creds, Event.SIGN)
                     assert job.market is not None
                     job.spec = spec_for(job.co, follower, job.market, job.creds)
                     signed.append(job)

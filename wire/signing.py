@@ -369,7 +369,7 @@ def _check_wallet(sig_type: SignatureType, maker: str, signer: str, key_address:
 
 def sign_order(
     req: OrderRequest,
-    private_key: str,
+    private_key: str | SigningKey,
     exchange: Exchange,
     chain_id: int,
     *,
@@ -394,7 +394,7 @@ def sign_order(
     if not _ADDRESS_RE.match(exchange.address):
         raise OrderSigningError("exchange address must be a 0x-prefixed 20-byte hex address")
 
-    key = SigningKey(private_key)
+    key = private_key if isinstance(private_key, SigningKey) else SigningKey(private_key)
     _check_wallet(sig_type, maker, signer, key.address)
 
     salt = _uint(new_salt() if req.salt is None else req.salt, "salt", upper=MAX_SALT)
