@@ -380,11 +380,12 @@ def build_context(settings: Settings, factory: sessionmaker[Session], client: Ex
     keyring = KeyRing(settings.encryption_key) if settings.encryption_key else None
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     ctx = ExecutorContext(settings=settings, factory=factory, client=client, venue=venue,
-                          keyring=keyring, owner=owner)
+                          keyring=keyring, owner=owner, post_concurrency=settings.executor_post_concurrency)
     if settings.is_live:  # shadow twins (follows pinned to paper) are paper-filled, never posted
         ctx.shadow = ExecutorContext(settings=settings, factory=factory, client=client,
                                      venue=PaperVenue(client, utcnow), keyring=keyring,
-                                     owner=f"{owner}:paper", pinned_only=True)
+                                     owner=f"{owner}:paper", pinned_only=True,
+                                     post_concurrency=settings.executor_post_concurrency)
     return ctx
 
 

@@ -204,14 +204,19 @@ def claim_ids(s: Session, ctx: ExecutorContext, limit: int) -> list[int]:
     return [cid for cid, _ in moved]
 
 
+def claim_in(s: Session, ctx: ExecutorContext, limit: int) -> list[Job]:
+    """In `s`: claim up to `limit` QUEUED copies (`claim_ids`) and load them as gated `Job`s."""
+    ids = claim_ids(s, ctx, limit)
+    if not ids:
+        return []
+    rows = list(s.execute(_job_query().where(CopyOrder.id.in_(ids)).order_by(CopyOrder.id)).all())
+    return _gate(s, ctx, rows)
+
+
 def claim_jobs(ctx: ExecutorContext, limit: int) -> list[Job]:
     """Claim up to `limit` QUEUED copies (oldest first) and load them, in one short transaction."""
     with session_scope(ctx.factory) as s:
-        ids = claim_ids(s, ctx, limit)
-        if not ids:
-            return []
-        rows = list(s.execute(_job_query().where(CopyOrder.id.in_(ids)).order_by(CopyOrder.id)).all())
-        return _gate(s, ctx, rows)
+        return claim_in(s, ctx, limit)
 
 
 def lock_copies(s: Session, ids: list[int] | set[int]) -> dict[int, CopyOrder]:

@@ -73,10 +73,11 @@ class ExecutorContext:
     book_cache: dict[str, tuple[float, OrderBook | None]] = field(default_factory=dict)
     market_ttl: float = 60.0
     book_ttl: float = 1.0
-    # Requests in flight at once (a batch's POSTs, its input reads, the management pass). Measured
-    # against the simulator: httpx spends 0.86 ms of CPU per POST /order at 4 in flight and 1.9 ms
-    # at 32 (its pool walks every connection per request), so a few suffice; the venue's own
-    # per-IP limits (docs/POLYMARKET.md §5.9) cap a process far below what 8 in flight can send.
+    # Requests in flight at once (a batch's POSTs, its input reads, the management pass):
+    # EXECUTOR_POST_CONCURRENCY. Measured against the local simulator: httpx spends 0.86 ms of CPU
+    # per POST /order at 4 in flight and 1.9 ms at 32 (over HTTP/1.1 its pool walks every
+    # connection per request), so a few suffice there; against a venue tens of ms away the limit
+    # bounds a fan-out at about (in flight / round trip) orders a second.
     post_concurrency: int = 8
     post_orders_batches: bool = True  # a follower's orders of one batch go as one POST /orders
     # open-order work: per follower, the trades cursor (epoch s) and when its fills are due next

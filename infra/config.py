@@ -112,6 +112,8 @@ class Settings:
     builder_api_key: str | None = None
     builder_secret: str | None = field(default=None, repr=False)
     builder_passphrase: str | None = field(default=None, repr=False)
+    # requests to the venue one executor keeps in flight (a batch's POSTs, its reads, the passes)
+    executor_post_concurrency: int = 8
     # open-order work: how often the executor looks for copies to cancel (kill switch, exits...),
     # how often each follower's fills are read, how old a follower's balance may get
     order_wake_interval: float = 1.0
@@ -475,6 +477,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         "POLYMARKET_BUILDER_SECRET": ("builder_secret", _parse_secret),
         "POLYMARKET_BUILDER_PASSPHRASE": ("builder_passphrase", _parse_secret),
         "ORDER_WAKE_INTERVAL": ("order_wake_interval", _parse_seconds),
+        "EXECUTOR_POST_CONCURRENCY": ("executor_post_concurrency", lambda n, r: _parse_positive_int(n, r, 256)),
         "FILL_REFRESH_INTERVAL": ("fill_refresh_interval", _parse_seconds),
         "BALANCE_REFRESH_INTERVAL": ("balance_refresh_interval", _parse_seconds),
         "MARKET_REFRESH_INTERVAL": ("market_refresh_interval", _parse_seconds),

@@ -78,6 +78,8 @@ def test_path_prefix_urls_are_kept() -> None:
         ("POLYMARKET_BUILDER_CODE", "0x" + "zz" * 32),
         ("CLOB_HEARTBEAT", "maybe"),
         ("ORDER_WAKE_INTERVAL", "0"),
+        ("EXECUTOR_POST_CONCURRENCY", "0"),
+        ("EXECUTOR_POST_CONCURRENCY", "257"),
         ("RETENTION_EVENT_DAYS", "-1"),
     ],
 )
@@ -242,3 +244,18 @@ def test_heartbeat_switch_and_retention_days() -> None:
     s = load_settings({"CLOB_HEARTBEAT": "on", "RETENTION_EVENT_DAYS": "0"}, env_file=NO_FILE)
     assert s.clob_heartbeat and s.retention_event_days == 0
     assert not load_settings({}, env_file=NO_FILE).clob_heartbeat
+
+
+def test_requests_in_flight_reach_both_lanes_of_the_executor(fernet_key: str) -> None:
+    """EXECUTOR_POST_CONCURRENCY sets how many requests the live lane and its paper lane keep in
+    flight (8 when unset)."""
+    from executor import build_context
+
+    def lanes(env: dict[str, str]) -> tuple[int, int]:
+        settings = load_settings({"EXECUTION_MODE": "live", "ENCRYPTION_KEY": fernet_key, **env}, env_file=NO_FILE)
+        ctx = build_context(settings, None, None)  # type: ignore[arg-type]  # neither is touched here
+        assert ctx.shadow is not None
+        return ctx.post_concurrency, ctx.shadow.post_concurrency
+
+    assert lanes({}) == (8, 8)
+    assert lanes({"EXECUTOR_POST_CONCURRENCY": "32"}) == (32, 32)
