@@ -13,7 +13,9 @@ from crypto import (
     KeyRing,
     MissingKeyError,
     Secret,
+    address_of_key,
     normalize_private_key,
+    signer_for,
     signing_key,
 )
 from infra.logs import configure_logging, mask_secrets
@@ -65,6 +67,17 @@ def test_signing_key_checks_the_signer(keyring: KeyRing) -> None:
         pass
     with signing_key(keyring, token2, TEST_ADDRESS_2) as key2:
         assert key2 == TEST_KEY_2
+
+
+def test_signer_for_checks_the_signer_and_signs_as_it(keyring: KeyRing) -> None:
+    """The parsed signing context yields a key of its own address (whose repr shows only the
+    address) and refuses a swapped token, as `signing_key` does."""
+    token1, token2 = keyring.encrypt(TEST_KEY), keyring.encrypt(TEST_KEY_2)
+    with signer_for(keyring, token1, TEST_ADDRESS.lower()) as signer:
+        assert signer.address == TEST_ADDRESS and TEST_KEY[2:] not in repr(signer)
+        assert address_of_key(TEST_KEY) == TEST_ADDRESS
+    with pytest.raises(CryptoError, match="does not match"), signer_for(keyring, token2, TEST_ADDRESS):
+        pass
 
 
 def test_secret_and_creds_reprs_are_masked() -> None:
