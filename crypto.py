@@ -148,18 +148,24 @@ class KeyRing:
         return ApiCreds(api_key=data["api_key"], secret=data["secret"], passphrase=data["passphrase"])
 
 
+def _checked_signer(private_key: str, expected_signer: str) -> SigningKey:
+    """The parsed key, refused when it does not belong to `expected_signer` (a swapped token)."""
+    from wire.auth import SigningKey
+
+    signer = SigningKey(private_key)
+    if signer.address.lower() != expected_signer.lower():
+        raise CryptoError("stored private key does not match the follower's signer address")
+    return signer
+
+
 @contextmanager
 def signer_for(keyring: KeyRing, encrypted_private_key: str, expected_signer: str) -> Iterator[SigningKey]:
     """Yield the decrypted key, parsed once (`wire.auth.SigningKey`), for one signing step of many
     orders, after checking its address; the same promises as `signing_key`."""
-    from wire.auth import SigningKey
-
     secret = keyring.decrypt(encrypted_private_key)
     signer: SigningKey | None = None
     try:
-        signer = SigningKey(secret.reveal())
-        if signer.address.lower() != expected_signer.lower():
-            raise CryptoError("stored private key does not match the follower's signer address")
+        signer = _checked_signer(secret.reveal(), expected_signer)
         yield signer
     finally:
         del signer
@@ -176,8 +182,7 @@ def signing_key(keyring: KeyRing, encrypted_private_key: str, expected_signer: s
     secret = keyring.decrypt(encrypted_private_key)
     key = secret.reveal()
     try:
-        if address_of_key(key).lower() != expected_signer.lower():
-            raise CryptoError("stored private key does not match the follower's signer address")
+        _checked_signer(key, expected_signer)
         yield key
     finally:
         del key

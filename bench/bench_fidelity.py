@@ -17,9 +17,8 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
-from common import fresh_pg
+from common import claim_context, fresh_pg
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -84,12 +83,11 @@ def timed(s: Session, with_rule: bool, runs: int = 30) -> list[float]:
 
 def timed_claim(s: Session, runs: int = 30) -> list[float]:
     """The executor's claim of 256 (pick, UPDATE, events), rolled back after each run."""
-    ctx = SimpleNamespace(clock=lambda: datetime.now(UTC), owner="bench", lease=timedelta(seconds=60),
-                          paper=False, pinned_only=False)
+    ctx = claim_context()
     out = []
     for _ in range(runs):
         t = time.perf_counter()
-        ids = claim_ids(s, ctx, 256)  # type: ignore[arg-type]
+        ids = claim_ids(s, ctx, 256)
         out.append((time.perf_counter() - t) * 1000)
         assert len(ids) == 256
         s.rollback()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import fresh_pg
+from common import claim_context, fresh_pg
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
@@ -166,13 +166,9 @@ def seed(url: str, per_day: int, days: int) -> dict[str, int]:
 # --- the hot queries: each runs the project's own code on a session ------------------------------
 
 def q_claim(s: Session) -> None:
-    from types import SimpleNamespace
-
     from copying.claims import claim_in
 
-    ctx = SimpleNamespace(clock=lambda: datetime.now(UTC), owner="bench", lease=timedelta(seconds=60),
-                          paper=False, pinned_only=False)
-    claim_in(s, ctx, 256)  # type: ignore[arg-type]  # the executor's claim: pick, UPDATE, events, load
+    claim_in(s, claim_context(), 256)  # the executor's claim: pick, UPDATE, events, load
 
 
 def q_stop_sweep(s: Session) -> None:

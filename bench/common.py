@@ -52,6 +52,15 @@ def simulator_process(scenario: Path, *extra: str) -> Iterator[dict[str, Any]]:
         stop_simulator_process(sp)
 
 
+def claim_context(owner: str = "bench") -> Any:
+    """What `copying.claims.claim_ids` / `claim_in` read of an executor (a live one, unpinned)."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    return SimpleNamespace(clock=lambda: datetime.now(UTC), owner=owner, lease=timedelta(seconds=60),
+                           paper=False, pinned_only=False)
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of `values`."""
     ordered = sorted(values)

@@ -35,7 +35,7 @@ from copying.ledger import FillRecord
 from copying.modes import claimable_by
 from copying.ordering import blocked_clause
 from copying.orders import SkipCopy
-from copying.states import MOVES, Event, record_moves, transition
+from copying.states import Event, bulk_target, record_moves, transition
 from copying.venues import OrderSpec
 from infra.db import session_scope
 from models import CopyOrder, CopyStatus, Follow, Follower, TraderFill
@@ -191,7 +191,7 @@ def claim_ids(s: Session, ctx: ExecutorContext, limit: int) -> list[int]:
     cte = picked.cte("picked")
     if postgres:
         cte = cte.prefix_with("MATERIALIZED")
-    target = MOVES[(CopyStatus.QUEUED, Event.CLAIM)]
+    target = bulk_target(CopyStatus.QUEUED, Event.CLAIM)
     moved: list[tuple[int, str | None]] = sorted((cid, order_hash) for cid, order_hash in s.execute(
         update(CopyOrder).where(CopyOrder.id.in_(select(cte.c.id)))
         .values(status=target, lease_owner=ctx.owner, lease_expires_at=now + ctx.lease, claimed_at=now,

@@ -270,13 +270,12 @@ def plan_places(plan: CrowdPlan) -> dict[int, int]:
     return {cid: i for i, cid in enumerate(plan.order)}
 
 
-def cap_of(plan: CrowdPlan, copy_id: int, places: dict[int, int] | None = None) -> Cap | None:
-    """A copy's cap under the plan (`places`: `plan_places(plan)`, computed once per plan by a
-    caller asking for many copies); a copy the plan did not know gets what is left unplanned
-    (under a resting plan, nothing is capped: None)."""
+def cap_of(plan: CrowdPlan, copy_id: int, places: dict[int, int]) -> Cap | None:
+    """A copy's cap under the plan (`places`: `plan_places(plan)`, computed once per plan); a
+    copy the plan did not know gets what is left unplanned (under a resting plan, nothing is
+    capped: None)."""
     if plan.resting:
         return None
-    places = plan_places(plan) if places is None else places
     count = len(plan.order)
     if str(copy_id) in plan.caps:
         return Cap(Decimal(plan.caps[str(copy_id)]), places[copy_id], count, plan.depth)

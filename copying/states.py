@@ -144,24 +144,26 @@ def target_of(current: S, event: Event) -> S | None:
     return MOVES.get((current, event))
 
 
-def record_moves(session: Session, moved: Sequence[tuple[int, str | None]], current: S, event: Event,
-                 *, detail: dict[str, Any] | None = None, at: datetime) -> S:
-    """Record `event` for copies a set-based UPDATE just moved from `current` (ids with their order
-    hashes), as one multi-row INSERT of event rows; returns the status they moved to.
-
-    The caller's UPDATE selected exactly the rows in `current` and set the returned status. Only a
-    move that the table allows, that ends nothing and that notifies nobody may be recorded this
-    way (`transition` does the rest: reasons, `closed_at`, the notification outbox).
-    """
+def bulk_target(current: S, event: Event) -> S:
+    """The status a set-based UPDATE moves copies in `current` to on `event`. Only a move that the
+    table allows, that ends nothing and that notifies nobody may be made in bulk (`transition`
+    does the rest: reasons, `closed_at`, the notification outbox); others raise."""
     target = MOVES.get((current, event))
     if target is None or target in TERMINAL or target in STATUS_KINDS:
-        raise IllegalTransition(f"{event.value} from {current.value} cannot be recorded in bulk")
+        raise IllegalTransition(f"{event.value} from {current.value} cannot be made in bulk")
+    return target
+
+
+def record_moves(session: Session, moved: Sequence[tuple[int, str | None]], current: S, event: Event,
+                 *, detail: dict[str, Any] | None = None, at: datetime) -> None:
+    """Record `event` for copies a set-based UPDATE just moved from `current` to
+    `bulk_target(current, event)` (ids with their order hashes), as one multi-row INSERT."""
+    target = bulk_target(current, event)
     if moved:
         session.execute(insert(CopyOrderEvent), [
             {"copy_order_id": cid, "event": event.value, "from_status": current.value,
              "to_status": target.value, "reason": None, "order_hash": order_hash, "detail": detail,
              "created_at": at} for cid, order_hash in moved])
-    return target
 
 
 def transition(
