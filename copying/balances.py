@@ -117,9 +117,11 @@ def needs_reading(ctx: ExecutorContext, follower_ids: Iterable[int]) -> list[int
             if (at := ctx.balance_read_at.get(fid)) is None or now - at > too_old]
 
 
-async def refresh_balances(ctx: ExecutorContext, follower_ids: Iterable[int]) -> int:
+async def refresh_balances(ctx: ExecutorContext, follower_ids: Iterable[int], *, background: bool = False) -> int:
     """Read these followers' pUSD from the CLOB (a few at once) and store each reading; returns
-    how many were stored. A failed read keeps the previous reading."""
+    how many were stored. A failed read keeps the previous reading. With `background` (the
+    open-order loop's refresh), a read whose turn comes while new copies are going out
+    (`ctx.submitting`) is left for a later wake."""
     ids = sorted(set(follower_ids))
     if not ids:
         return 0
@@ -132,6 +134,8 @@ async def refresh_balances(ctx: ExecutorContext, follower_ids: Iterable[int]) ->
         if creds is None:
             return None
         async with sem:
+            if background and ctx.submitting:
+                return None  # the old reading stays, still due
             at = ctx.clock()
             try:
                 ba = await ctx.client.get_balance_allowance(

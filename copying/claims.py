@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Integer, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session, defer
 
 from copying.context import ExecutorContext
@@ -171,6 +172,28 @@ def _gate(s: Session, ctx: ExecutorContext,
     return jobs
 
 
+@functools.cache
+def _claim_statement(paper: bool, pinned_only: bool, postgres: bool) -> Update:
+    """The claim's `UPDATE … RETURNING` for one lane and dialect, built once: building it walks
+    the ordering rule (`copying.ordering`), a few ms a claim; its values are bound per call."""
+    picked = (select(CopyOrder.id)
+              .where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(),
+                     claimable_by(paper, pinned_only=pinned_only))
+              .order_by(CopyOrder.id).limit(bindparam("claim_limit", type_=Integer)))
+    if postgres:
+        picked = picked.with_for_update(of=CopyOrder, skip_locked=True)
+    cte = picked.cte("picked")
+    if postgres:
+        cte = cte.prefix_with("MATERIALIZED")
+    now = bindparam("claim_now", type_=CopyOrder.__table__.c.claimed_at.type)
+    return (update(CopyOrder).where(CopyOrder.id.in_(select(cte.c.id)))
+            .values(status=bulk_target(CopyStatus.QUEUED, Event.CLAIM), lease_owner=bindparam("claim_owner"),
+                    lease_expires_at=bindparam("claim_expires", type_=CopyOrder.__table__.c.lease_expires_at.type),
+                    claimed_at=now, paper=paper, updated_at=now)  # the copy's mode, decided here once
+            .returning(CopyOrder.id, CopyOrder.order_hash)
+            .execution_options(synchronize_session=False))
+
+
 def claim_ids(s: Session, ctx: ExecutorContext, limit: int) -> list[int]:
     """In `s`: up to `limit` QUEUED copies (oldest first, none blocked, of this executor's mode)
     become CLAIMED under its lease in one UPDATE, with their claim events in one INSERT; returns
@@ -181,23 +204,10 @@ def claim_ids(s: Session, ctx: ExecutorContext, limit: int) -> list[int]:
     sets without waiting; SQLite has one writer at a time.
     """
     now = ctx.clock()
-    picked = (select(CopyOrder.id)
-              .where(CopyOrder.status == CopyStatus.QUEUED, ~blocked_clause(),
-                     claimable_by(ctx.paper, pinned_only=ctx.pinned_only))
-              .order_by(CopyOrder.id).limit(limit))
-    postgres = s.get_bind().dialect.name == "postgresql"
-    if postgres:
-        picked = picked.with_for_update(of=CopyOrder, skip_locked=True)
-    cte = picked.cte("picked")
-    if postgres:
-        cte = cte.prefix_with("MATERIALIZED")
-    target = bulk_target(CopyStatus.QUEUED, Event.CLAIM)
+    statement = _claim_statement(ctx.paper, ctx.pinned_only, s.get_bind().dialect.name == "postgresql")
     moved: list[tuple[int, str | None]] = sorted((cid, order_hash) for cid, order_hash in s.execute(
-        update(CopyOrder).where(CopyOrder.id.in_(select(cte.c.id)))
-        .values(status=target, lease_owner=ctx.owner, lease_expires_at=now + ctx.lease, claimed_at=now,
-                paper=ctx.paper, updated_at=now)  # the copy's mode, decided here once (copying.modes)
-        .returning(CopyOrder.id, CopyOrder.order_hash)
-        .execution_options(synchronize_session=False)))
+        statement, {"claim_limit": limit, "claim_owner": ctx.owner, "claim_expires": now + ctx.lease,
+                    "claim_now": now}))
     if len(moved) > limit:
         raise AssertionError(f"claimed {len(moved)} copies, asked for {limit}")
     record_moves(s, moved, CopyStatus.QUEUED, Event.CLAIM, detail={"owner": ctx.owner}, at=now)

@@ -73,8 +73,13 @@ def due_followers(ctx: ExecutorContext, candidates: dict[int, datetime | None]) 
 
 
 async def refresh_fills(ctx: ExecutorContext, follower_ids: Iterable[int],
-                        oldest: dict[int, datetime | None] | None = None) -> int:
-    """Read the new fills of these followers and record them; returns how many were new."""
+                        oldest: dict[int, datetime | None] | None = None, *, background: bool = False) -> int:
+    """Read the new fills of these followers and record them; returns how many were new.
+
+    With `background` (the open-order loop's round of due followers), a follower whose turn
+    comes while new copies are going out (`ctx.submitting`) is not read: it stays due for the
+    next wake, so a fan-out never shares the event loop with these reads.
+    """
     ids = sorted(set(follower_ids))
     if not ids:
         return 0
@@ -98,6 +103,8 @@ async def refresh_fills(ctx: ExecutorContext, follower_ids: Iterable[int],
             since = oldest.get(fid) or started
             after = int((since - CATCH_UP).timestamp())
         async with sem:
+            if background and ctx.submitting:
+                return []  # still due: read at a later wake
             read_at = ctx.clock()
             try:
                 trades = await venue.trades_since(account_of(ctx, follower), after)

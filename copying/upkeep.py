@@ -3,7 +3,9 @@ copies): stops first, then replans, fills, the scheduled pass, balances, mode an
 
 One `open_order_pass`:
 Steps 2-6 wait for a later wake while the executor is posting new copies (the critical path
-never shares the event loop, the database or the venue's budgets with background reads).
+never shares the event loop, the database or the venue's budgets with background reads); a
+round of fill, market or balance reads that began before the copies did stops at its next
+request and leaves the rest due.
 
 1. stops (`copying.stops`): QUEUED copies that must not be placed are ended (STOP); open ones
    are cancelled at the venue in batches and settled (`copying.cancels`) — within seconds of a
@@ -114,7 +116,7 @@ async def open_order_pass(ctx: ExecutorContext, stop: asyncio.Event, *, manage: 
         open_followers = followers_with_open_orders(s, ctx.paper)
     due = due_followers(ctx, open_followers)[:FILLS_PER_WAKE]
     if due:
-        counts["fills"] += await refresh_fills(ctx, due, open_followers)
+        counts["fills"] += await refresh_fills(ctx, due, open_followers, background=True)
     now = time.monotonic()
     if now >= ctx.markets_due_at and not stop.is_set():
         ctx.markets_due_at = now + 1.0
@@ -160,6 +162,8 @@ async def refresh_open_markets(ctx: ExecutorContext, limit: int = MARKETS_PER_WA
 
     async def one(condition_id: str) -> bool:
         async with sem:
+            if ctx.submitting:
+                return False  # new copies are going out: read at a later wake
             try:
                 info = await ctx.client.get_market_info(condition_id, fresh=True)
             except Exception as exc:  # noqa: BLE001 - read again at a later wake
@@ -179,4 +183,4 @@ async def _balances(ctx: ExecutorContext, counts: Counter[str]) -> None:
         due = due_for_refresh(s, ctx.clock(), timedelta(seconds=ctx.settings.balance_refresh_interval),
                               BALANCES_PER_WAKE)
     if due:
-        counts["balances_read"] = await refresh_balances(ctx, due)
+        counts["balances_read"] = await refresh_balances(ctx, due, background=True)

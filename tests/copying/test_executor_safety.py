@@ -243,6 +243,28 @@ def test_fills_of_a_resting_order_are_known_at_the_next_wake(h: Harness) -> None
     assert h.only().status == CopyStatus.FILLED and h.only().filled_size == D("10")
 
 
+def test_background_reads_wait_while_copies_go_out(h: Harness) -> None:
+    """A round of fill and balance reads whose turn comes during a fan-out (`ctx.submitting`)
+    reads nothing and leaves each follower due; once the copies are out, the next round reads."""
+    from copying.balances import refresh_balances
+    from copying.fills import refresh_fills
+
+    h.trader_fill()
+    h.cycle()
+    h.fx.fill_resting(h.only().order_hash, "4")  # type: ignore[arg-type]
+    h.ctx.fills_due.clear()
+    reads = h.fx.balance_reads
+    h.ctx.submitting = True
+    assert asyncio.run(refresh_fills(h.ctx, [h.follower_id], background=True)) == 0
+    assert asyncio.run(refresh_balances(h.ctx, [h.follower_id], background=True)) == 0
+    assert h.only().status == CopyStatus.LIVE and h.fx.balance_reads == reads
+    assert h.follower_id not in h.ctx.fills_due  # still due
+    assert asyncio.run(refresh_balances(h.ctx, [h.follower_id])) == 1  # the critical path's own reads go on
+    h.ctx.submitting = False
+    assert asyncio.run(refresh_fills(h.ctx, [h.follower_id], background=True)) == 1
+    assert h.only().status == CopyStatus.PARTIAL and h.only().filled_size == D("4")
+
+
 # --- marketable remainders -----------------------------------------------------------------------
 
 def test_a_partial_market_order_remainder_is_tried_again_until_filled(h: Harness) -> None:
