@@ -7,7 +7,10 @@ and to the simulator receiving the last one. Target: detection → last order po
 one executor; the speed-up with 2 and 3 executors. Each run also prints `admin stats --latency`
 style stage percentiles of its copies.
 
-Run: `.venv/bin/python bench/bench_fanout.py [--followers 500] [--executors 1,2,3] [--runs 3]`.
+Run: `.venv/bin/python bench/bench_fanout.py [--followers 500] [--executors 1,2,3] [--runs 3]
+[--venue-latency 50] [--post-concurrency 32]`. `--venue-latency` makes the simulator answer each
+order POST of the measured runs that many ms later (the real venue is a round trip away, the
+simulator is on loopback): then the requests in flight, not the CPU, bound the fan-out.
 
 `--crowding` (README "Copy quality"): the same fan-out on a thin book. Each follower asks for 60
 shares (10 % of a 600-share BUY at 0.30); the book offers 24 shares per follower at 0.30
@@ -90,11 +93,14 @@ def seed(url: str, sim: dict, fernet: str, n: int, max_trade: Decimal = Decimal(
     return trader_id
 
 
-def env_for(url: str, sim: dict, fernet: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "ENCRYPTION_KEY": fernet, "EXECUTION_MODE": "live",
-            "PMCT_ENV_FILE": "/nonexistent/.env", "LOG_LEVEL": "WARNING",
-            "POLYMARKET_DATA_API_URL": sim["data"], "POLYMARKET_GAMMA_API_URL": sim["gamma"],
-            "POLYMARKET_CLOB_API_URL": sim["clob"], "EXECUTOR_POLL_INTERVAL": "5"}
+def env_for(url: str, sim: dict, fernet: str, post_concurrency: int | None = None) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": url, "ENCRYPTION_KEY": fernet, "EXECUTION_MODE": "live",
+           "PMCT_ENV_FILE": "/nonexistent/.env", "LOG_LEVEL": "WARNING",
+           "POLYMARKET_DATA_API_URL": sim["data"], "POLYMARKET_GAMMA_API_URL": sim["gamma"],
+           "POLYMARKET_CLOB_API_URL": sim["clob"], "EXECUTOR_POLL_INTERVAL": "5"}
+    if post_concurrency is not None:
+        env["EXECUTOR_POST_CONCURRENCY"] = str(post_concurrency)
+    return env
 
 
 def commit_fill(factory: object, trader_id: int, n: int, size: Decimal = Decimal(60)) -> float:
@@ -108,13 +114,17 @@ def commit_fill(factory: object, trader_id: int, n: int, size: Decimal = Decimal
     return time.time()
 
 
-def run(sim: dict, followers: int, executors: int, runs: int) -> dict[str, float]:
-    """One configuration: `executors` daemons, `runs` fills of `followers` copies each."""
+def run(sim: dict, followers: int, executors: int, runs: int, *, latency_ms: float = 0,
+        post_concurrency: int | None = None) -> dict[str, float]:
+    """One configuration: `executors` daemons, `runs` fills of `followers` copies each; with
+    `latency_ms`, the simulator answers each order POST of the measured runs that much later
+    (a venue across the internet), and `post_concurrency` sets EXECUTOR_POST_CONCURRENCY."""
     with fresh_pg("pmct_bench_fanout") as url:
         fernet = Fernet.generate_key().decode()
         trader_id = seed(url, sim, fernet, followers)
         factory = make_sessionmaker(make_engine(url))
-        procs = [subprocess.Popen([sys.executable, "executor.py"], cwd=ROOT, env=env_for(url, sim, fernet),  # noqa: S603
+        env = env_for(url, sim, fernet, post_concurrency)
+        procs = [subprocess.Popen([sys.executable, "executor.py"], cwd=ROOT, env=env,  # noqa: S603
                                   stderr=subprocess.PIPE, text=True) for _ in range(executors)]
         try:
             wait_for_balances(factory, followers)
@@ -122,6 +132,9 @@ def run(sim: dict, followers: int, executors: int, runs: int) -> dict[str, float
             time.sleep(3)
             lasts, firsts, sims = [], [], []
             for r in range(runs):
+                if latency_ms:
+                    sim["remote"].inject_fault(method="POST", path="/order*", kind="delay", count=followers,
+                                               delay=latency_ms / 1000)
                 t0 = commit_fill(factory, trader_id, r + 1)
                 with session_scope(factory) as s:
                     fill_id = s.scalar(select(func.max(TraderFill.id)))
@@ -142,12 +155,15 @@ def run(sim: dict, followers: int, executors: int, runs: int) -> dict[str, float
                 firsts.append(first.timestamp() - t0)
                 lasts.append(last.timestamp() - t0)
                 sims.append((max(received) - t0) if received else float("nan"))
+                sim["remote"].clear_faults()
                 time.sleep(2)
             with session_scope(factory) as s:
                 table = latency_table(s, datetime.now(UTC), 1)
         finally:
             stop_all(procs, timeout=60)
-    print(f"fan-out {followers} followers, {executors} executor(s), {runs} runs: "
+    setting = "" if post_concurrency is None else f", {post_concurrency} POSTs in flight"
+    print(f"fan-out {followers} followers, {executors} executor(s){setting}, "
+          f"venue latency {latency_ms:.0f} ms, {runs} runs: "
           f"detection → first POST {statistics.median(firsts) * 1000:.0f} ms, "
           f"→ last POST {statistics.median(lasts) * 1000:.0f} ms (median; best {min(lasts) * 1000:.0f}, "
           f"worst {max(lasts) * 1000:.0f}), last received by the venue {statistics.median(sims) * 1000:.0f} ms; "
@@ -236,6 +252,10 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=500)
     parser.add_argument("--executors", default="1,2,3")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--venue-latency", type=float, default=0,
+                        help="ms the simulator waits before answering each order POST of the measured runs")
+    parser.add_argument("--post-concurrency", type=int, default=None,
+                        help="EXECUTOR_POST_CONCURRENCY for the executors (default: the setting's)")
     parser.add_argument("--crowding", action="store_true", help="thin book: depth, fairness, rotation")
     parser.add_argument("--no-crowding-control", action="store_true", help="with --crowding: CROWDING_CONTROL=off")
     parser.add_argument("--room", type=Decimal, default=CROWD_ROOM,
@@ -249,7 +269,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, simulator_process(quiet_scenario_file(Path(tmp))) as sim:
         base = None
         for k in [int(x) for x in args.executors.split(",")]:
-            res = run(sim, args.followers, k, args.runs)
+            res = run(sim, args.followers, k, args.runs, latency_ms=args.venue_latency,
+                      post_concurrency=args.post_concurrency)
             base = base or res["last_ms"]
             print(f"  speed-up vs 1 executor: {base / res['last_ms']:.2f}×")
 

@@ -74,11 +74,12 @@ class ExecutorContext:
     market_ttl: float = 60.0
     book_ttl: float = 1.0
     # Requests in flight at once (a batch's POSTs, its input reads, the management pass):
-    # EXECUTOR_POST_CONCURRENCY. Measured against the local simulator: httpx spends 0.86 ms of CPU
-    # per POST /order at 4 in flight and 1.9 ms at 32 (over HTTP/1.1 its pool walks every
-    # connection per request), so a few suffice there; against a venue tens of ms away the limit
-    # bounds a fan-out at about (in flight / round trip) orders a second.
-    post_concurrency: int = 8
+    # EXECUTOR_POST_CONCURRENCY. Against a venue tens of ms away this bounds a fan-out at about
+    # (in flight / round trip) orders a second: 500 followers, venue 50 ms away, 4.0 s at 8 in
+    # flight, 1.7 s at 32 (`bench/bench_fanout.py --venue-latency 50`). Over HTTP/1.1 (the local
+    # simulator) httpx's pool walks every connection per request, so more in flight costs CPU
+    # there; the real CLOB speaks HTTP/2, one connection.
+    post_concurrency: int = 32
     post_orders_batches: bool = True  # a follower's orders of one batch go as one POST /orders
     # open-order work: per follower, the trades cursor (epoch s) and when its fills are due next
     fill_cursors: dict[int, int] = field(default_factory=dict)

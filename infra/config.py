@@ -113,7 +113,7 @@ class Settings:
     builder_secret: str | None = field(default=None, repr=False)
     builder_passphrase: str | None = field(default=None, repr=False)
     # requests to the venue one executor keeps in flight (a batch's POSTs, its reads, the passes)
-    executor_post_concurrency: int = 8
+    executor_post_concurrency: int = 32
     # open-order work: how often the executor looks for copies to cancel (kill switch, exits...),
     # how often each follower's fills are read, how old a follower's balance may get
     order_wake_interval: float = 1.0

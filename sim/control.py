@@ -62,8 +62,9 @@ class RemoteSimulator:
         self.gamma_url = gamma_url
         self.timeout = timeout
 
-    def call(self, method: str, **kwargs: Any) -> Any:
-        """Invoke a control method and return its result (raises RuntimeError on a 4xx/5xx)."""
+    def call(self, method: str, /, **kwargs: Any) -> Any:
+        """Invoke a control method and return its result (raises RuntimeError on a 4xx/5xx).
+        `method` is positional-only: `inject_fault` takes a `method` argument of its own."""
         data = json.dumps(kwargs).encode()
         if not self.clob_url.startswith(("http://", "https://")):
             raise ValueError("the control URL must be http(s)")

@@ -283,8 +283,11 @@ class Transport:
         self._client = client or httpx.AsyncClient(
             transport=http_transport,
             http2=http2 and h2_available(),
+            # keep-alive for every connection: httpcore 1.0 closes idle connections whenever the
+            # pool holds more than `max_keepalive_connections` in all, so a lower number made
+            # 32 requests in flight over HTTP/1.1 reconnect again and again
             limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=30
+                max_connections=100, max_keepalive_connections=100, keepalive_expiry=30
             ),
             follow_redirects=False,
         )

@@ -248,7 +248,7 @@ def test_heartbeat_switch_and_retention_days() -> None:
 
 def test_requests_in_flight_reach_both_lanes_of_the_executor(fernet_key: str) -> None:
     """EXECUTOR_POST_CONCURRENCY sets how many requests the live lane and its paper lane keep in
-    flight (8 when unset)."""
+    flight (32 when unset)."""
     from executor import build_context
 
     def lanes(env: dict[str, str]) -> tuple[int, int]:
@@ -257,5 +257,5 @@ def test_requests_in_flight_reach_both_lanes_of_the_executor(fernet_key: str) ->
         assert ctx.shadow is not None
         return ctx.post_concurrency, ctx.shadow.post_concurrency
 
-    assert lanes({}) == (8, 8)
-    assert lanes({"EXECUTOR_POST_CONCURRENCY": "32"}) == (32, 32)
+    assert lanes({}) == (32, 32)
+    assert lanes({"EXECUTOR_POST_CONCURRENCY": "8"}) == (8, 8)

@@ -320,3 +320,59 @@ def test_wake_batch_groups_waiters_without_raising_the_rate() -> None:
     assert times[4:8] == [times[4]] * 4 and times[8:] == [times[8]] * 4  # groups of 4
     assert abs(times[4] - 0.1) < 1e-9 and abs(times[8] - 0.2) < 1e-9  # 4 tokens / 40 per s
     assert len(sleeps) == 2
+
+
+# -- Connection reuse ------------------------------------------------------------------------
+
+
+def test_many_requests_in_flight_keep_their_connections_over_http11() -> None:
+    """Two rounds of 32 concurrent writes over HTTP/1.1 (loopback): the second round reuses the
+    first round's connections. (With httpcore's keep-alive cap at 20 the pool closed its idle
+    connections once it held more than 20, and every round reconnected.)"""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections: list[int] = []
+    arrived = threading.Barrier(32, timeout=10)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            arrived.wait()  # all 32 in flight at once: 32 connections
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/order"
+
+    async def body() -> list[int]:
+        transport = Transport(http2=False)
+        counts = []
+        try:
+            for _ in range(2):
+                await asyncio.gather(*(transport.write("POST", url, route="/order", limits=(), content=b"{}",
+                                                       headers=dict)
+                                       for _ in range(32)))
+                counts.append(len(connections))
+        finally:
+            await transport.aclose()
+        return counts
+
+    try:
+        assert run(body) == [32, 32]
+    finally:
+        server.shutdown()
+        server.server_close()
