@@ -153,6 +153,8 @@ class DeliveryStatus(str, enum.Enum):
     FAILED = "failed"
 
 
+SELLS_SQL = "side = 'SELL' AND activity_type = 'TRADE'"  # a trader's sales (partial index)
+SHRINKS_SQL = "kind IN ('POSITION_CLOSED', 'SIZE_DECREASE')"  # a holding that shrank (partial index)
 OPEN_STATUS_SQL = ("status IN ('QUEUED', 'CLAIMED', 'SIGNED', 'IN_DOUBT', 'LIVE', 'PARTIAL', "
                    "'CANCELING')")
 
@@ -274,6 +276,9 @@ class TraderFill(Base):
         Index("ix_trader_fills_trader_tx", "trader_id", "transaction_hash"),
         Index("ix_trader_fills_unchecked", "sources_checked_at", "first_seen_at"),
         Index("ix_trader_fills_trader_token_time", "trader_id", "token_id", "occurred_at"),
+        # the stop sweep's "did the trader sell after the copied fill?" (copying.stops)
+        Index("ix_trader_fills_sells", "trader_id", "token_id", "occurred_at",
+              postgresql_where=text(SELLS_SQL), sqlite_where=text(SELLS_SQL)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -472,8 +477,12 @@ class TraderPositionEvent(Base):
     """NEW_POSITION / SIZE_INCREASE / SIZE_DECREASE / POSITION_CLOSED between two snapshots."""
 
     __tablename__ = "trader_position_events"
-    __table_args__ = (Index("ix_trader_position_events_trader_token", "trader_id", "token_id",
-                            "detected_at"),)
+    __table_args__ = (
+        Index("ix_trader_position_events_trader_token", "trader_id", "token_id", "detected_at"),
+        # the stop sweep's "did the holding shrink after the copy was queued?" (copying.stops)
+        Index("ix_trader_position_events_shrinks", "trader_id", "token_id", "detected_at",
+              postgresql_where=text(SHRINKS_SQL), sqlite_where=text(SHRINKS_SQL)),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trader_id: Mapped[int] = mapped_column(ForeignKey("traders.id"), index=True)

@@ -88,6 +88,21 @@ def reserved_buy_by_follower(session: Session, follower_ids: Iterable[int], pape
     return out
 
 
+def _usd_by_follower(s: Session, ids: list[int], owner: Any, size: Any, price: Any, *where: Any) -> dict[int, Decimal]:
+    """Σ size × price per follower (`owner`) over the rows of `ids` matching `where` (NULL counts
+    as 0): one exact NUMERIC aggregate row per follower on PostgreSQL, the rows summed here in
+    Decimal on SQLite (its decimals are text)."""
+    out = {fid: ZERO for fid in ids}
+    if s.get_bind().dialect.name == "postgresql":
+        usd = type_coerce(func.sum(type_coerce(size, Numeric()) * type_coerce(price, Numeric())), DecimalType())
+        for fid, total in s.execute(select(owner, usd).where(owner.in_(ids), *where).group_by(owner)):
+            out[fid] = total or ZERO
+        return out
+    for fid, amount, at in s.execute(select(owner, size, price).where(owner.in_(ids), *where)):
+        out[fid] += (amount or ZERO) * (at or ZERO)
+    return out
+
+
 @lru_cache(maxsize=1)
 def _reserved_statement() -> Any:
     """The PostgreSQL aggregate behind `reserved_buy_by_follower` (built once: ~0.3 ms each time)."""
@@ -130,11 +145,13 @@ class Reservations:
 
     @classmethod
     def load(cls, s: Session, jobs: Sequence[Job], paper: bool, now: datetime,
-             limited_followers: Iterable[int] = ()) -> Reservations:
+             limited_followers: Iterable[int] = (), event_followers: Iterable[int] = ()) -> Reservations:
         """Read every reservation the jobs' sizing needs (caller holds the follower locks).
 
         Per-follow detail (open copies, today's fills, positions) is read only for follows with
-        a daily cap, a market exposure cap or a SELL to size: sizing ignores it otherwise.
+        a daily cap, a market exposure cap or a SELL to size: sizing ignores it otherwise. Per
+        follower: today's BUYs, open copies and cost held for `limited_followers` (their own caps),
+        and the cost per market too for `event_followers` (event-level limits).
         """
         day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         reserved = reserved_buy_by_follower(s, (j.follower.id for j in jobs), paper)
@@ -163,36 +180,42 @@ class Reservations:
                 positions[(follow_id, token)] = (cond, size, avg)
                 targets[(follow_id, token)] = target
         book = cls(day, reserved, open_by, filled, positions, targets)
-        book._load_follower_limits(s, sorted(set(limited_followers)), [j.id for j in jobs], paper)
+        by_condition = sorted(set(event_followers))
+        book._load_follower_limits(s, sorted(set(limited_followers) | set(by_condition)), by_condition,
+                                   [j.id for j in jobs], paper)
         return book
 
-    def _load_follower_limits(self, s: Session, ids: list[int], batch: list[int], paper: bool) -> None:
-        """Today's BUYs, open copies and cost held of the followers that have their own limits."""
+    def _load_follower_limits(self, s: Session, ids: list[int], by_condition: list[int], batch: list[int],
+                              paper: bool) -> None:
+        """Today's BUYs, open copies and cost held of the followers that have their own limits;
+        the cost per market only for `by_condition` (followers with event-level limits)."""
         if not ids:
             return
-        self.follower_filled_today = {fid: ZERO for fid in ids}
         self.open_by_follower = {fid: [] for fid in ids}
-        self.follower_cost = {fid: ZERO for fid in ids}
-        self.follower_cost_by_condition = {fid: defaultdict(Decimal) for fid in ids}
         for fid, c in open_copies(s, paper, follower_ids=ids):
             self.open_by_follower[fid].append(c)
-        for fid, size, avg in s.execute(select(
-                CopyOrder.follower_id, CopyOrder.filled_size, CopyOrder.avg_fill_price).where(
-                CopyOrder.follower_id.in_(ids), CopyOrder.side == "BUY", CopyOrder.id.not_in(batch),
-                CopyOrder.signed_at.is_not(None), CopyOrder.signed_at >= self.day)):
-            self.follower_filled_today[fid] += (size or ZERO) * (avg or ZERO)
-        for fid, cond, size, avg in s.execute(select(
-                FollowerPosition.follower_id, FollowerPosition.condition_id, FollowerPosition.size,
-                FollowerPosition.avg_cost).where(
-                FollowerPosition.follower_id.in_(ids), FollowerPosition.paper == paper)):
-            self.follower_cost[fid] += size * avg
-            self.follower_cost_by_condition[fid][cond] += size * avg
+        self.follower_filled_today = _usd_by_follower(
+            s, ids, CopyOrder.follower_id, CopyOrder.filled_size, CopyOrder.avg_fill_price,
+            CopyOrder.side == "BUY", CopyOrder.id.not_in(batch), CopyOrder.signed_at.is_not(None),
+            CopyOrder.signed_at >= self.day)
+        self.follower_cost = _usd_by_follower(
+            s, ids, FollowerPosition.follower_id, FollowerPosition.size, FollowerPosition.avg_cost,
+            FollowerPosition.paper == paper)
+        self.follower_cost_by_condition = {fid: defaultdict(Decimal) for fid in by_condition}
+        if by_condition:
+            for fid, cond, size, avg in s.execute(select(
+                    FollowerPosition.follower_id, FollowerPosition.condition_id, FollowerPosition.size,
+                    FollowerPosition.avg_cost).where(
+                    FollowerPosition.follower_id.in_(by_condition), FollowerPosition.paper == paper)):
+                self.follower_cost_by_condition[fid][cond] += size * avg
 
     def follower_usd_by_condition(self, follower_id: int) -> dict[str, Decimal]:
         """The follower's USD at risk per market (condition id): the cost of its positions plus
-        its open BUY remainders, all follows (only for followers loaded with their limits)."""
+        its open BUY remainders, all follows (only for followers loaded with `event_followers`)."""
+        if follower_id not in self.follower_cost_by_condition:
+            raise KeyError(f"follower {follower_id}: loaded without its cost per market")
         out: dict[str, Decimal] = defaultdict(Decimal)
-        for cond, usd in self.follower_cost_by_condition.get(follower_id, {}).items():
+        for cond, usd in self.follower_cost_by_condition[follower_id].items():
             out[cond] += usd
         for c in self.open_by_follower.get(follower_id, ()):
             if c.side == "BUY":

@@ -19,10 +19,11 @@ copies have no trader fill: only the rules that do not need one apply to them.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, false, func, or_, select
+from sqlalchemy import Select, bindparam, case, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from copying.killswitch import KillSwitchState
@@ -45,34 +46,42 @@ STOPPABLE = (CopyStatus.QUEUED, CopyStatus.LIVE, CopyStatus.PARTIAL, CopyStatus.
 OriginalFill = aliased(TraderFill, name="copied_fill")  # the fill a copy copies
 
 
-def find_stops(s: Session, paper: bool, queued_since: datetime | None = None) -> dict[int, str]:
-    """Copy id → why it must stop now, for this mode's open copies (QUEUED ones it may claim);
-    with `queued_since`, only among the copies queued since then (see `stop_fingerprint`).
-
-    One query (plain columns, no ORM objects: it runs at every wake); a trader's exit is two
-    EXISTS probes per open BUY copy on the (trader, token, time) indexes, whatever the history.
-    """
-    switches = KillSwitchState.load(s)
-    sold = (select(TraderFill.id).where(
+@functools.cache
+def _stops_query(paper: bool, incremental: bool) -> Select[Any]:
+    """The sweep's one query for a mode, built once (its values are bound per call): with
+    `incremental`, only the copies queued since `:queued_since`."""
+    sold = (select(TraderFill.id).where(  # index-only on ix_trader_fills_sells
         TraderFill.trader_id == Follow.trader_id, TraderFill.token_id == CopyOrder.token_id,
         TraderFill.occurred_at > OriginalFill.occurred_at, TraderFill.side == "SELL",
         TraderFill.activity_type == "TRADE").exists())
-    shrank = (select(TraderPositionEvent.id).where(
+    shrank = (select(TraderPositionEvent.id).where(  # index-only on ix_trader_position_events_shrinks
         TraderPositionEvent.trader_id == Follow.trader_id, TraderPositionEvent.token_id == CopyOrder.token_id,
         TraderPositionEvent.detected_at > CopyOrder.queued_at,
         TraderPositionEvent.kind.in_([PositionEventKind.POSITION_CLOSED, PositionEventKind.SIZE_DECREASE]))
         .exists())
     exited = case((CopyOrder.side == "BUY", or_(sold, shrank)), else_=false())
-    rows = s.execute(
-        select(CopyOrder.id, CopyOrder.side, CopyOrder.status, CopyOrder.follow_id, Follower.status,
-               Follow.status, exited, Market.closed, Market.accepting_orders)
-        .join(Follow, Follow.id == CopyOrder.follow_id)
-        .join(Follower, Follower.id == CopyOrder.follower_id)
-        .outerjoin(OriginalFill, OriginalFill.id == CopyOrder.trader_fill_id)
-        .outerjoin(Market, Market.condition_id == CopyOrder.condition_id)
-        .where(CopyOrder.status.in_(STOPPABLE), for_mode(paper),
-               or_(CopyOrder.status == CopyStatus.QUEUED, CopyOrder.paper == paper),
-               *(() if queued_since is None else (CopyOrder.queued_at >= queued_since,)))).all()
+    since = bindparam("queued_since", type_=CopyOrder.__table__.c.queued_at.type)
+    return (select(CopyOrder.id, CopyOrder.side, CopyOrder.status, CopyOrder.follow_id, Follower.status,
+                   Follow.status, exited, Market.closed, Market.accepting_orders)
+            .join(Follow, Follow.id == CopyOrder.follow_id)
+            .join(Follower, Follower.id == CopyOrder.follower_id)
+            .outerjoin(OriginalFill, OriginalFill.id == CopyOrder.trader_fill_id)
+            .outerjoin(Market, Market.condition_id == CopyOrder.condition_id)
+            .where(CopyOrder.status.in_(STOPPABLE), for_mode(paper),
+                   or_(CopyOrder.status == CopyStatus.QUEUED, CopyOrder.paper == paper),
+                   *((CopyOrder.queued_at >= since,) if incremental else ())))
+
+
+def find_stops(s: Session, paper: bool, queued_since: datetime | None = None) -> dict[int, str]:
+    """Copy id → why it must stop now, for this mode's open copies (QUEUED ones it may claim);
+    with `queued_since`, only among the copies queued since then (see `stop_fingerprint`).
+
+    One query (plain columns, no ORM objects: it runs at every wake); a trader's exit is two
+    index-only EXISTS probes per open BUY copy on partial indexes, whatever the history.
+    """
+    switches = KillSwitchState.load(s)
+    query = _stops_query(paper, queued_since is not None)
+    rows = s.execute(query, {} if queued_since is None else {"queued_since": queued_since}).all()
     out: dict[int, str] = {}
     for cid, side, status, follow_id, follower_status, follow_status, trader_exited, closed, accepting in rows:
         market_closed = bool(closed) or accepting is False

@@ -363,8 +363,9 @@ def sign_batch(ctx: ExecutorContext, jobs: list[Job]) -> list[Job]:
             cos[co.id], followers[follower.id] = co, follower
         mine = {cid for cid, co in cos.items() if holds_claim(ctx, co)}
         limited = [fid for fid, f in followers.items()
-                   if f.daily_usd_cap is not None or f.max_open_exposure is not None or has_event_limits(f)]
-        book = Reservations.load(s, to_size, ctx.paper, now, limited) if to_size else None
+                   if f.daily_usd_cap is not None or f.max_open_exposure is not None]
+        eventful = [fid for fid, f in followers.items() if has_event_limits(f)]
+        book = Reservations.load(s, to_size, ctx.paper, now, limited, eventful) if to_size else None
         risk = EventRisk.load(ctx, s, book, [followers[j.follower.id] for j in to_size], now) \
             if to_size and book is not None else EventRisk()
         # the ledger is read under the followers' locks: every executor sees the same pUSD
