@@ -44,7 +44,7 @@ from copying.redeem import redeem_pass
 from copying.resolution import check_resolutions
 from copying.submit import post_signed, prepare_jobs, read_back
 from copying.targets import queue_remainders
-from copying.upkeep import open_order_pass
+from copying.upkeep import give_way, open_order_pass
 from infra import metrics
 from infra.config import Settings
 from infra.daemon import (
@@ -221,7 +221,9 @@ async def order_loop(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: Cy
         started = time.monotonic()
         try:
             done = await housekeeping_pass(ctx)
+            await give_way()  # each step below is database work that does not yield: copies first
             shadow = shadow_lane(ctx)
+            await give_way()
             if shadow is not None:
                 done.update({f"shadow_{k}": v for k, v in (await housekeeping_pass(shadow)).items()})
             if any(done.values()):
@@ -229,6 +231,7 @@ async def order_loop(ctx: ExecutorContext, stop: asyncio.Event, manage_clock: Cy
             manage = manage_clock.due()
             counts = await open_order_pass(ctx, stop, manage=manage)
             record_gauges(ctx, counts)
+            await give_way()
             counts.update(await settlement_pass(ctx, stop, remainders=manage,
                                                 resolutions=resolution_clock.due()))
             if shadow is not None and not stop.is_set():

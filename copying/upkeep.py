@@ -98,12 +98,21 @@ async def stop_sweep(ctx: ExecutorContext, stop: asyncio.Event | None = None) ->
     return counts
 
 
+async def give_way() -> None:
+    """Let the event loop run whatever is ready, new copies first (a NOTIFY wakes the submit pass):
+    called between two steps of the open-order work, each a few ms of database work that does not
+    yield, so that a copy waits for one step, never for a whole wake."""
+    await asyncio.sleep(0)
+
+
 async def open_order_pass(ctx: ExecutorContext, stop: asyncio.Event, *, manage: bool) -> Counter[str]:
     """One wake of the open-order loop (see the module docstring); counts for the cycle log."""
     counts: Counter[str] = Counter()
     counts += await stop_sweep(ctx, stop)
+    await give_way()
     if not stop.is_set():  # after the stops: a copy the trader's exit stopped says so
         counts["superseded"] += await cancel_superseded(ctx)
+        await give_way()
     if stop.is_set() or (ctx.submitting and not manage):
         return counts  # new copies are going out: fills, replans and balances wait a wake
     if ctx.resume_ids:
@@ -112,11 +121,14 @@ async def open_order_pass(ctx: ExecutorContext, stop: asyncio.Event, *, manage: 
             counts[f"replan_{what.value}"] += n
     if stop.is_set():
         return counts
+    await give_way()
     with session_scope(ctx.factory) as s:
         open_followers = followers_with_open_orders(s, ctx.paper)
+    await give_way()
     due = due_followers(ctx, open_followers)[:FILLS_PER_WAKE]
     if due:
         counts["fills"] += await refresh_fills(ctx, due, open_followers, background=True)
+        await give_way()
     now = time.monotonic()
     if now >= ctx.markets_due_at and not stop.is_set():
         ctx.markets_due_at = now + 1.0
@@ -130,6 +142,7 @@ async def open_order_pass(ctx: ExecutorContext, stop: asyncio.Event, *, manage: 
     if stop.is_set():
         return counts
     if not ctx.paper:
+        await give_way()
         with session_scope(ctx.factory) as s:
             closed = close_paper_copies(s)
         if closed:
@@ -141,6 +154,7 @@ async def open_order_pass(ctx: ExecutorContext, stop: asyncio.Event, *, manage: 
             await _balances(ctx, counts)
     now = time.monotonic()
     if now >= ctx.retention_due_at:
+        await give_way()
         ctx.retention_due_at = now + RETENTION_EVERY
         counts.update(prune(ctx.factory, ctx.settings, ctx.clock()))
     return counts

@@ -265,6 +265,40 @@ def test_background_reads_wait_while_copies_go_out(h: Harness) -> None:
     assert h.only().status == CopyStatus.PARTIAL and h.only().filled_size == D("4")
 
 
+def test_the_open_order_pass_lets_new_copies_in_between_its_steps(h: Harness,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit pass that became ready during the stop sweep runs right after the sweep, not after
+    the whole wake: each step of the pass is database work that does not yield by itself."""
+    from collections import Counter
+
+    import copying.upkeep as upkeep
+
+    ran: list[str] = []
+    woken: list[asyncio.Future[None]] = []
+
+    async def copies() -> None:
+        ran.append("copies")
+
+    async def sweep(ctx: Any, stop: Any = None) -> Counter[str]:
+        ran.append("sweep")
+        woken.append(asyncio.ensure_future(copies()))  # a NOTIFY came in during the sweep
+        return Counter()
+
+    async def superseded(ctx: Any) -> int:
+        ran.append("superseded")
+        return 0
+
+    monkeypatch.setattr(upkeep, "stop_sweep", sweep)
+    monkeypatch.setattr(upkeep, "cancel_superseded", superseded)
+
+    async def body() -> None:
+        await upkeep.open_order_pass(h.ctx, asyncio.Event(), manage=False)
+        await asyncio.gather(*woken)
+
+    asyncio.run(body())
+    assert ran[:3] == ["sweep", "copies", "superseded"]
+
+
 # --- marketable remainders -----------------------------------------------------------------------
 
 def test_a_partial_market_order_remainder_is_tried_again_until_filled(h: Harness) -> None:
