@@ -18,7 +18,8 @@ request and leaves the rest due.
    sweep between them;
 5. a live executor closes the paper copies still open (`copying.modes`);
 6. a few followers' balances read again (`copying.balances`), and the retention prune hourly.
-A stop request is looked at between every step and every chunk.
+A stop request is looked at between every step and every chunk, and new copies get the event
+loop between every two steps (`give_way`).
 """
 
 from __future__ import annotations
