@@ -44,7 +44,7 @@ from copying.sizing import MIN_NOTIONAL_USD
 from copying.states import Event, transition
 from copying.submit import post_batch, read_back, record_batch
 from copying.venues import CancelReport, LiveVenue, VenueAccount
-from crypto import signing_key
+from crypto import signer_for
 from infra import metrics
 from infra.db import session_scope
 from models import CopyOrder, CopyStatus, Follow, Follower, FollowerFill, TraderFill
@@ -219,7 +219,7 @@ def _settle(ctx: ExecutorContext, plans: dict[int, Plan], ids: list[int], matche
         for fid, items in sorted(to_sign.items()):
             follower = followers[fid]
             creds = creds_of(ctx, follower)
-            with signing_key(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
+            with signer_for(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
                 for co, left, plan in items:
                     assert plan.decision is not None and plan.market is not None
                     try:

@@ -17,7 +17,7 @@ from copying.context import ExecutorContext
 from copying.sizing import MIN_NOTIONAL_USD
 from copying.states import Event, transition
 from copying.venues import OrderSpec
-from crypto import signing_key
+from crypto import signer_for
 from models import CopyOrder, Follower
 from smart_pricing import PriceAction, PriceDecision
 from wire.amounts import (
@@ -95,10 +95,10 @@ def plan_order(ctx: ExecutorContext, co: CopyOrder, follower: Follower, market: 
     return OrderPlan(req, exchange_for(market.version, market.neg_risk, ctx.settings.chain_id), decision, shares)
 
 
-def sign_planned(ctx: ExecutorContext, s: Session, co: CopyOrder, plan: OrderPlan, key: str | SigningKey,
+def sign_planned(ctx: ExecutorContext, s: Session, co: CopyOrder, plan: OrderPlan, key: SigningKey,
                  creds: ApiCreds | None, event: Event) -> None:
-    """Sign `plan` with the decrypted `key` (parsed once for many orders: a `SigningKey`) and store
-    it on `co` (SIGN or REPRICE; caller commits)."""
+    """Sign `plan` with the follower's key (`crypto.signer_for`: decrypted and parsed once for
+    many orders) and store it on `co` (SIGN or REPRICE; caller commits)."""
     decision = plan.decision
     assert decision.price is not None and decision.order_type
     signed = sign_order(plan.request, key, plan.exchange, ctx.settings.chain_id, timestamps=ctx.timestamps)
@@ -123,7 +123,7 @@ def sign_into(ctx: ExecutorContext, s: Session, co: CopyOrder, follower: Followe
     """Plan and sign one venue order for `shares` with the follower's key (caller commits)."""
     assert ctx.keyring is not None
     plan = plan_order(ctx, co, follower, market, decision, shares)
-    with signing_key(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
+    with signer_for(ctx.keyring, follower.encrypted_private_key, follower.signer_address) as key:
         sign_planned(ctx, s, co, plan, key, creds, event)
 
 
